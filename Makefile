@@ -1,0 +1,38 @@
+# Two commands on a fresh clone: `make compare` runs the study, `make test` runs the tests.
+# Both create .venv and install the project into it when needed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Offline machines keep the datasets in ../shared/datasets; use it unless MNISTLAB_DATA_DIR is set.
+ifneq ($(wildcard ../shared/datasets),)
+export MNISTLAB_DATA_DIR ?= $(abspath ../shared/datasets)
+endif
+
+.PHONY: compare test test-fast clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files re-run the install when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+compare: $(VENV)/.installed
+	$(BIN)/mnistlab compare $(ARGS)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The suite without the full-dataset training runs, for quick iteration.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,170 @@
+"""The `mnistlab` command line: a thin layer that parses flags and calls one library function per command.
+
+    mnistlab compare                  # the ANN-vs-CNN study on MNIST, written to runs/<timestamp>-compare
+    mnistlab train cnn --epochs 1     # train one model into a checkpoint
+    mnistlab evaluate runs/x/cnn.pt   # test a checkpoint
+    mnistlab data list | fetch NAME | verify NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mnistlab import __version__
+from mnistlab.errors import MnistlabError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_training_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file with training settings (flags override it)")
+    parser.add_argument("--dataset", help="registered dataset name (default: mnist)")
+    parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5)")
+    parser.add_argument("--batch-size", type=int, help="images per optimiser step (default: 128)")
+    parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float,
+                        help="Adam learning rate (default: 0.001)")
+    parser.add_argument("--validation-fraction", type=float,
+                        help="share of training images held out for validation (default: 0.1)")
+    parser.add_argument("--seed", type=int, help="seed for the split, initial weights and batch order (default: 0)")
+    parser.add_argument("--limit-train", type=int, metavar="N",
+                        help="train on a seeded random subset of N training images, for quick runs (default: all)")
+    parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default: one per core)")
+
+
+def _config_from(args: argparse.Namespace):
+    from mnistlab.config import load_config
+
+    return load_config(
+        args.config, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
+        limit_train=args.limit_train, threads=args.threads,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all subcommands."""
+    parser = argparse.ArgumentParser(prog="mnistlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="read-only folder holding <dataset>/<file>.gz (default: $MNISTLAB_DATA_DIR)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    compare = commands.add_parser("compare", help="train, test and compare models; write a run folder")
+    compare.add_argument("--models", default="ann,cnn", help="comma-separated model names (default: %(default)s)")
+    compare.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-compare)")
+    _add_training_flags(compare)
+
+    train = commands.add_parser("train", help="train one model into a checkpoint (the test split is not used)")
+    train.add_argument("model", help="registered model name, e.g. ann or cnn")
+    train.add_argument("--out", metavar="FILE", help="checkpoint path (default: runs/<timestamp>-train/MODEL.pt)")
+    _add_training_flags(train)
+
+    evaluate = commands.add_parser("evaluate", help="test a checkpoint on its dataset's test split")
+    evaluate.add_argument("checkpoint", help="a .pt file written by train or compare")
+    evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
+
+    report = commands.add_parser("report", help="rebuild a run folder's figures and report from metrics.json")
+    report.add_argument("run_dir", help="a folder written by mnistlab compare")
+
+    data = commands.add_parser("data", help="list, fetch or verify datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data_commands.add_parser("list", help="registered datasets and where a local copy was found")
+    fetch = data_commands.add_parser("fetch", help="download a dataset into the user cache and verify it")
+    fetch.add_argument("name")
+    fetch.add_argument("--mirror", action="append", metavar="URL",
+                       help="base URL to download from instead of the registry's mirrors (repeatable)")
+    verify = data_commands.add_parser("verify", help="check a local copy's checksums and structure")
+    verify.add_argument("name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 2 user error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except MnistlabError as error:
+        print(f"mnistlab: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("mnistlab: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_compare_command(args: argparse.Namespace) -> int:
+    from mnistlab.report import summary_table
+    from mnistlab.study import default_run_dir, run_compare
+
+    config = _config_from(args)
+    out_dir = Path(args.out) if args.out else default_run_dir("compare")
+    model_names = [name.strip() for name in args.models.split(",") if name.strip()]
+    metrics = run_compare(model_names, config, out_dir, args.data_dir, progress=not args.quiet)
+    print(summary_table(metrics))
+    print(f"\nRun folder: {out_dir}  (report.md, metrics.json, figures, checkpoints)")
+    return 0
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    from mnistlab.study import default_run_dir, train_checkpoint
+
+    config = _config_from(args)
+    out_path = Path(args.out) if args.out else default_run_dir("train") / f"{args.model}.pt"
+    metrics = train_checkpoint(args.model, config, out_path, args.data_dir, progress=not args.quiet)
+    last = metrics["history"][-1]
+    print(f"{args.model}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
+          f"validation accuracy {100 * last['val_accuracy']:.2f}%")
+    print(f"Checkpoint: {out_path}")
+    return 0
+
+
+def run_evaluate_command(args: argparse.Namespace) -> int:
+    from mnistlab.study import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    print(f"{metrics['model']} on {metrics['dataset']} test set: accuracy {100 * metrics['test_accuracy']:.2f}%, "
+          f"loss {metrics['test_loss']:.4f}")
+    print(f"{'class':>12}  precision  recall     f1  support")
+    for row in metrics["per_class"]:
+        print(f"{row['class']:>12}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:.4f}  {row['support']:7d}")
+    return 0
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    from mnistlab.report import write_report
+
+    write_report(args.run_dir)
+    print(f"Rebuilt {Path(args.run_dir) / 'report.md'} and its figures")
+    return 0
+
+
+def run_data_command(args: argparse.Namespace) -> int:
+    from mnistlab import datasets
+
+    if args.data_command == "list":
+        for name, spec in datasets.DATASETS.items():
+            where = datasets.find_local_copy(name, args.data_dir)
+            print(f"{name:14} {spec.description}\n{'':14} local copy: {where or 'none (will download on first use)'}")
+        return 0
+    if args.data_command == "fetch":
+        paths = datasets.fetch_dataset(args.name, mirrors=args.mirror, progress=not args.quiet)
+    else:
+        paths = datasets.load_dataset(args.name, args.data_dir, download=False, progress=not args.quiet).sources
+    for file_name, path in paths.items():
+        print(f"ok  {file_name:26} {path}")
+    return 0
+
+
+COMMANDS = {
+    "compare": run_compare_command,
+    "train": run_train_command,
+    "evaluate": run_evaluate_command,
+    "report": run_report_command,
+    "data": run_data_command,
+}

@@ -1,0 +1,87 @@
+"""Training configuration: a typed dataclass with the study's defaults, loadable from TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnistlab.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run's numbers. Defaults are the seed study's protocol."""
+
+    dataset: str = "mnist"  # registry name of the dataset
+    epochs: int = 5  # passes over the training split
+    batch_size: int = 128  # images per optimiser step
+    learning_rate: float = 1e-3  # Adam step size
+    validation_fraction: float = 0.1  # share of the training set held out (stratified) for validation
+    seed: int = 0  # drives the split, the initial weights and the batch order
+    limit_train: int | None = None  # use a seeded random subset of this many training images (quick runs)
+    threads: int | None = None  # CPU threads for PyTorch; None keeps PyTorch's default (one per core)
+
+    def validate(self) -> "TrainConfig":
+        """Raise `ConfigError` naming the first bad field; return self."""
+        checks = [
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("learning_rate", self.learning_rate > 0, "a number > 0"),
+            ("validation_fraction", 0 < self.validation_fraction < 1, "a fraction strictly between 0 and 1"),
+            ("seed", self.seed >= 0, "an integer >= 0"),
+            ("limit_train", self.limit_train is None or self.limit_train >= 100, "an integer >= 100"),
+            ("threads", self.threads is None or self.threads >= 1, "an integer >= 1"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"{name} = {getattr(self, name)!r} is invalid; it must be {expected}")
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain dict of the fields, for JSON and checkpoints."""
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the `[train]` table (or top level) of a TOML file, then non-None `overrides`."""
+    values: dict = {}
+    if path is not None:
+        values = _read_toml(Path(path))
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(fields)}")
+    for name, value in values.items():
+        if not _matches(fields[name].type, value):
+            raise ConfigError(f"config key {name} = {value!r} has the wrong type; expected {fields[name].type}")
+    return TrainConfig(**values).validate()
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file ({error.strerror}); check the path") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}); fix the file") from None
+    return document.get("train", document)
+
+
+def _matches(annotation: str, value) -> bool:
+    """Type check against the dataclass annotation strings used above."""
+    if isinstance(value, bool):
+        return False
+    if "int" in annotation and isinstance(value, int):
+        return True
+    if "float" in annotation and isinstance(value, (int, float)):
+        return True
+    return "str" in annotation and isinstance(value, str)

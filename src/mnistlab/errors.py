@@ -1,0 +1,17 @@
+"""Errors that mnistlab reports to users as one line (the CLI exits with code 2)."""
+
+
+class MnistlabError(Exception):
+    """Base class: a problem the user can fix, with the message saying how."""
+
+
+class DatasetError(MnistlabError):
+    """A dataset file is missing, damaged, or does not match its pinned checksum."""
+
+
+class ConfigError(MnistlabError):
+    """A configuration value or file is invalid."""
+
+
+class CheckpointError(MnistlabError):
+    """A checkpoint file cannot be read or does not describe a known model."""

@@ -1,0 +1,138 @@
+"""Train one model under a `TrainConfig`: seeded, deterministic on CPU, one epoch record per epoch.
+
+The whole dataset stays in memory as one tensor and batches are taken by
+index, so there are no data-loader workers to make runs slower or less repeatable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch import nn
+from tqdm import tqdm
+
+from mnistlab.config import TrainConfig
+from mnistlab.datasets import Dataset
+from mnistlab.errors import ConfigError
+from mnistlab.models import build_model, images_to_tensor, infer
+
+
+@dataclass
+class TrainResult:
+    """A trained model and how it got there."""
+
+    model: nn.Module
+    history: list[dict]  # one dict per epoch: train/val loss and accuracy, seconds
+    train_seconds: float  # wall time of the optimisation loop, validation included
+    train_size: int  # images trained on
+    validation_size: int  # images held out for validation
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Make PyTorch deterministic on CPU: one seed, fixed thread count, deterministic kernels."""
+    torch.manual_seed(seed)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of the training set into (train, validation) indices, stratified by label."""
+    indices = np.arange(len(labels))
+    if config.limit_train is not None and config.limit_train < len(labels):
+        rng = np.random.default_rng(config.seed)
+        indices = np.sort(rng.choice(indices, size=config.limit_train, replace=False))
+    try:
+        train_part, validation_part = train_test_split(
+            indices, test_size=config.validation_fraction, stratify=labels[indices], random_state=config.seed
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"cannot hold out a stratified validation split of {len(indices)} images ({error}); "
+            f"use a larger limit_train or validation_fraction"
+        ) from None
+    return np.sort(train_part), np.sort(validation_part)
+
+
+def train(
+    model_name: str,
+    dataset: Dataset,
+    config: TrainConfig,
+    progress: bool = True,
+    model_arguments: dict | None = None,
+) -> TrainResult:
+    """Train `model_name` on `dataset`'s training split under `config`; the test split is never touched."""
+    seed_everything(config.seed, config.threads)
+    train_part, validation_part = split_indices(dataset.train_labels, config)
+    model = build_model(model_name, **(model_arguments or {}))
+    inputs = images_to_tensor(dataset.train_images)
+    labels = torch.from_numpy(dataset.train_labels.astype(np.int64))
+    train_inputs, train_labels = inputs[train_part], labels[train_part]
+    validation_inputs, validation_labels = inputs[validation_part], labels[validation_part]
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    generator = torch.Generator().manual_seed(config.seed)
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        train_loss, train_accuracy = train_epoch(
+            model, optimizer, train_inputs, train_labels, config.batch_size, generator,
+            description=f"{model_name} epoch {epoch}/{config.epochs}", progress=progress,
+        )
+        validation_logits = infer(model, validation_inputs)
+        history.append({
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "val_loss": F.cross_entropy(validation_logits, validation_labels).item(),
+            "val_accuracy": (validation_logits.argmax(1) == validation_labels).float().mean().item(),
+            "seconds": time.perf_counter() - epoch_start,
+        })
+        if progress:
+            record = history[-1]
+            tqdm.write(
+                f"{model_name} epoch {epoch}/{config.epochs}: loss {record['train_loss']:.4f} "
+                f"acc {record['train_accuracy']:.4f} val_loss {record['val_loss']:.4f} "
+                f"val_acc {record['val_accuracy']:.4f} ({record['seconds']:.1f} s)"
+            )
+    return TrainResult(
+        model=model.eval(),
+        history=history,
+        train_seconds=time.perf_counter() - start,
+        train_size=len(train_part),
+        validation_size=len(validation_part),
+    )
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    description: str = "",
+    progress: bool = False,
+) -> tuple[float, float]:
+    """One pass in a seeded random order; returns (mean train loss, train accuracy) over the pass."""
+    model.train()
+    order = torch.randperm(len(inputs), generator=generator)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    for start in tqdm(range(0, len(inputs), batch_size), desc=description, unit="batch", leave=False,
+                      disable=not progress):
+        batch = order[start:start + batch_size]
+        logits = model(inputs[batch])
+        loss = F.cross_entropy(logits, labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(batch)
+        correct += (logits.argmax(1) == labels[batch]).sum()
+    return loss_sum.item() / len(inputs), correct.item() / len(inputs)

@@ -1,0 +1,118 @@
+"""Shared fixtures: an isolated cache, no internet, tiny synthetic datasets, a local HTTP mirror."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistlab import datasets
+from mnistlab.datasets import FILE_NAMES, DatasetFile, DatasetSpec
+from mnistlab.idx import encode_idx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory, monkeypatch):
+    """Every test gets an empty user cache and cannot download unless it asks to."""
+    monkeypatch.setenv("MNISTLAB_HOME", str(tmp_path_factory.mktemp("mnistlab-home")))
+    monkeypatch.setenv("MNISTLAB_OFFLINE", "1")
+    monkeypatch.delenv("MNISTLAB_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The folder with the real MNIST and Fashion-MNIST files (read-only)."""
+    folder = Path(os.environ.get("MNISTLAB_DATA_DIR") or SHARED_DATASETS)
+    if not (folder / "mnist").is_dir():
+        pytest.skip(f"real datasets not found at {folder}; set MNISTLAB_DATA_DIR")
+    return folder
+
+
+def make_tiny_arrays(seed: int = 0, train: int = 120, test: int = 40) -> dict[str, np.ndarray]:
+    """Random uint8 images and balanced labels in the four roles."""
+    rng = np.random.default_rng(seed)
+    return {
+        "train_images": rng.integers(0, 256, size=(train, 28, 28), dtype=np.uint8),
+        "train_labels": (np.arange(train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, size=(test, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(test) % 10).astype(np.uint8),
+    }
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path, monkeypatch):
+    """A registered dataset "tiny" with pinned checksums, its gzipped files in `data_dir/tiny/`.
+
+    Returns (spec, data_dir, arrays, gz_bytes by role).
+    """
+    import gzip
+
+    arrays = make_tiny_arrays()
+    data_dir = tmp_path / "data"
+    (data_dir / "tiny").mkdir(parents=True)
+    files, gz_bytes = {}, {}
+    for role, array in arrays.items():
+        payload = encode_idx(array)
+        gz_bytes[role] = gzip.compress(payload, mtime=0)
+        (data_dir / "tiny" / f"{FILE_NAMES[role]}.gz").write_bytes(gz_bytes[role])
+        files[role] = DatasetFile(
+            FILE_NAMES[role],
+            hashlib.sha256(payload).hexdigest(),
+            gz_md5=hashlib.md5(gz_bytes[role]).hexdigest(),
+            gz_sha256=hashlib.sha256(gz_bytes[role]).hexdigest(),
+        )
+    spec = DatasetSpec("tiny", "synthetic test data", ("http://127.0.0.1:9/",), files, tuple("0123456789"))
+    monkeypatch.setitem(datasets.DATASETS, "tiny", spec)
+    return spec, data_dir, arrays, gz_bytes
+
+
+class _MirrorHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves `root/<mirror>/...`; the mirror named "corrupt" flips bytes in every file it serves."""
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        mirror, _, rest = self.path.lstrip("/").partition("/")
+        source = Path(self.server.roots.get(mirror, "/nonexistent")) / rest
+        if not source.is_file():
+            self.send_error(404)
+            return
+        body = bytearray(source.read_bytes())
+        if mirror == "corrupt":
+            body[len(body) // 2] ^= 0xFF
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def http_mirrors():
+    """A local HTTP server on 127.0.0.1. Set `server.roots = {"good": folder, "corrupt": folder}`.
+
+    Returns (server, base_url); mirrors are `base_url + name + "/"`, and unknown names answer 404.
+    """
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_MirrorHandler))
+    server.roots = {}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (relative path -> bytes), to prove a folder did not change."""
+    if not folder.exists():
+        return {}
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
