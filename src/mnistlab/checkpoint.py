@@ -26,7 +26,7 @@ def library_versions() -> dict[str, str]:
     """Versions that can change a run's numbers, recorded with every run."""
     return {
         "mnistlab": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "python": platform.python_version(),
     }

@@ -87,10 +87,16 @@ class CNN(nn.Module):
         return self.out(x)  # (B, 10) logits
 
 
+def check_model_names(names: list[str]) -> None:
+    """Raise `ConfigError` unless every name is registered (checked before any slow work starts)."""
+    unknown = [name for name in names if name not in MODELS]
+    if unknown or not names:
+        raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; choose from: {', '.join(MODELS)}")
+
+
 def build_model(name: str, **arguments) -> nn.Module:
     """Build a registered model by name, in channels-last memory layout (faster convolutions on CPU)."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    check_model_names([name])
     return MODELS[name](**arguments).to(memory_format=torch.channels_last)
 
 
@@ -101,7 +107,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 images (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], channels-last."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float().div_(255.0)
+    tensor = torch.from_numpy(images.astype(np.float32)).div_(255.0).unsqueeze(1)
     return tensor.contiguous(memory_format=torch.channels_last)
 
 

@@ -19,9 +19,8 @@ import torch
 from mnistlab.checkpoint import library_versions, load_checkpoint, save_checkpoint
 from mnistlab.config import TrainConfig
 from mnistlab.datasets import Dataset, load_dataset
-from mnistlab.errors import ConfigError
 from mnistlab.evaluate import evaluate
-from mnistlab.models import MODELS, count_parameters
+from mnistlab.models import check_model_names, count_parameters
 from mnistlab.report import write_metrics, write_report
 from mnistlab.train import TrainResult, train
 
@@ -64,9 +63,7 @@ def run_compare(
 
     Returns the metrics dict that was written to `out_dir/metrics.json`.
     """
-    unknown = [name for name in model_names if name not in MODELS]
-    if unknown or not model_names:
-        raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; choose from: {', '.join(MODELS)}")
+    check_model_names(list(model_names))
     out_dir = Path(out_dir)
     dataset = load_dataset(config.dataset, data_dir, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +102,7 @@ def train_checkpoint(
     progress: bool = True,
 ) -> dict:
     """Train one model (the test split untouched) and save it to `out_path`; return its record."""
+    check_model_names([model_name])
     dataset = load_dataset(config.dataset, data_dir, progress=progress)
     result = train(model_name, dataset, config, progress=progress)
     metrics = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,

@@ -1,0 +1,156 @@
+"""The command line: quick real runs, the run folder's contents, and one-line errors with exit code 2."""
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import snapshot
+from mnistlab.cli import main
+from mnistlab.datasets import cache_dir
+
+QUICK = ["--epochs", "1", "--limit-train", "1500", "--batch-size", "64"]
+
+
+def run_cli(capsys, *argv):
+    code = main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_compare_writes_the_run_folder(real_data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "--quiet", "--data-dir", real_data_dir, "compare", "--out", out, *QUICK)
+    assert code == 0
+    for name in ["accuracy_plot.png", "cm_ann.png", "cm_cnn.png", "metrics.json", "report.md", "ann.pt", "cnn.pt"]:
+        assert (out / name).stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"ann", "cnn"}
+    for name, result in metrics["models"].items():
+        assert 0.5 < result["test_accuracy"] <= 1  # 1 epoch on 1,350 images still learns digits
+        assert result["params"] == {"ann": 109_386, "cnn": 121_930}[name]
+        assert result["train_seconds"] > 0 and result["test_loss"] > 0
+        assert [set(record) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} for record in result["history"]] == [True]
+        assert sum(map(sum, result["confusion_matrix"])) == 10_000
+        assert f"{100 * result['test_accuracy']:.2f}" in stdout
+        assert f"| {name} | {result['params']:,} | {100 * result['test_accuracy']:.2f} |" in (out / "report.md").read_text()
+    assert metrics["config"]["limit_train"] == 1500 and metrics["config"]["seed"] == 0
+    assert metrics["dataset"]["checksums"]["t10k-labels-idx1-ubyte"].startswith("ff7bcfd4")
+    assert metrics["dataset"]["validation_size"] == 150
+
+
+def test_same_seed_twice_gives_identical_numbers(real_data_dir, tmp_path, capsys):
+    results = []
+    for attempt in ("a", "b"):
+        code, _, _ = run_cli(capsys, "--quiet", "--data-dir", real_data_dir, "compare", "--out", tmp_path / attempt,
+                             "--seed", "5", *QUICK)
+        assert code == 0
+        metrics = json.loads((tmp_path / attempt / "metrics.json").read_text())
+        for result in metrics["models"].values():
+            result.pop("train_seconds")
+            for record in result["history"]:
+                record.pop("seconds")
+        results.append(metrics["models"])
+    assert results[0] == results[1]
+
+
+def test_train_then_evaluate_a_checkpoint(real_data_dir, tmp_path, capsys):
+    checkpoint = tmp_path / "ann.pt"
+    code, stdout, _ = run_cli(capsys, "--quiet", "--data-dir", real_data_dir, "train", "ann", "--out", checkpoint, *QUICK)
+    assert code == 0 and checkpoint.is_file() and "validation accuracy" in stdout
+    code, stdout, _ = run_cli(capsys, "--quiet", "--data-dir", real_data_dir, "evaluate", checkpoint, "--json")
+    assert code == 0
+    metrics = json.loads(stdout)
+    assert metrics["model"] == "ann" and metrics["dataset"] == "mnist" and 0.5 < metrics["test_accuracy"] <= 1
+    assert [row["support"] for row in metrics["per_class"]] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_report_rebuilds_from_metrics_json(real_data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "--quiet", "--data-dir", real_data_dir, "compare", "--models", "ann", "--out", out, *QUICK)[0] == 0
+    original = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    (out / "accuracy_plot.png").unlink()
+    code, _, _ = run_cli(capsys, "report", out)
+    assert code == 0 and (out / "report.md").read_text() == original and (out / "accuracy_plot.png").is_file()
+
+
+CORRUPTIONS = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "wrong-magic": lambda data: gzip.compress(b"\x08\x03" + gzip.decompress(data)[2:]),
+    "checksum": lambda data: gzip.compress(gzip.decompress(data)[:-1] + b"\x07"),
+    "zero-bytes": lambda data: b"",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupted_cached_file_is_one_line_exit_2_and_cache_unchanged(real_data_dir, case, capsys):
+    cached = cache_dir() / "mnist"
+    shutil.copytree(real_data_dir / "mnist", cached)
+    damaged = cached / "t10k-labels-idx1-ubyte.gz"
+    damaged.write_bytes(CORRUPTIONS[case](damaged.read_bytes()))
+    before = snapshot(cache_dir())
+    code, _, err = run_cli(capsys, "--quiet", "data", "verify", "mnist")
+    assert_one_line_error(code, err, str(damaged))
+    assert snapshot(cache_dir()) == before
+
+
+def test_corrupted_data_dir_file_stops_compare(tiny_dataset, tmp_path, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    bad = data_dir / "tiny" / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-40])
+    code, _, err = run_cli(capsys, "--quiet", "--data-dir", data_dir, "compare", "--dataset", "tiny", "--out", tmp_path / "run")
+    assert_one_line_error(code, err, str(bad), "fetch it again")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["compare", "--models", "ann,resnet"], ["unknown model(s) resnet", "ann, cnn"]),
+        (["train", "vgg"], ["unknown model(s) vgg"]),
+        (["compare", "--epochs", "0"], ["epochs = 0 is invalid"]),
+        (["compare", "--dataset", "cifar"], ["unknown dataset 'cifar'"]),
+        (["compare", "--config", "/nonexistent.toml"], ["/nonexistent.toml", "cannot read config file"]),
+        (["evaluate", "/nonexistent.pt"], ["/nonexistent.pt", "no such checkpoint"]),
+        (["report", "/nonexistent-run"], ["/nonexistent-run/metrics.json", "cannot read"]),
+        (["data", "verify", "kmnist"], ["kmnist", "not found", "MNISTLAB_DATA_DIR"]),
+    ],
+)
+def test_bad_input_is_a_one_line_error(argv, fragments, capsys):
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_data_list_and_verify(real_data_dir, capsys):
+    code, out, _ = run_cli(capsys, "--data-dir", real_data_dir, "data", "list")
+    assert code == 0 and "kmnist" in out and str(real_data_dir / "mnist") in out
+    code, out, _ = run_cli(capsys, "--quiet", "--data-dir", real_data_dir, "data", "verify", "fashion-mnist")
+    assert code == 0 and out.count("ok  ") == 4
+
+
+def test_data_fetch_from_a_mirror_flag(tiny_dataset, http_mirrors, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    server, base = http_mirrors
+    server.roots = {"good": data_dir / "tiny"}
+    code, out, _ = run_cli(capsys, "--quiet", "data", "fetch", "tiny", "--mirror", base + "nope/", "--mirror", base + "good/")
+    assert code == 0 and out.count("ok  ") == 4
+    assert len(list((cache_dir() / "tiny").iterdir())) == 4
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "mnistlab", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("mnistlab ")

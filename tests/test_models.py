@@ -1,0 +1,87 @@
+"""Every registered model: shapes, gradients, parameter counts, and equivalence with the plain layout."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mnistlab.errors import ConfigError
+from mnistlab.models import MODELS, build_model, count_parameters, images_to_tensor, infer
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_forward_and_backward_shapes(name):
+    torch.manual_seed(0)
+    model = build_model(name)
+    images = torch.rand(5, 1, 28, 28)
+    logits = model(images)
+    assert logits.shape == (5, 10)
+    logits.sum().backward()
+    assert all(parameter.grad is not None and torch.isfinite(parameter.grad).all() for parameter in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_infer_matches_forward_and_ignores_batching(name):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    images = torch.rand(7, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(images)
+    torch.testing.assert_close(infer(model, images, batch_size=3), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "parameters"), [("ann", 109_386), ("cnn", 121_930)])
+def test_parameter_counts_match_the_study(name, parameters):
+    assert count_parameters(build_model(name)) == parameters
+
+
+def _plain_cnn_like(model):
+    """The study's CNN as written (ReLU before pooling), contiguous memory, sharing `model`'s weights."""
+    plain = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+    )
+    dense = nn.Sequential(nn.Linear(1600, 64), nn.ReLU(), nn.Linear(64, 10))
+    with torch.no_grad():
+        for target, source in [(plain[0], model.conv1), (plain[3], model.conv2), (dense[0], model.fc), (dense[2], model.out)]:
+            target.weight.copy_(source.weight.contiguous())
+            target.bias.copy_(source.bias)
+
+    def forward(images):
+        features = plain(images.contiguous())  # (B, 64, 5, 5)
+        return dense(features.permute(0, 2, 3, 1).reshape(len(images), -1))
+
+    return forward
+
+
+def test_cnn_speedups_compute_the_study_function():
+    """Pooling before ReLU and channels-last memory give the same logits and gradients as the plain layout."""
+    torch.manual_seed(3)
+    model = build_model("cnn")
+    plain = _plain_cnn_like(model)
+    images = torch.rand(16, 1, 28, 28)
+    torch.testing.assert_close(model(images.contiguous(memory_format=torch.channels_last)), plain(images),
+                               rtol=1e-5, atol=1e-5)
+    images.requires_grad_(True)
+    grad_fast, = torch.autograd.grad(model(images).square().sum(), images)
+    grad_plain, = torch.autograd.grad(plain(images).square().sum(), images)
+    torch.testing.assert_close(grad_fast, grad_plain, rtol=1e-4, atol=1e-5)
+
+
+def test_keras_style_initialisation():
+    model = build_model("cnn")
+    assert all((module.bias == 0).all() for module in model.modules() if isinstance(module, (nn.Linear, nn.Conv2d)))
+    limit = np.sqrt(6 / (1600 + 64))  # Glorot-uniform bound for the 1600 -> 64 layer
+    assert model.fc.weight.abs().max() <= limit and model.fc.weight.abs().max() > 0.9 * limit
+
+
+def test_images_to_tensor_scales_to_unit_range():
+    images = np.array([[[0] * 28] * 28, [[255] * 28] * 28], dtype=np.uint8)
+    tensor = images_to_tensor(images)
+    assert tensor.shape == (2, 1, 28, 28) and tensor.dtype == torch.float32
+    assert tensor[0].max() == 0 and tensor[1].min() == 1
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ConfigError, match=r"unknown model\(s\) resnet; choose from: ann, cnn"):
+        build_model("resnet")

@@ -1,0 +1,107 @@
+"""Training is seeded and repeatable; the split is stratified; checkpoints rebuild the model."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tiny_arrays
+from mnistlab.checkpoint import load_checkpoint, save_checkpoint
+from mnistlab.config import TrainConfig
+from mnistlab.datasets import Dataset
+from mnistlab.errors import CheckpointError, ConfigError
+from mnistlab.models import MODELS, build_model, images_to_tensor, infer
+from mnistlab.train import split_indices, train
+
+
+def tiny_dataset_object(train_size=600, test_size=100) -> Dataset:
+    arrays = make_tiny_arrays(seed=5, train=train_size, test=test_size)
+    # Make the classes learnable: brighten a class-specific band of rows.
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        images //= 4
+        for index, label in enumerate(labels):
+            images[index, 2 * label:2 * label + 4, :] = 255
+    return Dataset("tiny", tuple("0123456789"), **arrays)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_same_seed_gives_bit_identical_results(name):
+    dataset = tiny_dataset_object()
+    config = TrainConfig(epochs=2, batch_size=32, seed=7)
+    first = train(name, dataset, config, progress=False)
+    second = train(name, dataset, config, progress=False)
+    strip = lambda history: [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+    assert strip(first.history) == strip(second.history)
+    for (key, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+def test_different_seeds_give_different_weights():
+    dataset = tiny_dataset_object()
+    first = train("ann", dataset, TrainConfig(epochs=1, seed=1), progress=False)
+    second = train("ann", dataset, TrainConfig(epochs=1, seed=2), progress=False)
+    assert not torch.equal(first.model.fc1.weight, second.model.fc1.weight)
+
+
+def test_training_learns_and_records_every_epoch():
+    dataset = tiny_dataset_object()
+    result = train("ann", dataset, TrainConfig(epochs=3, batch_size=32), progress=False)
+    assert [record["epoch"] for record in result.history] == [1, 2, 3]
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[-1]["val_accuracy"] > 0.9  # the synthetic classes are easy
+    assert (result.train_size, result.validation_size) == (540, 60)
+
+
+def test_split_is_stratified_disjoint_and_seeded():
+    labels = np.repeat(np.arange(10), 100)
+    train_part, validation_part = split_indices(labels, TrainConfig(seed=3))
+    assert len(validation_part) == 100 and not set(train_part) & set(validation_part)
+    assert np.bincount(labels[validation_part]).tolist() == [10] * 10
+    again, _ = split_indices(labels, TrainConfig(seed=3))
+    other, _ = split_indices(labels, TrainConfig(seed=4))
+    assert np.array_equal(train_part, again) and not np.array_equal(train_part, other)
+
+
+def test_limit_train_takes_a_seeded_subset():
+    labels = np.repeat(np.arange(10), 100)
+    train_part, validation_part = split_indices(labels, TrainConfig(limit_train=200))
+    assert len(train_part) + len(validation_part) == 200
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_function(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("cnn")
+    path = tmp_path / "cnn.pt"
+    save_checkpoint(path, model, "cnn", TrainConfig().to_dict(), {"name": "mnist"}, {"test_accuracy": 0.5})
+    loaded, state = load_checkpoint(path)
+    inputs = images_to_tensor(np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8))
+    torch.testing.assert_close(infer(loaded, inputs), infer(model, inputs), rtol=0, atol=0)
+    assert state["model_name"] == "cnn" and state["config"]["epochs"] == 5
+    assert state["versions"]["torch"] == torch.__version__
+    assert state["metrics"] == {"test_accuracy": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["cnn.pt"]  # no temporary files left
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such checkpoint"), (b"", "not a readable mnistlab checkpoint"),
+     (b"garbage" * 10, "not a readable mnistlab checkpoint")],
+)
+def test_bad_checkpoint_files_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "model.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_shape_is_rejected(tmp_path):
+    path = tmp_path / "ann.pt"
+    save_checkpoint(path, build_model("cnn"), "ann", {}, {}, {})
+    with pytest.raises(CheckpointError, match="weights do not fit model 'ann'"):
+        load_checkpoint(path)
+
+
+def test_too_small_limit_is_a_config_error():
+    with pytest.raises(ConfigError, match="limit_train"):
+        TrainConfig(limit_train=5).validate()
