@@ -116,3 +116,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     if not folder.exists():
         return {}
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="session")
+def seed_protocol_run(real_data_dir, tmp_path_factory) -> Path:
+    """One full run of `mnistlab compare` with the defaults (slow: about 2 minutes), shared by the tests that need it."""
+    from mnistlab.cli import main
+
+    out = tmp_path_factory.mktemp("seed-protocol") / "compare"
+    assert main(["--quiet", "--data-dir", str(real_data_dir), "compare", "--out", str(out)]) == 0
+    return out
