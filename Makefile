@@ -10,7 +10,7 @@ ifneq ($(wildcard ../shared/datasets),)
 export MNISTLAB_DATA_DIR ?= $(abspath ../shared/datasets)
 endif
 
-.PHONY: compare test test-fast clean
+.PHONY: compare test test-fast browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 compare: $(VENV)/.installed
 	$(BIN)/mnistlab compare $(ARGS)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The suite without the full-dataset training runs, for quick iteration.
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Browser tests drive Debian's chromium through Playwright; install it when missing.
+browser:
+	./scripts/install-chromium
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -126,3 +126,26 @@ def seed_protocol_run(real_data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("seed-protocol") / "compare"
     assert main(["--quiet", "--data-dir", str(real_data_dir), "compare", "--out", str(out)]) == 0
     return out
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium (Debian's package, or $MNISTLAB_CHROMIUM) driven by Playwright."""
+    executable = os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"{executable} not found; run scripts/install-chromium (make test does) or set MNISTLAB_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots and other files a person may want to look at after a run
