@@ -39,3 +39,15 @@ def test_bad_config_files_name_the_problem(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_recipe_fills_defaults_and_user_settings_win():
+    recipe = {"epochs": 2, "schedule": "onecycle", "learning_rate": 0.01}
+    assert load_config(recipe=recipe).epochs == 2
+    config = load_config(recipe=recipe, epochs=3)
+    assert (config.epochs, config.schedule, config.learning_rate) == (3, "onecycle", 0.01)
+
+
+def test_unknown_schedule_names_the_choices():
+    with pytest.raises(ConfigError, match="schedule = 'step' is invalid; it must be one of constant, onecycle, cosine"):
+        load_config(schedule="step")

@@ -105,3 +105,39 @@ def test_checkpoint_of_another_shape_is_rejected(tmp_path):
 def test_too_small_limit_is_a_config_error():
     with pytest.raises(ConfigError, match="limit_train"):
         TrainConfig(limit_train=5).validate()
+
+
+def test_onecycle_schedule_rises_to_the_learning_rate_then_decays():
+    from mnistlab.train import build_optimizer
+
+    config = TrainConfig(learning_rate=0.01, schedule="onecycle", warmup_fraction=0.25)
+    optimizer, scheduler = build_optimizer(build_model("ann"), config, total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] < 0.001 and max(rates) == pytest.approx(0.01) and rates.index(max(rates)) in (24, 25)
+    assert rates[-1] < 0.0005
+
+
+def test_constant_schedule_keeps_the_study_learning_rate():
+    from mnistlab.train import build_optimizer
+
+    optimizer, scheduler = build_optimizer(build_model("ann"), TrainConfig(), total_steps=10)
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 1e-3 and isinstance(optimizer, torch.optim.Adam)
+
+
+def test_augmentation_is_seeded_small_and_keeps_the_ink():
+    from mnistlab.train import augment_batch
+
+    images = images_to_tensor(tiny_dataset_object().train_images[:16])
+    first = augment_batch(images, torch.Generator().manual_seed(1))
+    again = augment_batch(images, torch.Generator().manual_seed(1))
+    assert torch.equal(first, again) and first.shape == images.shape
+    assert not torch.allclose(first, images)
+    ink_ratio = first.sum(dim=(1, 2, 3)) / images.sum(dim=(1, 2, 3))
+    assert ((ink_ratio > 0.8) & (ink_ratio < 1.1)).all()

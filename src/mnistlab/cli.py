@@ -34,10 +34,10 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default: one per core)")
 
 
-def _config_from(args: argparse.Namespace):
-    from mnistlab.config import load_config
+def _settings_from(args: argparse.Namespace) -> dict:
+    from mnistlab.config import read_settings
 
-    return load_config(
+    return read_settings(
         args.config, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
         limit_train=args.limit_train, threads=args.threads,
@@ -99,10 +99,10 @@ def run_compare_command(args: argparse.Namespace) -> int:
     from mnistlab.report import summary_table
     from mnistlab.study import default_run_dir, run_compare
 
-    config = _config_from(args)
+    settings = _settings_from(args)
     out_dir = Path(args.out) if args.out else default_run_dir("compare")
     model_names = [name.strip() for name in args.models.split(",") if name.strip()]
-    metrics = run_compare(model_names, config, out_dir, args.data_dir, progress=not args.quiet)
+    metrics = run_compare(model_names, settings, out_dir, args.data_dir, progress=not args.quiet)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, metrics.json, figures, checkpoints)")
     return 0
@@ -111,9 +111,9 @@ def run_compare_command(args: argparse.Namespace) -> int:
 def run_train_command(args: argparse.Namespace) -> int:
     from mnistlab.study import default_run_dir, train_checkpoint
 
-    config = _config_from(args)
+    settings = _settings_from(args)
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{args.model}.pt"
-    metrics = train_checkpoint(args.model, config, out_path, args.data_dir, progress=not args.quiet)
+    metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet)
     last = metrics["history"][-1]
     print(f"{args.model}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
           f"validation accuracy {100 * last['val_accuracy']:.2f}%")

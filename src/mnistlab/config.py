@@ -16,6 +16,11 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "onecycle", "cosine")
+AUGMENTATIONS = ("none", "shift-rotate")
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a training run's numbers. Defaults are the seed study's protocol."""
@@ -28,6 +33,12 @@ class TrainConfig:
     seed: int = 0  # drives the split, the initial weights and the batch order
     limit_train: int | None = None  # use a seeded random subset of this many training images (quick runs)
     threads: int | None = None  # CPU threads for PyTorch; None keeps PyTorch's default (one per core)
+    optimizer: str = "adam"  # "adam" (the study's) or "adamw" (decoupled weight decay)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay per step, as a multiple of the learning rate
+    schedule: str = "constant"  # learning-rate schedule over all steps: "constant", "onecycle" or "cosine"
+    warmup_fraction: float = 0.2  # onecycle: share of the steps spent rising to learning_rate
+    label_smoothing: float = 0.0  # cross-entropy label smoothing, 0 = plain one-hot targets
+    augment: str = "none"  # on-the-fly training augmentation: "none" or "shift-rotate"
 
     def validate(self) -> "TrainConfig":
         """Raise `ConfigError` naming the first bad field; return self."""
@@ -39,6 +50,12 @@ class TrainConfig:
             ("seed", self.seed >= 0, "an integer >= 0"),
             ("limit_train", self.limit_train is None or self.limit_train >= 100, "an integer >= 100"),
             ("threads", self.threads is None or self.threads >= 1, "an integer >= 1"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
+            ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+            ("warmup_fraction", 0 < self.warmup_fraction < 1, "a fraction strictly between 0 and 1"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
+            ("augment", self.augment in AUGMENTATIONS, f"one of {', '.join(AUGMENTATIONS)}"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -50,12 +67,27 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def load_config(path: str | os.PathLike | None = None, **overrides) -> TrainConfig:
-    """Defaults, then the `[train]` table (or top level) of a TOML file, then non-None `overrides`."""
+def read_settings(path: str | os.PathLike | None = None, **overrides) -> dict:
+    """The settings a user chose: the `[train]` table (or top level) of a TOML file, then non-None `overrides`.
+
+    Keys and types are checked here; values are checked when a config is built.
+    """
     values: dict = {}
     if path is not None:
         values = _read_toml(Path(path))
     values.update({key: value for key, value in overrides.items() if value is not None})
+    _check_types(values)
+    return values
+
+
+def load_config(path: str | os.PathLike | None = None, recipe: dict | None = None, **overrides) -> TrainConfig:
+    """Defaults, then a model's `recipe`, then a TOML file, then non-None `overrides`."""
+    settings = read_settings(path, **overrides)
+    _check_types(recipe or {})
+    return TrainConfig(**{**(recipe or {}), **settings}).validate()
+
+
+def _check_types(values: dict) -> None:
     fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -63,7 +95,6 @@ def load_config(path: str | os.PathLike | None = None, **overrides) -> TrainConf
     for name, value in values.items():
         if not _matches(fields[name].type, value):
             raise ConfigError(f"config key {name} = {value!r} has the wrong type; expected {fields[name].type}")
-    return TrainConfig(**values).validate()
 
 
 def _read_toml(path: Path) -> dict:

@@ -18,13 +18,19 @@ from mnistlab.errors import ConfigError
 
 NUM_CLASSES = 10
 MODELS: dict[str, Callable[..., nn.Module]] = {}
+RECIPES: dict[str, dict] = {}  # model name -> TrainConfig fields it trains with unless the user says otherwise
 
 
-def register_model(name: str) -> Callable:
-    """Decorator: add a model constructor to the registry under `name`."""
+def register_model(name: str, recipe: dict | None = None) -> Callable:
+    """Decorator: add a model constructor to the registry under `name`, with its training recipe.
+
+    A recipe is a dict of `TrainConfig` fields (schedule, epochs, ...); models
+    without one train under the seed study's protocol.
+    """
 
     def add(constructor: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         MODELS[name] = constructor
+        RECIPES[name] = dict(recipe or {})
         return constructor
 
     return add

@@ -75,14 +75,15 @@ def train(
     train_inputs, train_labels = inputs[train_part], labels[train_part]
     validation_inputs, validation_labels = inputs[validation_part], labels[validation_part]
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    steps_per_epoch = -(-len(train_part) // config.batch_size)
+    optimizer, scheduler = build_optimizer(model, config, total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     history = []
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss, train_accuracy = train_epoch(
-            model, optimizer, train_inputs, train_labels, config.batch_size, generator,
+            model, optimizer, scheduler, train_inputs, train_labels, config, generator,
             description=f"{model_name} epoch {epoch}/{config.epochs}", progress=progress,
         )
         validation_logits = infer(model, validation_inputs)
@@ -110,12 +111,46 @@ def train(
     )
 
 
+def build_optimizer(
+    model: nn.Module, config: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser and per-step learning-rate schedule that `config` names."""
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    if config.schedule == "onecycle":
+        # Linear rise from lr/25 to lr over the warm-up, then linear decay to about zero.
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.learning_rate, total_steps=total_steps, pct_start=config.warmup_fraction,
+            anneal_strategy="linear", cycle_momentum=False,
+        )
+    elif config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return optimizer, scheduler
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random shifts (up to 2 px) and rotations (up to 10 degrees), one draw per image, seeded."""
+    count = len(images)
+    angles = (torch.rand(count, generator=generator) * 2 - 1) * (10 * torch.pi / 180)  # radians
+    shifts = (torch.rand(count, 2, generator=generator) * 2 - 1) * (2 / 14)  # 2 px in [-1, 1] grid units
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    theta = torch.stack([torch.stack([cos, -sin, shifts[:, 0]], 1), torch.stack([sin, cos, shifts[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    warped = F.grid_sample(images.contiguous(), grid, align_corners=False, padding_mode="zeros")
+    return warped.contiguous(memory_format=torch.channels_last)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     inputs: torch.Tensor,
     labels: torch.Tensor,
-    batch_size: int,
+    config: TrainConfig,
     generator: torch.Generator,
     description: str = "",
     progress: bool = False,
@@ -125,14 +160,18 @@ def train_epoch(
     order = torch.randperm(len(inputs), generator=generator)
     loss_sum = torch.zeros((), dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.int64)
-    for start in tqdm(range(0, len(inputs), batch_size), desc=description, unit="batch", leave=False,
+    for start in tqdm(range(0, len(inputs), config.batch_size), desc=description, unit="batch", leave=False,
                       disable=not progress):
-        batch = order[start:start + batch_size]
-        logits = model(inputs[batch])
-        loss = F.cross_entropy(logits, labels[batch])
+        batch = order[start:start + config.batch_size]
+        images = inputs[batch]
+        if config.augment == "shift-rotate":
+            images = augment_batch(images, generator)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels[batch], label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        scheduler.step()
         loss_sum += loss.detach() * len(batch)
         correct += (logits.argmax(1) == labels[batch]).sum()
     return loss_sum.item() / len(inputs), correct.item() / len(inputs)
