@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", help="a .pt file written by train or compare")
     evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
 
+    export = commands.add_parser("export", help="export a checkpoint for other runtimes (ONNX)")
+    export.add_argument("checkpoint", help="a .pt file written by train or compare")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
+    export.add_argument("--out", metavar="FILE", help="output path (default: the checkpoint path with .onnx)")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset version, 18-21 (default: %(default)s)")
+
     report = commands.add_parser("report", help="rebuild a run folder's figures and report from metrics.json")
     report.add_argument("run_dir", help="a folder written by mnistlab compare")
 
@@ -136,6 +142,13 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export_command(args: argparse.Namespace) -> int:
+    from mnistlab.export import export_onnx
+
+    print(f"Wrote {export_onnx(args.checkpoint, args.out, args.opset)}")
+    return 0
+
+
 def run_report_command(args: argparse.Namespace) -> int:
     from mnistlab.report import write_report
 
@@ -165,6 +178,7 @@ COMMANDS = {
     "compare": run_compare_command,
     "train": run_train_command,
     "evaluate": run_evaluate_command,
+    "export": run_export_command,
     "report": run_report_command,
     "data": run_data_command,
 }

@@ -1,0 +1,56 @@
+"""ONNX export: ONNX Runtime gives PyTorch's logits to 1e-5, the opset is checked, errors are clear."""
+
+import numpy as np
+import pytest
+import torch
+
+from mnistlab.checkpoint import load_checkpoint, save_checkpoint
+from mnistlab.cli import main
+from mnistlab.errors import ConfigError
+from mnistlab.export import OnnxClassifier, export_onnx
+from mnistlab.models import MODELS, build_model, images_to_tensor, infer
+
+
+@pytest.fixture
+def checkpoint_of(tmp_path):
+    def make(name):
+        torch.manual_seed(0)
+        path = tmp_path / f"{name}.pt"
+        save_checkpoint(path, build_model(name), name, {}, {"name": "mnist", "class_names": list("0123456789")},
+                        {"test_accuracy": 0.9})
+        return path
+
+    return make
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_onnx_runtime_matches_pytorch(checkpoint_of, name):
+    checkpoint = checkpoint_of(name)
+    onnx_path = export_onnx(checkpoint)
+    assert onnx_path == checkpoint.with_suffix(".onnx")
+    model, _ = load_checkpoint(checkpoint)
+    images = images_to_tensor(np.random.default_rng(0).integers(0, 256, (37, 28, 28), dtype=np.uint8))
+    classifier = OnnxClassifier(onnx_path)
+    np.testing.assert_allclose(classifier.logits(images), infer(model, images).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(classifier.logits(images[:1]), infer(model, images[:1]).numpy(), rtol=1e-5, atol=1e-5)
+    assert classifier.metadata["model_name"] == name
+
+
+def test_written_opset_is_the_requested_one(checkpoint_of, tmp_path):
+    import onnx
+
+    path = export_onnx(checkpoint_of("ann"), tmp_path / "ann20.onnx", opset=20)
+    assert {entry.domain: entry.version for entry in onnx.load(str(path)).opset_import}[""] == 20
+
+
+def test_unsupported_opset_is_refused(checkpoint_of):
+    with pytest.raises(ConfigError, match="opset 9 is not supported; choose 18-21"):
+        export_onnx(checkpoint_of("ann"), opset=9)
+
+
+def test_cli_export(checkpoint_of, tmp_path, capsys):
+    checkpoint = checkpoint_of("cnn")
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 100_000
+    assert main(["export", str(tmp_path / "missing.pt")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
