@@ -4,6 +4,8 @@
     mnistlab train cnn --epochs 1     # train one model into a checkpoint
     mnistlab evaluate runs/x/cnn.pt   # test a checkpoint
     mnistlab data list | fetch NAME | verify NAME
+    mnistlab predict runs/x/cnn.pt digit.png   # classify your own images
+    mnistlab serve --checkpoints runs/x       # draw-a-digit page and JSON API on http://127.0.0.1:8000
 """
 
 from __future__ import annotations
@@ -75,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild a run folder's figures and report from metrics.json")
     report.add_argument("run_dir", help="a folder written by mnistlab compare")
+
+    predict = commands.add_parser("predict", help="classify your own images (files, folders or globs) with a checkpoint")
+    predict.add_argument("checkpoint", help="a .pt file written by train or compare")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders of images, or globs")
+    predict.add_argument("--top-k", type=int, default=3, help="most likely classes shown per image (default: %(default)s)")
+    predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    predict.add_argument("--show-input", metavar="DIR", help="save the 28x28 image each model saw as DIR/<name>.png")
+
+    serve = commands.add_parser("serve", help="a draw-a-digit web page and a JSON API for loaded checkpoints")
+    serve.add_argument("--checkpoints", nargs="+", default=["."], metavar="DIR_OR_FILE",
+                       help="run folders or .pt files to load (default: the *.pt files in the current folder)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
 
     data = commands.add_parser("data", help="list, fetch or verify datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -174,6 +189,26 @@ def run_data_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_predict_command(args: argparse.Namespace) -> int:
+    from mnistlab.predict import format_table, load_model, predict_files, save_inputs
+
+    results = predict_files(load_model(args.checkpoint), args.images, top_k=args.top_k)
+    if args.show_input:
+        save_inputs(results, args.show_input)
+    for result in results:
+        if result.error:
+            print(f"mnistlab: error: {result.error}", file=sys.stderr)
+    print(json.dumps([result.to_dict() for result in results], indent=2) if args.json else format_table(results))
+    return EXIT_USER_ERROR if any(result.error for result in results) else 0
+
+
+def run_serve_command(args: argparse.Namespace) -> int:
+    from mnistlab.serve import run_server
+
+    run_server(args.checkpoints, host=args.host, port=args.port)
+    return 0
+
+
 COMMANDS = {
     "compare": run_compare_command,
     "train": run_train_command,
@@ -181,4 +216,6 @@ COMMANDS = {
     "export": run_export_command,
     "report": run_report_command,
     "data": run_data_command,
+    "predict": run_predict_command,
+    "serve": run_serve_command,
 }

@@ -15,3 +15,7 @@ class ConfigError(MnistlabError):
 
 class CheckpointError(MnistlabError):
     """A checkpoint file cannot be read or does not describe a known model."""
+
+
+class PreprocessError(MnistlabError):
+    """An image cannot be decoded, is too large, or holds no digit to classify."""

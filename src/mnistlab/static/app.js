@@ -1,0 +1,149 @@
+// Draw on #pad; while drawing, send the canvas as a PNG to /api/predict (one request in flight at
+// a time) and show every model's probabilities side by side, plus the 28x28 image the models saw.
+"use strict";
+
+const pad = document.getElementById("pad");
+const ink = pad.getContext("2d");
+const seen = document.getElementById("seen").getContext("2d");
+const statusLine = document.getElementById("status");
+const panels = document.getElementById("models");
+const PEN_WIDTH = 18; // px on the 280x280 canvas: about MNIST's stroke width once scaled to 20x20
+
+let drawing = false, hasInk = false, inFlight = false, pending = false, last = null, generation = 0;
+
+function resetPad() {
+  ink.fillStyle = "#fff";
+  ink.fillRect(0, 0, pad.width, pad.height);
+  seen.fillStyle = "#000";
+  seen.fillRect(0, 0, 28, 28);
+  hasInk = false;
+  generation += 1; // answers to requests sent before the clear are dropped
+  for (const panel of panels.querySelectorAll(".model")) showProbabilities(panel, null);
+  statusLine.textContent = "Draw a digit";
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
+}
+
+function strokeTo(event) {
+  const [x, y] = point(event);
+  ink.strokeStyle = "#000";
+  ink.lineWidth = PEN_WIDTH;
+  ink.lineCap = ink.lineJoin = "round";
+  ink.beginPath();
+  if (last) {
+    ink.moveTo(...last);
+    ink.lineTo(x, y);
+    ink.stroke();
+  } else { // a stroke starts with a dot: a zero-length line draws nothing
+    ink.fillStyle = "#000";
+    ink.arc(x, y, PEN_WIDTH / 2, 0, 2 * Math.PI);
+    ink.fill();
+  }
+  last = [x, y];
+  hasInk = true;
+  requestPrediction();
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  drawing = true;
+  last = null;
+  pad.setPointerCapture(event.pointerId);
+  strokeTo(event);
+});
+pad.addEventListener("pointermove", (event) => { if (drawing) strokeTo(event); });
+for (const name of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(name, () => { drawing = false; last = null; requestPrediction(); });
+}
+document.getElementById("clear").addEventListener("click", resetPad);
+
+function requestPrediction() {
+  if (!hasInk) return;
+  if (inFlight) { pending = true; return; }
+  inFlight = true;
+  pending = false;
+  const sent = generation;
+  pad.toBlob(async (png) => {
+    try {
+      const response = await fetch("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body: png });
+      const answer = await response.json();
+      if (sent !== generation) return;
+      if (!response.ok) { statusLine.textContent = answer.error || `error ${response.status}`; return; }
+      showAnswer(answer);
+    } catch (error) {
+      statusLine.textContent = `server unreachable (${error.message})`;
+    } finally {
+      inFlight = false;
+      if (pending) requestPrediction();
+    }
+  }, "image/png");
+}
+
+function showAnswer(answer) {
+  const pixels = seen.createImageData(28, 28);
+  answer.input.forEach((value, index) => {
+    pixels.data.set([value, value, value, 255], index * 4);
+  });
+  seen.putImageData(pixels, 0, 0);
+  for (const prediction of answer.predictions) {
+    const panel = panels.querySelector(`.model[data-model="${CSS.escape(prediction.model)}"]`);
+    if (panel) showProbabilities(panel, prediction);
+  }
+  statusLine.textContent = answer.predictions.map((p) => `${p.model}: ${p.top_class}`).join(" | ");
+}
+
+function showProbabilities(panel, prediction) {
+  const top = panel.querySelector(".top");
+  top.textContent = prediction ? prediction.top_class : "";
+  top.dataset.topClass = prediction ? prediction.top_class : "";
+  if (prediction) {
+    const share = document.createElement("small");
+    share.textContent = `${(100 * prediction.top_probability).toFixed(1)}%`;
+    top.append(share);
+  }
+  panel.querySelectorAll(".bar").forEach((bar, index) => {
+    const probability = prediction ? prediction.probabilities[index] : 0;
+    bar.querySelector(".fill").style.width = `${(100 * probability).toFixed(1)}%`;
+    bar.querySelector(".value").textContent = prediction ? `${(100 * probability).toFixed(1)}%` : "";
+    bar.classList.toggle("best", !!prediction && prediction.classes[index] === prediction.top_class);
+  });
+}
+
+function buildPanel(model) {
+  const panel = document.createElement("article");
+  panel.className = "model";
+  panel.dataset.model = model.name;
+  const title = document.createElement("h2");
+  title.textContent = model.name;
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const accuracy = model.test_accuracy == null ? "not tested" : `${(100 * model.test_accuracy).toFixed(2)}% test accuracy`;
+  meta.textContent = `${model.dataset} · ${accuracy} · ${model.params.toLocaleString("en")} parameters`;
+  const top = document.createElement("div");
+  top.className = "top";
+  panel.append(title, meta, top);
+  for (const name of model.class_names) {
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.innerHTML = '<span class="label"></span><span class="track"><span class="fill"></span></span><span class="value"></span>';
+    bar.querySelector(".label").textContent = name;
+    panel.append(bar);
+  }
+  return panel;
+}
+
+async function start() {
+  resetPad();
+  try {
+    const response = await fetch("/api/models");
+    const { models } = await response.json();
+    panels.replaceChildren(...models.map(buildPanel));
+    statusLine.textContent = `Draw a digit (${models.length} model${models.length === 1 ? "" : "s"} loaded)`;
+  } catch (error) {
+    statusLine.textContent = `cannot list models (${error.message})`;
+  }
+}
+
+start();

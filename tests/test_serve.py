@@ -1,0 +1,194 @@
+"""The JSON API: predictions for PNG, JPEG, multipart and JSON pixels; a 4xx JSON error for every bad input."""
+
+import asyncio
+import json
+import re
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from mnistlab.cli import main
+from mnistlab.serve import create_app
+from serve_support import draw_seven, encode, png_header_only, save_untrained_checkpoints
+
+SEVEN_PNG = encode(draw_seven(size=(280, 280), box=(60, 40, 220, 240), width=18))
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return save_untrained_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def client(checkpoints):
+    return TestClient(create_app([checkpoints[0].parent], max_pixels=1_000_000))
+
+
+def assert_error(response, status):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    return body["error"]
+
+
+def assert_predictions(response):
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["input"]) == 784 and all(isinstance(v, int) and 0 <= v <= 255 for v in body["input"])
+    assert [p["model"] for p in body["predictions"]] == ["ann", "cnn"]
+    for prediction in body["predictions"]:
+        probabilities = prediction["probabilities"]
+        assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-4
+        assert prediction["top_class"] == prediction["classes"][int(np.argmax(probabilities))]
+    return body
+
+
+def test_health_and_models(client):
+    assert client.get("/healthz").json() == {"status": "ok", "models": 2}
+    models = client.get("/api/models").json()["models"]
+    assert [(m["name"], m["dataset"], m["params"], m["test_accuracy"]) for m in models] == [
+        ("ann", "mnist", 109_386, 0.1), ("cnn", "mnist", 121_930, 0.1)]
+
+
+def test_predict_png_jpeg_multipart(client):
+    from_png = assert_predictions(client.post("/api/predict", content=SEVEN_PNG, headers={"Content-Type": "image/png"}))
+    seen = np.array(from_png["input"], dtype=np.uint8).reshape(28, 28)
+    assert seen.max() == 255 and seen[0].max() == 0  # the preprocessed, MNIST-style input
+    jpeg = encode(draw_seven(size=(280, 280), box=(60, 40, 220, 240), width=18).convert("RGB"), "JPEG")
+    assert_predictions(client.post("/api/predict", content=jpeg, headers={"Content-Type": "image/jpeg"}))
+    multipart = assert_predictions(client.post("/api/predict", files={"image": ("seven.png", SEVEN_PNG, "image/png")}))
+    assert multipart["input"] == from_png["input"]
+
+
+def test_predict_json_pixels_used_as_is(client):
+    pixels = np.zeros((28, 28))
+    pixels[6:22, 12:15] = 1.0  # a "1", already MNIST-style
+    flat = assert_predictions(client.post("/api/predict", json=pixels.ravel().tolist()))
+    assert flat["input"] == (pixels.ravel() * 255).astype(int).tolist()
+    nested = assert_predictions(client.post("/api/predict", json=pixels.tolist()))
+    wrapped = assert_predictions(client.post("/api/predict", json={"pixels": pixels.ravel().tolist()}))
+    assert nested["predictions"] == flat["predictions"] == wrapped["predictions"]
+
+
+def post_raw(client, data, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    return client.post("/api/predict", content=data, headers=headers)
+
+
+@pytest.mark.parametrize("data, content_type, status, fragment", [
+    (SEVEN_PNG, "text/plain", 415, "not accepted"),
+    (SEVEN_PNG, None, 415, "not accepted"),
+    (b"GIF89a this is not a png", "image/png", 422, "not an image"),
+    (encode(Image.new("L", (40, 40), 255), "GIF"), "image/png", 422, "not an image"),  # only PNG/JPEG decode
+    (SEVEN_PNG[: len(SEVEN_PNG) // 2], "image/png", 422, "truncated"),
+    (b"", "image/png", 422, "empty"),
+    (encode(Image.new("RGB", (280, 280), "white")), "image/png", 422, "no digit found"),  # an empty canvas
+    (encode(Image.new("RGBA", (280, 280), (0, 0, 0, 0))), "image/png", 422, "no digit found"),
+    (encode(Image.new("L", (1200, 1200), 255)), "image/png", 422, "1200x1200 = 1,440,000 pixels, over the limit"),
+    (png_header_only(20_000, 20_000), "image/png", 422, "too large"),
+    (b"[0.5, 0.5", "application/json", 422, "not valid JSON"),
+    (b"\xff\xfe\x00", "application/json", 422, "not valid JSON"),
+    (json.dumps([0.5] * 783).encode(), "application/json", 422, "783 items"),
+    (json.dumps([[0.5] * 27] * 28).encode(), "application/json", 422, "28 items"),
+    (json.dumps({"image": [0.5] * 784}).encode(), "application/json", 422, "JSON dict"),
+    (json.dumps("0.5").encode(), "application/json", 422, "JSON str"),
+    (json.dumps([0.5] * 783 + [255]).encode(), "application/json", 422, "pixel 783 is 255"),
+    (json.dumps([-0.1] + [0.5] * 783).encode(), "application/json", 422, "pixel 0 is -0.1"),
+    (json.dumps(["0.5"] * 784).encode(), "application/json", 422, "pixel 0 is \"0.5\""),
+    (json.dumps([True] * 784).encode(), "application/json", 422, "pixel 0 is true"),
+    (("[NaN" + ", 0.5" * 783 + "]").encode(), "application/json", 422, "pixel 0 is NaN"),
+    (json.dumps([0] * 784).encode(), "application/json", 422, "no digit found"),  # an empty canvas as pixels
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", 422, "not valid JSON"),  # nesting that exhausts recursion
+])
+def test_bad_input_gets_a_4xx_json_error(client, data, content_type, status, fragment):
+    message = assert_error(post_raw(client, data, content_type), status)
+    assert fragment in message
+    assert_predictions(post_raw(client, SEVEN_PNG, "image/png"))  # and the server keeps serving
+
+
+def test_multipart_without_an_image_field(client):
+    message = assert_error(client.post("/api/predict", files={"picture": ("x.png", SEVEN_PNG, "image/png")}), 422)
+    assert "'image'" in message
+    assert_error(client.post("/api/predict", content=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}), 400)
+
+
+def test_body_over_the_limit_is_refused_from_content_length(client):
+    body = b"\x89PNG" + b"\0" * (2 * 1024 * 1024)  # default limit: 2 MiB
+    assert "over the limit of 2,097,152" in assert_error(post_raw(client, body, "image/png"), 413)
+    assert_error(client.post("/api/predict", files={"image": ("big.png", body, "image/png")}), 413)
+
+
+def test_body_over_the_limit_is_refused_while_streaming(checkpoints):
+    """No Content-Length (chunked upload): the server stops reading once the limit is passed."""
+    app = create_app([checkpoints[0]], max_body_bytes=100_000)
+    chunks_sent, sent = [0], []
+
+    async def receive():
+        chunks_sent[0] += 1
+        return {"type": "http.request", "body": b"\0" * 10_000, "more_body": chunks_sent[0] < 1000}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "", "query_string": b"",
+             "headers": [(b"content-type", b"image/png"), (b"transfer-encoding", b"chunked")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert "over the limit of 100,000" in json.loads(sent[1]["body"])["error"]
+    assert chunks_sent[0] == 11  # 110,000 bytes read of the 10 MB offered
+
+
+def test_pages_and_docs_use_no_external_resources(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        text = client.get(path).text
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text), path  # no CDN, no third-party host
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]
+    assert set(content) == {"image/png", "image/jpeg", "multipart/form-data", "application/json"}
+    assert {"/api/models", "/healthz"} <= set(spec["paths"])
+
+
+@pytest.mark.parametrize("path", ["/static/../serve.py", "/static/%2e%2e%2fserve.py", "/static/..%2F__init__.py",
+                                  "/static/index.html%00", "/etc/passwd", "/static//etc/passwd"])
+def test_no_endpoint_reads_a_client_chosen_path(client, path):
+    assert client.get(path).status_code == 404
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=3000),
+       content_type=st.sampled_from(["image/png", "image/jpeg", "application/json", "multipart/form-data",
+                                     "application/octet-stream", ""]))
+def test_fuzz_random_bytes_never_give_a_5xx(client, data, content_type):
+    response = post_raw(client, data, content_type)
+    assert response.status_code < 500, response.text
+    assert response.status_code == 200 or "error" in response.json()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(payload=st.one_of(
+    st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=5),
+                 lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5)),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=780, max_size=790),
+    st.lists(st.floats(min_value=0, max_value=1), min_size=784, max_size=784),
+    st.lists(st.integers(min_value=-2, max_value=300), min_size=784, max_size=784),
+    st.lists(st.lists(st.floats(min_value=0, max_value=1), min_size=27, max_size=29), min_size=27, max_size=29),
+))
+def test_fuzz_random_arrays_never_give_a_5xx(client, payload):
+    response = client.post("/api/predict", content=json.dumps(payload), headers={"Content-Type": "application/json"})
+    assert response.status_code in (200, 422), response.text
+
+
+def test_serve_with_a_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    assert main(["serve", "--checkpoints", str(tmp_path / "none.pt")]) == 2
+    assert "none.pt" in capsys.readouterr().err
