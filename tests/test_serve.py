@@ -151,7 +151,11 @@ def test_pages_and_docs_use_no_external_resources(client):
     for path in ("/", "/static/app.js", "/static/style.css"):
         text = client.get(path).text
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text), path  # no CDN, no third-party host
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", docs.text)  # the docs viewer loads nothing from outside
+    assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text
+    assert client.get("/docs-assets/..%2Fpyproject.toml").status_code == 404
     spec = client.get("/openapi.json").json()
     content = spec["paths"]["/api/predict"]["post"]["requestBody"]["content"]
     assert set(content) == {"image/png", "image/jpeg", "multipart/form-data", "application/json"}

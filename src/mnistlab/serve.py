@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import os
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -133,6 +135,17 @@ def predict_all(models: list[LoadedModel], image: np.ndarray) -> list[dict]:
     return predictions
 
 
+DOCS_ASSET_TYPES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+
+
+def _swagger_ui_assets() -> dict[str, bytes]:
+    """Swagger UI's script and style sheet from the swagger-ui-bundle package, read once into memory."""
+    import swagger_ui_bundle
+
+    folder = Path(swagger_ui_bundle.swagger_ui_path)
+    return {name: (folder / name).read_bytes() for name in DOCS_ASSET_TYPES}
+
+
 def create_app(
     checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_PIXELS
 ) -> FastAPI:
@@ -140,7 +153,8 @@ def create_app(
     models = load_models(checkpoint_paths)
     static = resources.files("mnistlab") / "static"
     page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
-    app = FastAPI(title="mnistlab", version=__version__,
+    docs_assets = _swagger_ui_assets()
+    app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description="Predict handwritten digits with mnistlab checkpoints. Errors are `{\"error\": \"...\"}`.")
     app.state.models = models
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
@@ -162,6 +176,19 @@ def create_app(
         if name not in page:  # a fixed set of names, never a path
             raise HTTPException(404, f"no static file {name[:40]!r}")
         return Response(page[name], media_type=PAGE_FILES[name], headers=PAGE_HEADERS)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        # FastAPI's stock /docs loads Swagger UI from a CDN; this one serves the bundled copy, so it works offline.
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="mnistlab API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="")
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        if name not in docs_assets:  # a fixed set of names, never a path
+            raise HTTPException(404, f"no docs asset {name[:40]!r}")
+        return Response(docs_assets[name], media_type=DOCS_ASSET_TYPES[name], headers=PAGE_HEADERS)
 
     @app.get("/healthz", summary="Liveness: 200 while the server runs")
     def healthz() -> dict:
