@@ -1,6 +1,7 @@
 """The `mnistlab` command line: a thin layer that parses flags and calls one library function per command.
 
     mnistlab compare                  # the ANN-vs-CNN study on MNIST, written to runs/<timestamp>-compare
+    mnistlab compare --seeds 5        # five seeds each: means, intervals and significance tests
     mnistlab train cnn --epochs 1     # train one model into a checkpoint
     mnistlab evaluate runs/x/cnn.pt   # test a checkpoint
     mnistlab data list | fetch NAME | verify NAME
@@ -16,14 +17,15 @@ import sys
 from pathlib import Path
 
 from mnistlab import __version__
-from mnistlab.errors import MnistlabError
+from mnistlab.errors import ConfigError, MnistlabError
 
 EXIT_USER_ERROR = 2
 
 
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file with training settings (flags override it)")
-    parser.add_argument("--dataset", help="registered dataset name (default: mnist)")
+    parser.add_argument("--dataset", help="registered dataset name, or a folder of your own data "
+                                          "(four IDX files, or train/<label>/*.png and test/<label>/*.png) (default: mnist)")
     parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5)")
     parser.add_argument("--batch-size", type=int, help="images per optimiser step (default: 128)")
     parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float,
@@ -58,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="train, test and compare models; write a run folder")
     compare.add_argument("--models", default="ann,cnn", help="comma-separated model names (default: %(default)s)")
     compare.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-compare)")
+    compare.add_argument("--seeds", metavar="N|LIST",
+                         help="train each model once per seed: N seeds counting up from --seed, or a comma-separated "
+                              "list such as 0,1,2 (default: the one seed --seed)")
+    compare.add_argument("--resume", action="store_true",
+                         help="continue the interrupted run in --out: skip finished seeds and epochs")
     _add_training_flags(compare)
 
     train = commands.add_parser("train", help="train one model into a checkpoint (the test split is not used)")
@@ -121,12 +128,35 @@ def run_compare_command(args: argparse.Namespace) -> int:
     from mnistlab.study import default_run_dir, run_compare
 
     settings = _settings_from(args)
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR, the run folder to continue")
     out_dir = Path(args.out) if args.out else default_run_dir("compare")
     model_names = [name.strip() for name in args.models.split(",") if name.strip()]
-    metrics = run_compare(model_names, settings, out_dir, args.data_dir, progress=not args.quiet)
+    seeds = parse_seeds(args.seeds, settings.get("seed", 0), "seed" in settings)
+    metrics = run_compare(model_names, settings, out_dir, args.data_dir, progress=not args.quiet, seeds=seeds,
+                          resume=args.resume)
     print(summary_table(metrics))
-    print(f"\nRun folder: {out_dir}  (report.md, metrics.json, figures, checkpoints)")
+    print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
+
+
+def parse_seeds(text: str | None, first_seed: int, seed_given: bool) -> list[int] | None:
+    """`--seeds`: an integer N means N seeds from `first_seed`; a comma-separated list means those seeds."""
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        if "," not in text:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return list(range(first_seed, first_seed + count))
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r} is invalid; give a count >= 1 (--seeds 5) or a list (--seeds 0,1,2)") from None
+    if seed_given:
+        raise ConfigError(f"--seeds {text} lists the seeds, so --seed (or a config file's seed) must not be given too")
+    return seeds
 
 
 def run_train_command(args: argparse.Namespace) -> int:

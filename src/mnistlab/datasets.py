@@ -152,7 +152,7 @@ register_dataset(DatasetSpec(
 def get_dataset_spec(name: str) -> DatasetSpec:
     """Look up a registered dataset by name."""
     if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}, or give a folder path")
     return DATASETS[name]
 
 
@@ -246,7 +246,12 @@ def load_dataset(
     """Find, verify and read the four files of dataset `name`.
 
     Raises `DatasetError` naming the file and the fix when anything is missing or wrong.
+    A `name` that is a folder path loads a user's own data (see `custom_data`).
     """
+    from mnistlab.custom_data import load_custom_dataset, looks_like_path  # it builds on this module
+
+    if name not in DATASETS and looks_like_path(name):
+        return load_custom_dataset(name)
     spec = get_dataset_spec(name)
     folder = resolve_data_dir(data_dir)
     arrays, checksums, sources = {}, {}, {}
@@ -256,7 +261,7 @@ def load_dataset(
         sources[spec.files[role].name] = str(path)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        _check_pair(spec, split, images, labels, sources)
+        check_pair(spec, split, images, labels, sources)
     return Dataset(
         name=spec.name,
         class_names=spec.class_names,
@@ -269,7 +274,8 @@ def load_dataset(
     )
 
 
-def _check_pair(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray, sources: dict) -> None:
+def check_pair(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray, sources: dict) -> None:
+    """Raise `DatasetError` unless a split's images are 28x28, match its labels in count, and labels fit the classes."""
     image_path = sources[spec.files[f"{split}_images"].name]
     label_path = sources[spec.files[f"{split}_labels"].name]
     if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):

@@ -1,4 +1,4 @@
-"""Score a trained model on held-out images: loss, accuracy, confusion matrix, per-class metrics."""
+"""Score a trained model on held-out images: loss, accuracy, confusion matrix, per-class metrics, confused pairs."""
 
 from __future__ import annotations
 
@@ -28,12 +28,24 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, class_nam
     targets = torch.from_numpy(labels.astype(np.int64))
     probabilities = logits.softmax(dim=1).numpy()
     predictions = logits.argmax(dim=1).numpy()
+    metrics = {
+        "test_loss": F.cross_entropy(logits, targets).item(),
+        **score_predictions(labels, predictions, class_names),
+    }
+    return Evaluation(metrics=metrics, predictions=predictions, probabilities=probabilities)
+
+
+def score_predictions(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:
+    """Accuracy, confusion matrix (rows true, columns predicted) and per-class precision/recall/F1.
+
+    `labels` and `predictions` may hold several seeds' predictions concatenated;
+    the counts then add up over seeds.
+    """
     classes = list(range(len(class_names)))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predictions, labels=classes, zero_division=0
     )
-    metrics = {
-        "test_loss": F.cross_entropy(logits, targets).item(),
+    return {
         "test_accuracy": float((predictions == labels).mean()),
         "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
         "per_class": [
@@ -41,4 +53,24 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, class_nam
             for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
         ],
     }
-    return Evaluation(metrics=metrics, predictions=predictions, probabilities=probabilities)
+
+
+def row_normalise(matrix) -> list[list[float]]:
+    """Each row of a confusion matrix divided by its total (the share of each true class); empty rows stay 0."""
+    counts = np.asarray(matrix, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0).tolist()
+
+
+def most_confused_pairs(matrix, class_names, top: int = 5) -> list[dict]:
+    """The `top` off-diagonal cells by count: true class, predicted class, count, share of the true class."""
+    counts = np.asarray(matrix)
+    totals = counts.sum(axis=1)
+    cells = [(int(counts[true, predicted]), true, predicted) for true, predicted in np.ndindex(counts.shape)
+             if true != predicted and counts[true, predicted] > 0]
+    cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    return [
+        {"true": class_names[true], "predicted": class_names[predicted], "count": count,
+         "share": count / int(totals[true])}
+        for count, true, predicted in cells[:top]
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -65,8 +66,14 @@ def train(
     config: TrainConfig,
     progress: bool = True,
     model_arguments: dict | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    resume_state: dict | None = None,
 ) -> TrainResult:
-    """Train `model_name` on `dataset`'s training split under `config`; the test split is never touched."""
+    """Train `model_name` on `dataset`'s training split under `config`; the test split is never touched.
+
+    `on_epoch_end(state)` receives a `training_state` dict after every epoch (to save it);
+    passing such a dict back as `resume_state` continues from that epoch with the same numbers.
+    """
     seed_everything(config.seed, config.threads)
     train_part, validation_part = split_indices(dataset.train_labels, config)
     model = build_model(model_name, **(model_arguments or {}))
@@ -80,7 +87,10 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     history = []
     start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    if resume_state is not None:
+        history = restore_training_state(resume_state, model, optimizer, scheduler, generator)
+        start -= resume_state["train_seconds"]
+    for epoch in range(len(history) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
         train_loss, train_accuracy = train_epoch(
             model, optimizer, scheduler, train_inputs, train_labels, config, generator,
@@ -102,6 +112,8 @@ def train(
                 f"acc {record['train_accuracy']:.4f} val_loss {record['val_loss']:.4f} "
                 f"val_acc {record['val_accuracy']:.4f} ({record['seconds']:.1f} s)"
             )
+        if on_epoch_end is not None:
+            on_epoch_end(training_state(model, optimizer, scheduler, generator, history, time.perf_counter() - start))
     return TrainResult(
         model=model.eval(),
         history=history,
@@ -109,6 +121,29 @@ def train(
         train_size=len(train_part),
         validation_size=len(validation_part),
     )
+
+
+def training_state(model, optimizer, scheduler, generator, history: list[dict], train_seconds: float) -> dict:
+    """Everything that decides the next epoch's numbers: weights, optimiser, schedule, both random streams."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(),  # batch order and augmentation
+        "torch_rng": torch.get_rng_state(),  # the global stream (dropout)
+        "history": [dict(record) for record in history],
+        "train_seconds": train_seconds,
+    }
+
+
+def restore_training_state(state: dict, model, optimizer, scheduler, generator) -> list[dict]:
+    """Load a `training_state` dict into freshly built objects; return the history so far."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return [dict(record) for record in state["history"]]
 
 
 def build_optimizer(
