@@ -141,3 +141,27 @@ def test_augmentation_is_seeded_small_and_keeps_the_ink():
     assert not torch.allclose(first, images)
     ink_ratio = first.sum(dim=(1, 2, 3)) / images.sum(dim=(1, 2, 3))
     assert ((ink_ratio > 0.8) & (ink_ratio < 1.1)).all()
+
+
+def test_fused_adam_is_the_plain_adam_update():
+    """The speed change in the optimiser (one fused kernel per parameter) computes the study's Adam update."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from mnistlab.train import build_optimizer
+
+    torch.manual_seed(0)
+    fast = build_model("cnn")
+    plain, initial = copy.deepcopy(fast), copy.deepcopy(fast)
+    fast_optimizer, _ = build_optimizer(fast, TrainConfig(), total_steps=5)
+    plain_optimizer = torch.optim.Adam(plain.parameters(), lr=1e-3, foreach=False, fused=False)
+    images, labels = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    for _ in range(5):
+        for model, optimizer in ((fast, fast_optimizer), (plain, plain_optimizer)):
+            optimizer.zero_grad()
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+    for (name, updated), reference in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(updated, reference, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(fast.fc.weight, initial.fc.weight)  # the steps did move the weights

@@ -7,6 +7,7 @@ Needs the `onnx` extra: `pip install mnistlab[onnx]`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -41,6 +42,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike | Non
     example = torch.zeros(2, 1, 28, 28)
     with atomic_path(out_path) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # it logs a line per torchvision op it skips
         torch.onnx.export(
             model, (example,), str(temporary), input_names=["images"], output_names=["logits"],
             dynamic_shapes={"images": {0: torch.export.Dim("batch")}}, opset_version=opset, dynamo=True,
