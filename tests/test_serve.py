@@ -1,6 +1,7 @@
 """The JSON API: predictions for PNG, JPEG, multipart and JSON pixels; a 4xx JSON error for every bad input."""
 
 import asyncio
+import concurrent.futures
 import json
 import re
 
@@ -138,7 +139,9 @@ def test_body_over_the_limit_is_refused_while_streaming(checkpoints):
              "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "", "query_string": b"",
              "headers": [(b"content-type", b"image/png"), (b"transfer-encoding", b"chunked")],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-    asyncio.run(app(scope, receive, send))
+    # A fresh thread has no event loop: the session's Playwright browser keeps one running in this thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     assert sent[0]["status"] == 413
     assert "over the limit of 100,000" in json.loads(sent[1]["body"])["error"]
     assert chunks_sent[0] == 11  # 110,000 bytes read of the 10 MB offered

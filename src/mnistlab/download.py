@@ -56,7 +56,8 @@ def _fetch(url: str, path: Path, algorithms: list[str], progress: bool) -> dict[
     request = urllib.request.Request(url, headers={"User-Agent": "mnistlab"})
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response, open(path, "wb") as output:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=path.name.split(".")[1], disable=not progress) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=path.name.split(".")[1],
+                  disable=None if progress else True) as bar:  # None: no bar when stderr is not a terminal
             while chunk := response.read(CHUNK_BYTES):
                 output.write(chunk)
                 for hasher in hashers.values():

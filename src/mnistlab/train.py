@@ -199,7 +199,7 @@ def train_epoch(
     loss_sum = torch.zeros((), dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.int64)
     for start in tqdm(range(0, len(inputs), config.batch_size), desc=description, unit="batch", leave=False,
-                      disable=not progress):
+                      disable=None if progress else True):  # None: no bar in logs
         batch = order[start:start + config.batch_size]
         images = inputs[batch]
         if config.augment == "shift-rotate":
