@@ -165,3 +165,13 @@ def test_fused_adam_is_the_plain_adam_update():
     for (name, updated), reference in zip(fast.named_parameters(), plain.parameters()):
         torch.testing.assert_close(updated, reference, rtol=1e-5, atol=1e-6, msg=name)
     assert not torch.equal(fast.fc.weight, initial.fc.weight)  # the steps did move the weights
+
+
+def test_default_thread_count_does_not_leak_from_an_earlier_run():
+    """threads=None means PyTorch's default every time, so in-process runs match the command line's numbers."""
+    from mnistlab.train import DEFAULT_THREADS, seed_everything
+
+    seed_everything(0, threads=1)
+    assert torch.get_num_threads() == 1
+    seed_everything(0)
+    assert torch.get_num_threads() == DEFAULT_THREADS

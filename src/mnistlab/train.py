@@ -34,11 +34,15 @@ class TrainResult:
     validation_size: int  # images held out for validation
 
 
+# PyTorch's own choice (one thread per core), read before anything changes it: a run with
+# threads=None always gets this, even after an earlier run in the same process asked for fewer.
+DEFAULT_THREADS = torch.get_num_threads()
+
+
 def seed_everything(seed: int, threads: int | None = None) -> None:
     """Make PyTorch deterministic on CPU: one seed, fixed thread count, deterministic kernels."""
     torch.manual_seed(seed)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or DEFAULT_THREADS)
     torch.use_deterministic_algorithms(True)
 
 
