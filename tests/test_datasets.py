@@ -180,3 +180,15 @@ def test_real_fashion_mnist_loads(real_data_dir):
     dataset = load_dataset("fashion-mnist", real_data_dir)
     assert dataset.class_names[9] == "Ankle boot"
     assert np.bincount(dataset.train_labels).tolist() == [6000] * 10
+
+
+def test_gz_md5_guards_datasets_without_a_payload_checksum(tiny_dataset, monkeypatch):
+    """KMNIST-style entries (only the official .gz MD5 is known) accept the official file and refuse others."""
+    spec, data_dir, arrays, _ = tiny_dataset
+    md5_only = {role: datasets.DatasetFile(file.name, None, gz_md5=file.gz_md5) for role, file in spec.files.items()}
+    monkeypatch.setitem(datasets.DATASETS, "tiny", datasets.DatasetSpec("tiny", "", (), md5_only, spec.class_names))
+    np.testing.assert_array_equal(load_dataset("tiny", data_dir).test_labels, arrays["test_labels"])
+    recompressed = data_dir / "tiny" / "t10k-labels-idx1-ubyte.gz"
+    recompressed.write_bytes(gzip.compress(encode_idx(arrays["test_labels"]), mtime=12345))
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte.gz: checksum mismatch: MD5 .* is not the pinned"):
+        load_dataset("tiny", data_dir)
