@@ -1,6 +1,5 @@
 """Multi-seed comparisons on real data: the numbers agree with the saved predictions, reports rebuild, HTML loads."""
 
-import json
 import re
 
 import numpy as np
