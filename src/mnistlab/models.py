@@ -171,6 +171,50 @@ class CNNFast(nn.Module):
         return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 1200) -> (B, 10) logits
 
 
+@register_model("cnn-strong", recipe={
+    "epochs": 15, "batch_size": 128, "learning_rate": 3e-3,  # peak rate of the one-cycle schedule
+    "schedule": "onecycle", "warmup_fraction": 0.2, "augment": "shift-rotate",
+})
+class CNNStrong(nn.Module):
+    """A modern small CNN: 32-32 and 64-64 channel 3x3 conv pairs, batch norm, dropout, augmentation, one cycle.
+
+    Source: the VGG-style layout that public MNIST studies find strongest for a
+    single small model (e.g. C. Deotte, "How to choose CNN architecture MNIST",
+    Kaggle 2018, about 99.6-99.7% with augmentation), with max-pooling in place
+    of strided convolutions to fit a 2-core CPU. Trained 15 epochs on randomly
+    shifted (up to 2 px) and rotated (up to 10 degrees) images, one-cycle Adam.
+    Target: >= 99.6% MNIST test accuracy, mean over 3 seeds, in <= 15 minutes
+    of training per seed on a 2-core CPU. Measured (seeds 0-2, 2 threads):
+    99.63% +- 0.06 (99.57, 99.68, 99.63); 809 s of training for the seed that
+    had the CPU to itself. 197,802 parameters.
+    """
+
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.4):
+        super().__init__()
+        self.channels = channels
+        wide, wider = channels
+        self.conv1 = nn.Conv2d(1, wide, kernel_size=3, bias=False)  # batch norm supplies the biases
+        self.norm1 = nn.BatchNorm2d(wide)
+        self.conv2 = nn.Conv2d(wide, wide, kernel_size=3, bias=False)
+        self.norm2 = nn.BatchNorm2d(wide)
+        self.conv3 = nn.Conv2d(wide, wider, kernel_size=3, bias=False)
+        self.norm3 = nn.BatchNorm2d(wider)
+        self.conv4 = nn.Conv2d(wider, wider, kernel_size=3, bias=False)
+        self.norm4 = nn.BatchNorm2d(wider)
+        self.fc = nn.Linear(wider * 4 * 4, hidden, bias=False)
+        self.norm5 = nn.BatchNorm1d(hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, NUM_CLASSES)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm1(self.conv1(images)))  # (B, 1, 28, 28) -> (B, 32, 26, 26)
+        x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 32, 24, 24) -> (B, 32, 12, 12)
+        x = F.relu(self.norm3(self.conv3(x)))  # -> (B, 64, 10, 10)
+        x = F.relu(self.norm4(F.max_pool2d(self.conv4(x), 2)))  # -> (B, 64, 8, 8) -> (B, 64, 4, 4)
+        x = F.relu(self.norm5(self.fc(x.permute(0, 2, 3, 1).flatten(1))))  # (B, 1024) -> (B, 128)
+        return self.out(self.dropout(x))  # (B, 10) logits
+
+
 def check_model_names(names: list[str]) -> None:
     """Raise `ConfigError` unless every name is registered (checked before any slow work starts)."""
     unknown = [name for name in names if name not in MODELS]
