@@ -64,6 +64,20 @@ def test_run_folder_holds_the_error_analysis(multi_seed_run):
     assert "twice the mean of the per-seed McNemar p-values" in report
 
 
+def test_report_states_each_models_own_recipe(multi_seed_run):
+    """A model with a recipe trains differently from the seed protocol, and the summary must say so."""
+    from mnistlab.report import training_summary
+
+    metrics = read_metrics(multi_seed_run)
+    assert training_summary(metrics) == "Training: 1 epoch of Adam, learning rate 0.001, batch size 128."
+    metrics["models"]["logreg"]["config"].update(epochs=15, schedule="onecycle", learning_rate=0.003,
+                                                 augment="shift-rotate")
+    assert training_summary(metrics) == (
+        "Training: ann, 1 epoch of Adam, learning rate 0.001, batch size 128; "
+        "logreg, 15 epochs of Adam, one-cycle schedule peaking at learning rate 0.003, batch size 128, "
+        "shift-rotate augmentation; lenet5, 1 epoch of Adam, learning rate 0.001, batch size 128.")
+
+
 def test_report_command_rebuilds_both_reports_identically(multi_seed_run, capsys):
     originals = {name: (multi_seed_run / name).read_bytes() for name in ("report.md", "report.html")}
     for name in ("report.md", "report.html", "errors_ann.png", "disagreements.png"):

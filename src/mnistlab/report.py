@@ -192,6 +192,30 @@ def report_title(metrics: dict) -> str:
     return f"Results: {' vs '.join(metrics['models'])} on {metrics['dataset']['name']}"
 
 
+def training_text(config: dict) -> str:
+    """How a model was trained, in one phrase, e.g. "5 epochs of Adam, learning rate 0.001, batch size 128"."""
+    epochs = f"{config['epochs']} epoch{'s' if config['epochs'] > 1 else ''}"
+    optimizer = "AdamW" if config.get("optimizer") == "adamw" else "Adam"
+    if config.get("weight_decay"):
+        optimizer += f" (weight decay {config['weight_decay']:g})"
+    rate = {"onecycle": "one-cycle schedule peaking at learning rate", "cosine": "cosine decay from learning rate"}
+    parts = [f"{epochs} of {optimizer}, {rate.get(config.get('schedule'), 'learning rate')} {config['learning_rate']:g}",
+             f"batch size {config['batch_size']}"]
+    if config.get("augment", "none") != "none":
+        parts.append(f"{config['augment']} augmentation")
+    if config.get("label_smoothing"):
+        parts.append(f"label smoothing {config['label_smoothing']:g}")
+    return ", ".join(parts)
+
+
+def training_summary(metrics: dict) -> str:
+    """One sentence if every model trained the same way, else one per model (recipes differ)."""
+    texts = {name: training_text(result.get("config", metrics["config"])) for name, result in metrics["models"].items()}
+    if len(set(texts.values())) == 1:
+        return f"Training: {next(iter(texts.values()))}."
+    return "Training: " + "; ".join(f"{name}, {text}" for name, text in texts.items()) + "."
+
+
 def report_sections(metrics: dict, galleries: bool = True) -> list[Section]:
     """The whole report as sections, from metrics alone (galleries only where predictions.npz exists)."""
     dataset, config = metrics["dataset"], metrics["config"]
@@ -201,7 +225,7 @@ def report_sections(metrics: dict, galleries: bool = True) -> list[Section]:
     summary = Section("Summary", [
         f"Trained on {dataset['train_size']:,} images, validated on {dataset['validation_size']:,} held out "
         f"(stratified), tested on {dataset['test_size']:,}; each model trained {seed_text}. "
-        f"{config['epochs']} epoch{'s' if config['epochs'] > 1 else ''} of Adam (learning rate {config['learning_rate']}), batch size {config['batch_size']}.",
+        f"{training_summary(metrics)}",
         Table(list(SUMMARY_HEADER), summary_rows(metrics)),
     ])
     sections = [summary]
