@@ -144,19 +144,22 @@ class LeNet5(nn.Module):
 
 
 @register_model("cnn-fast", recipe={
-    "epochs": 2, "batch_size": 128, "learning_rate": 5e-3,  # peak rate of the one-cycle schedule
+    "epochs": 2, "batch_size": 128, "learning_rate": 1e-2,  # peak rate of the one-cycle schedule
     "schedule": "onecycle", "warmup_fraction": 0.2,
 })
 class CNNFast(nn.Module):
-    """A speed recipe: the study's CNN shape, 24 and 48 channels, batch norm, a one-cycle schedule, 2 epochs.
+    """A speed recipe: the study's CNN shape, 16 and 32 channels, batch norm, a one-cycle schedule, 2 epochs.
 
     Target: >= 99.0% MNIST test accuracy, mean over 5 seeds, in <= 15 s of
     training on a 2-core CPU (see the README's performance section for the
     measured figures). Batch norm after pooling costs a quarter of batch norm
-    before it; no dropout (too few steps to need it).
+    before it; no dropout (too few steps to need it). Channel counts matter more
+    than their size suggests: measured in one session over seeds 0-4, 16 and 32
+    channels (peak rate 1e-2) trained in 13 s median (99.08% mean), 24 and 48
+    (5e-3) in 21 s (99.10%), 20 and 40 (5e-3) in 20 s (99.05%).
     """
 
-    def __init__(self, channels: tuple[int, int] = (24, 48)):
+    def __init__(self, channels: tuple[int, int] = (16, 32)):
         super().__init__()
         self.channels = channels
         self.conv1 = nn.Conv2d(1, channels[0], kernel_size=3, bias=False)  # batch norm supplies the bias
@@ -166,9 +169,9 @@ class CNNFast(nn.Module):
         self.out = nn.Linear(channels[1] * 5 * 5, NUM_CLASSES)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.norm1(F.max_pool2d(self.conv1(images), 2)))  # (B, 1, 28, 28) -> (B, 24, 13, 13)
-        x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 48, 5, 5)
-        return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 1200) -> (B, 10) logits
+        x = F.relu(self.norm1(F.max_pool2d(self.conv1(images), 2)))  # (B, 1, 28, 28) -> (B, 16, 13, 13)
+        x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 32, 5, 5)
+        return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, 10) logits
 
 
 @register_model("cnn-strong", recipe={
