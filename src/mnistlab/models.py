@@ -188,8 +188,8 @@ class CNNStrong(nn.Module):
     shifted (up to 2 px) and rotated (up to 10 degrees) images, one-cycle Adam.
     Target: >= 99.6% MNIST test accuracy, mean over 3 seeds, in <= 15 minutes
     of training per seed on a 2-core CPU. Measured (seeds 0-2, 2 threads):
-    99.63% +- 0.06 (99.57, 99.68, 99.63); 809 s of training for the seed that
-    had the CPU to itself. 197,802 parameters.
+    99.63% +- 0.06 (99.57, 99.68, 99.63); 697-809 s of training per seed when
+    run alone. 197,802 parameters.
     """
 
     def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.4):
