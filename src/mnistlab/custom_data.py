@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mnistlab.datasets import FILE_NAMES, IMAGE_SIDE, ROLES, Dataset, DatasetFile, DatasetSpec, check_pair, read_verified
+from mnistlab.datasets import (FILE_NAMES, IMAGE_SIDE, ROLES, Dataset, DatasetFile, DatasetSpec, check_pair,
+                               idx_ndim, read_verified)
 from mnistlab.errors import DatasetError
 from mnistlab.idx import encode_idx, payload_sha256
 
@@ -64,7 +65,7 @@ def load_idx_folder(root: Path) -> Dataset:
         found = [root / f"{name}{suffix}" for suffix in (".gz", "") if (root / f"{name}{suffix}").is_file()]
         if not found:
             raise DatasetError(f"{root}: {name}[.gz] is missing; an IDX folder needs all four files: {LAYOUTS}")
-        arrays[role], checksums[name] = read_verified(spec.files[role], found[0], 3 if role.endswith("images") else 1)
+        arrays[role], checksums[name] = read_verified(spec.files[role], found[0], idx_ndim(role))
         sources[name] = str(found[0])
     for split in ("train", "test"):
         check_pair(spec, split, arrays[f"{split}_images"], arrays[f"{split}_labels"], sources)

@@ -187,13 +187,13 @@ def read_verified(file: DatasetFile, path: Path, ndim: int) -> tuple[np.ndarray,
         )
     if not file.payload_sha256 and file.gz_md5:  # identity only from the official .gz (KMNIST)
         raw = path.read_bytes()
-        md5 = hashlib.md5(raw).hexdigest()
-        if raw[:2] == GZIP_MAGIC and md5 != file.gz_md5:
+        if raw[:2] == GZIP_MAGIC and (md5 := hashlib.md5(raw).hexdigest()) != file.gz_md5:
             raise DatasetError(f"{path}: checksum mismatch: MD5 {md5} is not the pinned {file.gz_md5}; {advice}")
     return array, digest
 
 
-def _ndim(role: str) -> int:
+def idx_ndim(role: str) -> int:
+    """Dimensions of a role's IDX array: 3 for images (N, 28, 28), 1 for labels."""
     return 3 if role.endswith("images") else 1
 
 
@@ -231,7 +231,7 @@ def locate_file(
         [base + f"{file.name}.gz" for base in (mirrors or spec.mirrors)],
         destination,
         file.gz_checksums,
-        verify_payload=lambda path: read_verified(file, path, _ndim(role)),
+        verify_payload=lambda path: read_verified(file, path, idx_ndim(role)),
         progress=progress,
     )
     return destination
@@ -258,7 +258,7 @@ def load_dataset(
     arrays, checksums, sources = {}, {}, {}
     for role in ROLES:
         path = locate_file(spec, role, folder, download, mirrors, progress)
-        arrays[role], checksums[spec.files[role].name] = read_verified(spec.files[role], path, _ndim(role))
+        arrays[role], checksums[spec.files[role].name] = read_verified(spec.files[role], path, idx_ndim(role))
         sources[spec.files[role].name] = str(path)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -303,7 +303,7 @@ def fetch_dataset(name: str, mirrors: Sequence[str] | None = None, progress: boo
     for role in ROLES:
         file = spec.files[role]
         path = locate_file(spec, role, None, download=True, mirrors=mirrors, progress=progress)
-        read_verified(file, path, _ndim(role))
+        read_verified(file, path, idx_ndim(role))
         paths[file.name] = str(path)
     return paths
 

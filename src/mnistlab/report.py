@@ -80,6 +80,11 @@ def write_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
     write_text_atomic(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
+def run_seeds(metrics: dict) -> list[int]:
+    """The run's seeds; a run folder from before multi-seed runs has the config's one."""
+    return metrics.get("seeds", [metrics["config"]["seed"]])
+
+
 def seed_records(result: dict, metrics: dict) -> list[dict]:
     """A model's per-seed records; a run folder from before multi-seed runs has one, built from the top level."""
     return result.get("seeds") or [{**result, "seed": metrics["config"]["seed"]}]
@@ -104,14 +109,14 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays | None) -> None
     class_names = dataset["class_names"]
     plot_validation_accuracy({name: result["history"] for name, result in models.items()}, run_dir / ACCURACY_PLOT)
     for name, result in models.items():
-        seeds = len(seed_records(result, metrics))
+        histories = [record["history"] for record in seed_records(result, metrics)]
+        seeds = len(histories)
         pooled = f" ({seeds} seeds pooled)" if seeds > 1 else ""
         title = f"{name}: confusion matrix on the {dataset['name']} test set{pooled}"
         plot_confusion_matrix(result["confusion_matrix"], class_names, title, run_dir / confusion_plot_name(name))
         plot_confusion_matrix(row_normalise(result["confusion_matrix"]), class_names,
                               f"{name}: share of each true class (%){pooled}",
                               run_dir / confusion_plot_name(name, normalised=True), normalised=True)
-        histories = [record["history"] for record in seed_records(result, metrics)]
         curves = {
             panel: {f"{split} ({name})": curve_band(histories, f"{prefix}_{key}")
                     for split, prefix in (("train", "train"), ("validation", "val"))}
@@ -127,7 +132,7 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays | None) -> None
         captions = [f"true {class_names[arrays.labels[i]]}\npred {class_names[predicted[i]]} ({100 * confidence[i]:.0f}%)"
                     for i in chosen]
         plot_image_gallery(arrays.images_at(chosen), captions,
-                           f"{name}: most confident mistakes (seed {metrics.get('seeds', [metrics['config']['seed']])[0]})",
+                           f"{name}: most confident mistakes (seed {run_seeds(metrics)[0]})",
                            run_dir / errors_plot_name(name))
     if len(models) > 1:
         predicted = {name: arrays.predicted[name][0] for name in models}
@@ -218,8 +223,7 @@ def training_summary(metrics: dict) -> str:
 
 def report_sections(metrics: dict, galleries: bool = True) -> list[Section]:
     """The whole report as sections, from metrics alone (galleries only where predictions.npz exists)."""
-    dataset, config = metrics["dataset"], metrics["config"]
-    seeds = metrics.get("seeds", [config["seed"]])
+    dataset, seeds = metrics["dataset"], run_seeds(metrics)
     seed_text = (f"once per seed for {len(seeds)} seeds ({', '.join(map(str, seeds))}); accuracies are means over seeds "
                  f"with a Student-t 95% interval" if len(seeds) > 1 else f"with seed {seeds[0]}")
     summary = Section("Summary", [

@@ -42,8 +42,9 @@ def check_plan(run_dir: str | os.PathLike, plan: dict) -> None:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: nothing to resume (no {STATE_DIR}/{PLAN_FILE}); run without --resume")
     saved = json.loads(path.read_text(encoding="utf-8"))
-    if saved != json.loads(json.dumps(plan)):
-        changed = sorted(key for key in set(saved) | set(plan) if saved.get(key) != json.loads(json.dumps(plan.get(key))))
+    plan = json.loads(json.dumps(plan))  # as it reads back from JSON: tuples become lists
+    if saved != plan:
+        changed = sorted(key for key in set(saved) | set(plan) if saved.get(key) != plan.get(key))
         raise ConfigError(
             f"{run_dir}: was started with different {', '.join(changed)}; resume with the original flags "
             f"or start a new run folder"
