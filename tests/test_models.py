@@ -1,8 +1,11 @@
 """Every registered model: shapes, gradients, parameter counts, and equivalence with the plain layout."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnistlab.errors import ConfigError
@@ -51,21 +54,24 @@ def _plain_cnn_like(model):
         features = plain(images.contiguous())  # (B, 64, 5, 5)
         return dense(features.permute(0, 2, 3, 1).reshape(len(images), -1))
 
-    return forward
+    parameters = [p for layer in (plain[0], plain[3], dense[0], dense[2]) for p in (layer.weight, layer.bias)]
+    return forward, parameters  # parameters in the order of model.parameters()
 
 
 def test_cnn_speedups_compute_the_study_function():
-    """Pooling before ReLU and channels-last memory give the same logits and gradients as the plain layout."""
+    """Pooling before ReLU, cropping what pooling drops and channels-last memory: same logits and gradients."""
     torch.manual_seed(3)
     model = build_model("cnn")
-    plain = _plain_cnn_like(model)
+    plain, plain_parameters = _plain_cnn_like(model)
     images = torch.rand(16, 1, 28, 28)
+    images[:, :, 26:, :] = images[:, :, :, 26:] = 1.0  # ink where the crop cuts: it must still make no difference
     torch.testing.assert_close(model(images.contiguous(memory_format=torch.channels_last)), plain(images),
                                rtol=1e-5, atol=1e-5)
     images.requires_grad_(True)
-    grad_fast, = torch.autograd.grad(model(images).square().sum(), images)
-    grad_plain, = torch.autograd.grad(plain(images).square().sum(), images)
-    torch.testing.assert_close(grad_fast, grad_plain, rtol=1e-4, atol=1e-5)
+    grad_fast = torch.autograd.grad(model(images).square().sum(), [images, *model.parameters()])
+    grad_plain = torch.autograd.grad(plain(images).square().sum(), [images, *plain_parameters])
+    for fast, reference in zip(grad_fast, grad_plain):
+        torch.testing.assert_close(fast, reference.reshape(fast.shape), rtol=1e-4, atol=1e-5)
 
 
 def test_keras_style_initialisation():
@@ -85,3 +91,26 @@ def test_images_to_tensor_scales_to_unit_range():
 def test_unknown_model_names_the_choices():
     with pytest.raises(ConfigError, match=r"unknown model\(s\) resnet; choose from: ann, cnn"):
         build_model("resnet")
+
+
+def test_cnn_fast_crop_computes_the_same_function():
+    """cnn-fast crops what its second pooling drops: same logits and gradients as without the crop, in both modes."""
+    torch.manual_seed(4)
+    model = build_model("cnn-fast")
+    uncropped = copy.deepcopy(model)  # its own batch-norm running statistics
+
+    def forward_uncropped(images):
+        x = F.relu(uncropped.norm1(F.max_pool2d(uncropped.conv1(images), 2)))
+        x = F.relu(uncropped.norm2(F.max_pool2d(uncropped.conv2(x), 2)))
+        return uncropped.out(x.permute(0, 2, 3, 1).flatten(1))
+
+    images = torch.rand(16, 1, 28, 28)
+    for mode in ("train", "eval"):
+        model.train(mode == "train")
+        uncropped.train(mode == "train")
+        logits, reference = model(images), forward_uncropped(images)
+        torch.testing.assert_close(logits, reference, rtol=1e-5, atol=1e-5)
+        grads = torch.autograd.grad(logits.square().sum(), list(model.parameters()))
+        grads_reference = torch.autograd.grad(reference.square().sum(), list(uncropped.parameters()))
+        for fast, plain in zip(grads, grads_reference):
+            torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)

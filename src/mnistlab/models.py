@@ -83,10 +83,15 @@ class CNN(nn.Module):
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        # max-pool then ReLU is the same function as ReLU then max-pool (both are
-        # monotone), and pooling first runs ReLU on a quarter of the values.
-        x = F.relu(F.max_pool2d(self.conv1(images), 2))  # (B, 1, 28, 28) -> (B, 32, 26, 26) -> (B, 32, 13, 13)
-        x = F.relu(F.max_pool2d(self.conv2(x), 2))  # -> (B, 64, 11, 11) -> (B, 64, 5, 5)
+        # Two rewrites compute the same function for less. Max-pool then ReLU equals ReLU then
+        # max-pool (both are monotone), and pooling first runs ReLU on a quarter of the values.
+        # The second pooling floors 11 rows to 5 pairs and drops the last: that row needs pooled
+        # row 12, which needs image rows 26 and 27. So neither the image's last two rows and
+        # columns nor any value computed from them reaches the output, and cropping them first
+        # spares the convolutions 15-17% of their work.
+        images = images[:, :, :26, :26].contiguous(memory_format=torch.channels_last)
+        x = F.relu(F.max_pool2d(self.conv1(images), 2))  # (B, 1, 26, 26) -> (B, 32, 24, 24) -> (B, 32, 12, 12)
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))  # -> (B, 64, 10, 10) -> (B, 64, 5, 5)
         # Flatten in (height, width, channel) order, as Keras does; free for a channels-last tensor.
         x = x.permute(0, 2, 3, 1).flatten(1)  # (B, 1600)
         x = F.relu(self.fc(x))  # (B, 64)
@@ -170,7 +175,10 @@ class CNNFast(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(F.max_pool2d(self.conv1(images), 2)))  # (B, 1, 28, 28) -> (B, 16, 13, 13)
-        x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 32, 5, 5)
+        # The second pooling drops conv2's last row and column, the only ones that read x's
+        # row and column 12 (see CNN.forward): crop them. Batch norm 1 still sees all 13 x 13.
+        x = x[:, :, :12, :12].contiguous(memory_format=torch.channels_last)
+        x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 32, 10, 10) -> (B, 32, 5, 5)
         return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, 10) logits
 
 
