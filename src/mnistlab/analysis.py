@@ -88,7 +88,10 @@ def compare_models(model_names, seeds: list[int], labels: np.ndarray, predicted:
                              "only_first_correct": only_first, "only_second_correct": only_second,
                              "p_value": stats.mcnemar_exact(only_first, only_second)})
         differences = stats.paired_differences(correct_first, correct_second)
-        low, high = stats.bootstrap_mean_interval(differences, seed=BOOTSTRAP_SEED)
+        if len(seeds) == 1:  # the pooled differences are that seed's: same resamples, same interval
+            low, high = per_seed[0]["ci_low"], per_seed[0]["ci_high"]
+        else:
+            low, high = stats.bootstrap_mean_interval(differences, seed=BOOTSTRAP_SEED)
         comparisons.append({
             "models": [first, second],
             "difference": float(differences.mean()),
