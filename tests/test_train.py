@@ -167,6 +167,34 @@ def test_fused_adam_is_the_plain_adam_update():
     assert not torch.equal(fast.fc.weight, initial.fc.weight)  # the steps did move the weights
 
 
+@pytest.mark.parametrize("name", ["cnn", "cnn-strong"])
+def test_training_without_the_nan_fill_gives_the_same_numbers(name, monkeypatch):
+    """Skipping deterministic mode's NaN fill of new tensors is safe only if no kernel reads unwritten memory.
+
+    With the fill on, any such read would turn the weights to NaN or change them; they must come out the same.
+    """
+    import mnistlab.train as train_module
+
+    dataset = tiny_dataset_object()
+    config = TrainConfig(epochs=1, batch_size=32, seed=3, augment="shift-rotate" if name == "cnn-strong" else "none")
+    fast = train(name, dataset, config, progress=False)
+    seed_without_fill = train_module.seed_everything
+
+    def seed_with_fill(*arguments):
+        seed_without_fill(*arguments)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+
+    monkeypatch.setattr(train_module, "seed_everything", seed_with_fill)
+    try:
+        filled = train(name, dataset, config, progress=False)
+        assert torch.empty(4).isnan().all()  # the fill really was on
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = False
+    for (key, a), b in zip(fast.model.state_dict().items(), filled.model.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert fast.history[0]["train_loss"] == filled.history[0]["train_loss"]
+
+
 def test_default_thread_count_does_not_leak_from_an_earlier_run():
     """threads=None means PyTorch's default every time, so in-process runs match the command line's numbers."""
     from mnistlab.train import DEFAULT_THREADS, seed_everything
