@@ -20,6 +20,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that reads the real datasets (most of them train on it) is `slow`: `make test-fast` skips them."""
+    for item in items:
+        if "real_data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory, monkeypatch):
     """Every test gets an empty user cache and cannot download unless it asks to."""
@@ -33,7 +40,11 @@ def real_data_dir() -> Path:
     """The folder with the real MNIST and Fashion-MNIST files (read-only)."""
     folder = Path(os.environ.get("MNISTLAB_DATA_DIR") or SHARED_DATASETS)
     if not (folder / "mnist").is_dir():
-        pytest.skip(f"real datasets not found at {folder}; set MNISTLAB_DATA_DIR")
+        message = (f"real datasets not found at {folder}: set MNISTLAB_DATA_DIR to a folder holding mnist/ and "
+                   f"fashion-mnist/, or set MNISTLAB_SKIP_REAL_DATA=1 to skip the tests that need them")
+        if os.environ.get("MNISTLAB_SKIP_REAL_DATA") == "1":
+            pytest.skip(message)
+        pytest.fail(message)
     return folder
 
 

@@ -47,7 +47,8 @@ def test_compare_writes_the_run_folder(real_data_dir, tmp_path, capsys):
         assert sum(map(sum, result["confusion_matrix"])) == 10_000
         assert f"{100 * result['test_accuracy']:.2f}" in stdout
         assert f"| {name} | {result['params']:,} | {100 * result['test_accuracy']:.2f} |" in (out / "report.md").read_text()
-    assert metrics["config"]["limit_train"] == 1500 and metrics["config"]["seed"] == 0
+    for result in metrics["models"].values():
+        assert result["config"]["limit_train"] == 1500 and result["config"]["seed"] == 0
     assert metrics["dataset"]["checksums"]["t10k-labels-idx1-ubyte"].startswith("ff7bcfd4")
     assert metrics["dataset"]["validation_size"] == 150
 

@@ -9,8 +9,9 @@ from conftest import ARTIFACTS
 from mnistlab import stats
 from mnistlab.cli import main, parse_seeds
 from mnistlab.errors import ConfigError
-from mnistlab.report import FigureRef, read_metrics, report_sections
-from mnistlab.run_arrays import read_run_arrays
+from mnistlab.report import report_sections
+from mnistlab.report_document import FigureRef
+from mnistlab.run_folder import read_metrics, read_run_arrays
 
 QUICK = ["--epochs", "1", "--limit-train", "2000", "--threads", "1"]  # one thread: the CI machine is shared
 MODELS = ["ann", "logreg", "lenet5"]
@@ -143,7 +144,7 @@ def test_parse_seeds(text, first, given, expected):
 
 
 @pytest.mark.parametrize(("text", "given", "message"), [
-    ("0", False, "count >= 1"), ("a,b", False, "is invalid"), ("1,2", True, "must not be given too"),
+    ("0", False, "a count from 1 to 1000"), ("a,b", False, "is invalid"), ("1,2", True, "must not be given too"),
 ])
 def test_bad_seeds_are_config_errors(text, given, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

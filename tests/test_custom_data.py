@@ -9,7 +9,8 @@ from PIL import Image
 
 from conftest import make_tiny_arrays
 from mnistlab.cli import main
-from mnistlab.datasets import FILE_NAMES, load_dataset
+from mnistlab.custom_data import open_dataset
+from mnistlab.datasets import FILE_NAMES
 from mnistlab.errors import DatasetError
 from mnistlab.idx import encode_idx
 
@@ -35,7 +36,7 @@ def write_image_folder(root, arrays, names=None):
 def test_idx_folder_mixed_gzip_loads_the_arrays(tmp_path):
     arrays = make_tiny_arrays()
     write_idx_folder(tmp_path / "mine", arrays)
-    dataset = load_dataset(str(tmp_path / "mine"))
+    dataset = open_dataset(str(tmp_path / "mine"))
     for role, array in arrays.items():
         np.testing.assert_array_equal(getattr(dataset, role), array)
     assert dataset.name == str((tmp_path / "mine").resolve()) and dataset.class_names == tuple("0123456789")
@@ -45,7 +46,7 @@ def test_idx_folder_mixed_gzip_loads_the_arrays(tmp_path):
 def test_image_folder_with_digit_labels(tmp_path):
     arrays = make_tiny_arrays(train=30, test=20)
     write_image_folder(tmp_path / "pngs", arrays)
-    dataset = load_dataset(str(tmp_path / "pngs"))
+    dataset = open_dataset(str(tmp_path / "pngs"))
     order = np.argsort(arrays["train_labels"], kind="stable")  # files are read class by class
     np.testing.assert_array_equal(dataset.train_images, arrays["train_images"][order])
     np.testing.assert_array_equal(dataset.train_labels, arrays["train_labels"][order])
@@ -57,7 +58,7 @@ def test_image_folder_with_named_classes_sorts_them(tmp_path):
     for split in ("train", "test"):
         arrays[f"{split}_labels"] %= 3
     write_image_folder(tmp_path / "pngs", arrays, names=["cat", "ant", "bee"])
-    dataset = load_dataset(str(tmp_path / "pngs"))
+    dataset = open_dataset(str(tmp_path / "pngs"))
     assert dataset.class_names == ("ant", "bee", "cat")
     # labels (0..29 % 10) % 3 give cat (0) 12 images, ant (1) 9, bee (2) 9; sorted names renumber them
     assert np.bincount(dataset.train_labels).tolist() == [9, 9, 12]
@@ -83,7 +84,7 @@ def test_bad_image_folder_is_one_clear_error(tmp_path, damage, message):
     root = _image_folder_cases(tmp_path / "pngs", make_tiny_arrays(train=30, test=20))
     damage(root)
     with pytest.raises(DatasetError, match=message) as caught:
-        load_dataset(str(root))
+        open_dataset(str(root))
     assert "\n" not in str(caught.value)
 
 
@@ -92,10 +93,10 @@ def test_bad_idx_folder_names_the_file(tmp_path):
     arrays["test_labels"] = arrays["test_labels"][:-1]
     write_idx_folder(tmp_path / "mine", arrays)
     with pytest.raises(DatasetError, match="39 labels for 40 images"):
-        load_dataset(str(tmp_path / "mine"))
+        open_dataset(str(tmp_path / "mine"))
     (tmp_path / "mine" / "train-labels-idx1-ubyte").unlink()
     with pytest.raises(DatasetError, match="train-labels-idx1-ubyte\\[.gz\\] is missing"):
-        load_dataset(str(tmp_path / "mine"))
+        open_dataset(str(tmp_path / "mine"))
 
 
 @pytest.mark.parametrize(("make", "message"), [
@@ -105,7 +106,7 @@ def test_bad_idx_folder_names_the_file(tmp_path):
 def test_folder_that_is_not_a_dataset(tmp_path, make, message):
     make(tmp_path / "nothing")
     with pytest.raises(DatasetError, match=message):
-        load_dataset(str(tmp_path / "nothing"))
+        open_dataset(str(tmp_path / "nothing"))
 
 
 def test_compare_on_an_image_folder_end_to_end(tmp_path, capsys):

@@ -114,3 +114,26 @@ def test_cnn_fast_crop_computes_the_same_function():
         grads_reference = torch.autograd.grad(reference.square().sum(), list(uncropped.parameters()))
         for fast, plain in zip(grads, grads_reference):
             torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("layers", "side"), [
+    ([("conv", 3), ("pool", 2), ("conv", 3), ("pool", 2)], 28),  # the study's CNN
+    ([("conv", 3), ("pool", 2)], 13),  # cnn-fast's second block
+    ([("conv", 5), ("pool", 2), ("conv", 3), ("pool", 2)], 29),
+])
+def test_rows_read_is_exactly_what_reaches_the_output(layers, side):
+    """Every input row past `rows_read` has zero influence on the output; the last row it keeps has some."""
+    from mnistlab.models import rows_read
+
+    torch.manual_seed(0)
+    modules, output_side = [], side
+    for kind, size in layers:
+        modules.append(nn.AvgPool2d(size) if kind == "pool" else nn.Conv2d(1, 1, size))  # avg: every input gets a gradient
+        output_side = output_side // size if kind == "pool" else output_side - size + 1
+    stack = nn.Sequential(*modules)
+    image = torch.rand(1, 1, side, side, requires_grad=True)
+    stack(image).sum().backward()
+    influence = image.grad[0, 0].abs().sum(dim=1)  # per input row
+    read = rows_read(layers, output_side)
+    assert read < side
+    assert torch.all(influence[read:] == 0) and influence[read - 1] > 0

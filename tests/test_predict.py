@@ -79,8 +79,11 @@ def test_glob_top_k_and_show_input(checkpoint, images, capsys, tmp_path):
                            "--show-input", seen)
     assert code == 0
     [result] = json.loads(out)
-    assert [entry["class"] for entry in result["top"]] and len(result["top"]) == 5
-    assert 0 < sum(entry["probability"] for entry in result["top"]) <= 1.0 + 1e-9
+    classes = [entry["class"] for entry in result["top"]]
+    probabilities = [entry["probability"] for entry in result["top"]]
+    assert len(set(classes)) == 5 and set(classes) <= set("0123456789")  # five different digits
+    assert probabilities == sorted(probabilities, reverse=True)  # most likely first
+    assert 0 < sum(probabilities) <= 1.0 + 1e-9
     saved = np.asarray(Image.open(seen / "seven.png"))
     assert saved.shape == (28, 28) and saved.dtype == np.uint8 and saved.max() == 255 and saved[0].max() == 0
 

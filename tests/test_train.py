@@ -10,6 +10,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.datasets import Dataset
 from mnistlab.errors import CheckpointError, ConfigError
 from mnistlab.models import MODELS, build_model, images_to_tensor, infer
+from mnistlab.runtime import configured_runtime
 from mnistlab.train import split_indices, train
 
 
@@ -68,9 +69,21 @@ def test_split_is_stratified_disjoint_and_seeded():
 
 
 def test_limit_train_takes_a_seeded_subset():
+    """The subset has the asked size, the same images for the same seed, others for another, and no overlap."""
     labels = np.repeat(np.arange(10), 100)
-    train_part, validation_part = split_indices(labels, TrainConfig(limit_train=200))
-    assert len(train_part) + len(validation_part) == 200
+
+    def subset(seed):
+        train_part, validation_part = split_indices(labels, TrainConfig(limit_train=200, seed=seed))
+        assert not set(train_part) & set(validation_part)
+        return np.sort(np.concatenate([train_part, validation_part])), validation_part
+
+    first, validation = subset(0)
+    assert len(first) == 200 and len(np.unique(first)) == 200
+    np.testing.assert_array_equal(subset(0)[0], first)
+    np.testing.assert_array_equal(subset(0)[1], validation)
+    assert not np.array_equal(subset(1)[0], first)
+    held_out, chosen = np.bincount(labels[validation], minlength=10), np.bincount(labels[first], minlength=10)
+    assert len(validation) == 20 and np.all(np.abs(held_out - 0.1 * chosen) < 1)  # stratified: 10% of each class
 
 
 def test_checkpoint_round_trip_rebuilds_the_same_function(tmp_path):
@@ -173,39 +186,41 @@ def test_fused_adam_is_the_plain_adam_update():
 
 
 @pytest.mark.parametrize("name", ["cnn", "cnn-strong"])
-def test_training_without_the_nan_fill_gives_the_same_numbers(name, monkeypatch):
+def test_training_without_the_nan_fill_gives_the_same_numbers(name):
     """Skipping deterministic mode's NaN fill of new tensors is safe only if no kernel reads unwritten memory.
 
     With the fill on, any such read would turn the weights to NaN or change them; they must come out the same.
     """
-    import mnistlab.train as train_module
-
     dataset = tiny_dataset_object()
     config = TrainConfig(epochs=1, batch_size=32, seed=3, augment="shift-rotate" if name == "cnn-strong" else "none")
-    fast = train(name, dataset, config, progress=False)
-    seed_without_fill = train_module.seed_everything
-
-    def seed_with_fill(*arguments):
-        seed_without_fill(*arguments)
+    with configured_runtime():
+        fast = train(name, dataset, config, progress=False)
         torch.utils.deterministic.fill_uninitialized_memory = True
-
-    monkeypatch.setattr(train_module, "seed_everything", seed_with_fill)
-    try:
         filled = train(name, dataset, config, progress=False)
         assert torch.empty(4).isnan().all()  # the fill really was on
-    finally:
-        torch.utils.deterministic.fill_uninitialized_memory = False
     assert_same_training(fast, filled)
 
 
-def test_default_thread_count_does_not_leak_from_an_earlier_run():
-    """threads=None means PyTorch's default every time, so in-process runs match the command line's numbers."""
-    from mnistlab.train import DEFAULT_THREADS, seed_everything
+def test_the_runtime_is_set_for_the_block_and_put_back():
+    """Library calls leave the process as they found it; `configured_runtime` restores what it changed."""
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.utils.deterministic.fill_uninitialized_memory)
+    with configured_runtime(threads=1):
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+            torch.utils.deterministic.fill_uninitialized_memory) == before
 
-    seed_everything(0, threads=1)
-    assert torch.get_num_threads() == 1
-    seed_everything(0)
-    assert torch.get_num_threads() == DEFAULT_THREADS
+
+def test_train_leaves_the_global_random_stream_and_settings_alone():
+    """A notebook user's random state and thread count are the same after `train` as before."""
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    threads = torch.get_num_threads()
+    train("ann", tiny_dataset_object(), TrainConfig(epochs=1, batch_size=32, seed=9), progress=False)
+    assert torch.equal(torch.rand(3), expected_next)
+    assert torch.get_num_threads() == threads
 
 
 def test_resuming_a_regularised_run_gives_the_uninterrupted_numbers():

@@ -1,7 +1,5 @@
 """`python -m mnistlab` runs the command-line interface."""
 
-import sys
+from mnistlab.cli import entry
 
-from mnistlab.cli import main
-
-sys.exit(main())
+entry()

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
-
-# mkstemp creates files readable by the owner only; finished files get the usual umask permissions.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -18,12 +14,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`, on error delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(handle)
-    temporary = Path(temporary)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+    # Created here (exclusively, so no other file is overwritten) with the usual permissions: mode 0o666 less the umask.
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temporary
-        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from torch import nn
 from mnistlab import __version__
 from mnistlab.atomic import atomic_path
 from mnistlab.errors import CheckpointError
-from mnistlab.models import MODELS, build_model
+from mnistlab.models import MODELS, NUM_CLASSES, build_model
 
 FORMAT_VERSION = 1
 
@@ -39,13 +39,12 @@ def save_checkpoint(
     config: dict,
     dataset: dict,
     metrics: dict,
-    model_arguments: dict | None = None,
 ) -> None:
     """Write a checkpoint atomically. `dataset` holds its name, class names and payload checksums."""
     state = {
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
-        "model_arguments": model_arguments or {},
+        "model_arguments": {},  # registered models are built with their defaults; kept for the format
         "state_dict": {key: value.contiguous() for key, value in model.state_dict().items()},
         "config": config,
         "dataset": dataset,
@@ -67,16 +66,47 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
         raise CheckpointError(
             f"{path}: not a readable mnistlab checkpoint ({type(error).__name__}); train again or pass another file"
         ) from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: not an mnistlab checkpoint (format version {FORMAT_VERSION} expected)")
-    if state["model_name"] not in MODELS:
-        raise CheckpointError(
-            f"{path}: model {state['model_name']!r} is not registered in this mnistlab; known: {', '.join(MODELS)}"
-        )
-    model = build_model(state["model_name"], **state["model_arguments"])
+    check_fields(state, path)
+    model = build_model(state["model_name"])
     try:
         model.load_state_dict(state["state_dict"])
-    except RuntimeError as error:
-        first_line = str(error).splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit model {state['model_name']!r} ({first_line})") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: weights do not fit model {state['model_name']!r} ({first_line[:200]})") from None
     return model.eval(), state
+
+
+def check_fields(state, path: Path) -> None:
+    """Raise `CheckpointError` naming the first field that is missing or wrong, before anything is built.
+
+    A file that passes `weights_only` can still hold any dicts, lists and tensors,
+    so every field the loaders use is checked for type and range here.
+    """
+    def fail(problem: str):
+        raise CheckpointError(f"{path}: not a valid mnistlab checkpoint ({problem}); train again or pass another file")
+
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        fail(f"format version {FORMAT_VERSION} expected")
+    name = state.get("model_name")
+    if not isinstance(name, str) or name not in MODELS:
+        raise CheckpointError(
+            f"{path}: model {str(name)[:60]!r} is not registered in this mnistlab; known: {', '.join(MODELS)}")
+    if state.get("model_arguments", {}) != {}:
+        fail("model_arguments must be empty: registered models are built with their own sizes")
+    weights = state.get("state_dict")
+    if not isinstance(weights, dict) or not all(isinstance(key, str) and isinstance(value, torch.Tensor)
+                                                for key, value in weights.items()):
+        fail("state_dict must map parameter names to tensors")
+    dataset = state.get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("name", ""), str):
+        fail("dataset must be a dict, its name a string")
+    class_names = dataset.get("class_names", ["0"])
+    if not (isinstance(class_names, list) and 1 <= len(class_names) <= NUM_CLASSES
+            and all(isinstance(label, str) and len(label) <= 100 for label in class_names)):
+        fail(f"dataset class_names must be 1 to {NUM_CLASSES} short strings")
+    for field in ("config", "metrics"):
+        if not isinstance(state.get(field), dict):
+            fail(f"{field} must be a dict")
+    accuracy = state["metrics"].get("test_accuracy")
+    if accuracy is not None and not (isinstance(accuracy, float) and 0 <= accuracy <= 1):
+        fail("metrics test_accuracy must be a fraction")

@@ -1,18 +1,10 @@
-"""The `mnistlab` command line: a thin layer that parses flags and calls one library function per command.
-
-    mnistlab compare                  # the ANN-vs-CNN study on MNIST, written to runs/<timestamp>-compare
-    mnistlab compare --seeds 5        # five seeds each: means, intervals and significance tests
-    mnistlab train cnn --epochs 1     # train one model into a checkpoint
-    mnistlab evaluate runs/x/cnn.pt   # test a checkpoint
-    mnistlab data list | fetch NAME | verify NAME
-    mnistlab predict runs/x/cnn.pt digit.png   # classify your own images
-    mnistlab serve --checkpoints runs/x       # draw-a-digit page and JSON API on http://127.0.0.1:8000
-"""
+"""The `mnistlab` command line: parse flags, set up the runtime once, call one library function per command."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -20,22 +12,45 @@ from mnistlab import __version__
 from mnistlab.errors import ConfigError, MnistlabError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+DESCRIPTION = "Train, evaluate and compare neural networks on MNIST-format images, offline and reproducibly."
+EXAMPLES = """examples:
+  mnistlab compare                         the ANN-vs-CNN study on MNIST, into runs/<timestamp>-compare
+  mnistlab compare --seeds 5               five seeds per model: means, intervals, significance tests
+  mnistlab models                          the models you can train, with their parameters and recipes
+  mnistlab train cnn --out cnn.pt          train one model into a checkpoint
+  mnistlab evaluate cnn.pt                 test a checkpoint on its dataset's test split
+  mnistlab predict cnn.pt digit.jpg        classify your own images or photos
+  mnistlab serve --checkpoints runs/x      a draw-a-digit page and JSON API on http://127.0.0.1:8000
+  mnistlab data list                       datasets and where their files are
+"""
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None:
+    """Flags every command takes, before or after its name (a subcommand's copy never overrides with a default)."""
+    default = argparse.SUPPRESS if subcommand else None
+    parser.add_argument("--data-dir", metavar="DIR", default=default,
+                        help="read-only folder holding <dataset>/<file>.gz (default: $MNISTLAB_DATA_DIR)")
+    parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS if subcommand else False,
+                        help="no progress bars")
+    parser.add_argument("--threads", type=int, metavar="N", default=default,
+                        help="PyTorch CPU threads; part of what fixes the numbers (default: one per core)")
 
 
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file with training settings (flags override it)")
     parser.add_argument("--dataset", help="registered dataset name, or a folder of your own data "
                                           "(four IDX files, or train/<label>/*.png and test/<label>/*.png) (default: mnist)")
-    parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5)")
+    parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5, or the model's recipe)")
     parser.add_argument("--batch-size", type=int, help="images per optimiser step (default: 128)")
     parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float,
-                        help="Adam learning rate (default: 0.001)")
+                        help="Adam learning rate (default: 0.001, or the model's recipe)")
     parser.add_argument("--validation-fraction", type=float,
                         help="share of training images held out for validation (default: 0.1)")
     parser.add_argument("--seed", type=int, help="seed for the split, initial weights and batch order (default: 0)")
     parser.add_argument("--limit-train", type=int, metavar="N",
                         help="train on a seeded random subset of N training images, for quick runs (default: all)")
-    parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default: one per core)")
 
 
 def _settings_from(args: argparse.Namespace) -> dict:
@@ -44,21 +59,28 @@ def _settings_from(args: argparse.Namespace) -> dict:
     return read_settings(
         args.config, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
-        limit_train=args.limit_train, threads=args.threads,
+        limit_train=args.limit_train,
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
-    parser = argparse.ArgumentParser(prog="mnistlab", description=__doc__.splitlines()[0])
+    from mnistlab.models import MODELS
+
+    parser = argparse.ArgumentParser(prog="mnistlab", description=DESCRIPTION, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="read-only folder holding <dataset>/<file>.gz (default: $MNISTLAB_DATA_DIR)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_global_flags(parser, subcommand=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    compare = commands.add_parser("compare", help="train, test and compare models; write a run folder")
-    compare.add_argument("--models", default="ann,cnn", help="comma-separated model names (default: %(default)s)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+        _add_global_flags(sub, subcommand=True)
+        return sub
+
+    compare = command("compare", "train, test and compare models; write a run folder with a report")
+    compare.add_argument("--models", default="ann,cnn",
+                         help=f"comma-separated model names, from: {', '.join(MODELS)} (default: %(default)s)")
     compare.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-compare)")
     compare.add_argument("--seeds", metavar="N|LIST",
                          help="train each model once per seed: N seeds counting up from --seed, or a comma-separated "
@@ -67,38 +89,41 @@ def build_parser() -> argparse.ArgumentParser:
                          help="continue the interrupted run in --out: skip finished seeds and epochs")
     _add_training_flags(compare)
 
-    train = commands.add_parser("train", help="train one model into a checkpoint (the test split is not used)")
-    train.add_argument("model", help="registered model name, e.g. ann or cnn")
+    command("models", "list the registered models: parameters, training recipe, what each is")
+
+    train = command("train", "train one model into a checkpoint (the test split is not used)")
+    train.add_argument("model", help=f"registered model name: {', '.join(MODELS)}")
     train.add_argument("--out", metavar="FILE", help="checkpoint path (default: runs/<timestamp>-train/MODEL.pt)")
     _add_training_flags(train)
 
-    evaluate = commands.add_parser("evaluate", help="test a checkpoint on its dataset's test split")
+    evaluate = command("evaluate", "test a checkpoint on its dataset's test split")
     evaluate.add_argument("checkpoint", help="a .pt file written by train or compare")
+    evaluate.add_argument("--dataset", help="registered name or folder to test on (default: the checkpoint's dataset)")
     evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
 
-    export = commands.add_parser("export", help="export a checkpoint for other runtimes (ONNX)")
+    export = command("export", "export a checkpoint for other runtimes (ONNX)")
     export.add_argument("checkpoint", help="a .pt file written by train or compare")
     export.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
     export.add_argument("--out", metavar="FILE", help="output path (default: the checkpoint path with .onnx)")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset version, 18-21 (default: %(default)s)")
 
-    report = commands.add_parser("report", help="rebuild a run folder's figures and report from metrics.json")
+    report = command("report", "rebuild a run folder's figures and report from metrics.json")
     report.add_argument("run_dir", help="a folder written by mnistlab compare")
 
-    predict = commands.add_parser("predict", help="classify your own images (files, folders or globs) with a checkpoint")
+    predict = command("predict", "classify your own images (files, folders or globs) with a checkpoint")
     predict.add_argument("checkpoint", help="a .pt file written by train or compare")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders of images, or globs")
     predict.add_argument("--top-k", type=int, default=3, help="most likely classes shown per image (default: %(default)s)")
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.add_argument("--show-input", metavar="DIR", help="save the 28x28 image each model saw as DIR/<name>.png")
 
-    serve = commands.add_parser("serve", help="a draw-a-digit web page and a JSON API for loaded checkpoints")
+    serve = command("serve", "a draw-a-digit web page and a JSON API for loaded checkpoints")
     serve.add_argument("--checkpoints", nargs="+", default=["."], metavar="DIR_OR_FILE",
                        help="run folders or .pt files to load (default: the *.pt files in the current folder)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
 
-    data = commands.add_parser("data", help="list, fetch or verify datasets")
+    data = command("data", "list, fetch or verify datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     data_commands.add_parser("list", help="registered datasets and where a local copy was found")
     fetch = data_commands.add_parser("fetch", help="download a dataset into the user cache and verify it")
@@ -111,16 +136,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 2 user error)."""
+    """Run the CLI; return the exit code (0 ok, 2 user error, 130 interrupted)."""
+    from mnistlab.runtime import configured_runtime
+
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        if args.threads is not None and args.threads < 1:
+            raise ConfigError(f"--threads {args.threads} is invalid; give an integer >= 1")
+        with configured_runtime(args.threads):
+            return COMMANDS[args.command](args)
     except MnistlabError as error:
         print(f"mnistlab: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("mnistlab: interrupted", file=sys.stderr)
-        return 130
+        print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def entry() -> None:
+    """The console script: `main`, with Ctrl-C reported as "interrupted" and exit 130 at any moment.
+
+    Python turns SIGINT into KeyboardInterrupt wherever the main thread is, and
+    drops it ("Exception ignored in ...") when that is a finaliser. The handler
+    here also records the signal, so an interrupt swallowed that way, or one that
+    arrives after the command finished, still ends the process with 130.
+    """
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        if not interrupted:
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        code = main()
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    if interrupted and code != EXIT_INTERRUPTED:
+        print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit code is decided; a late Ctrl-C cannot change it
+    sys.exit(code)
 
 
 def run_compare_command(args: argparse.Namespace) -> int:
@@ -148,15 +206,27 @@ def parse_seeds(text: str | None, first_seed: int, seed_given: bool) -> list[int
     try:
         if "," not in text:
             count = int(text)
-            if count < 1:
+            if not 1 <= count <= 1000:
                 raise ValueError
             return list(range(first_seed, first_seed + count))
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"--seeds {text!r} is invalid; give a count >= 1 (--seeds 5) or a list (--seeds 0,1,2)") from None
+        raise ConfigError(f"--seeds {text[:40]!r} is invalid; give a count from 1 to 1000 (--seeds 5) "
+                          f"or a list (--seeds 0,1,2)") from None
     if seed_given:
         raise ConfigError(f"--seeds {text} lists the seeds, so --seed (or a config file's seed) must not be given too")
     return seeds
+
+
+def run_models_command(args: argparse.Namespace) -> int:
+    from mnistlab.config import describe_training
+    from mnistlab.models import describe_models
+    from mnistlab.study import model_config
+
+    for name, params, summary in describe_models():
+        print(f"{name:11} {params:>9,} parameters  {summary}")
+        print(f"{'':11} recipe: {describe_training(model_config(name, {}).to_dict())}")
+    return 0
 
 
 def run_train_command(args: argparse.Namespace) -> int:
@@ -175,7 +245,7 @@ def run_train_command(args: argparse.Namespace) -> int:
 def run_evaluate_command(args: argparse.Namespace) -> int:
     from mnistlab.study import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet)
+    metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet, dataset=args.dataset)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -196,9 +266,11 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 def run_report_command(args: argparse.Namespace) -> int:
     from mnistlab.report import write_report
+    from mnistlab.run_folder import REPORT_MARKDOWN, locked
 
-    write_report(args.run_dir)
-    print(f"Rebuilt {Path(args.run_dir) / 'report.md'} and its figures")
+    with locked(args.run_dir):
+        write_report(args.run_dir)
+    print(f"Rebuilt {Path(args.run_dir) / REPORT_MARKDOWN} and its figures")
     return 0
 
 
@@ -222,6 +294,8 @@ def run_data_command(args: argparse.Namespace) -> int:
 def run_predict_command(args: argparse.Namespace) -> int:
     from mnistlab.predict import format_table, load_model, predict_files, save_inputs
 
+    if args.show_input and Path(args.show_input).exists() and not Path(args.show_input).is_dir():
+        raise ConfigError(f"--show-input {args.show_input}: exists and is not a folder; give a folder to save the inputs in")
     results = predict_files(load_model(args.checkpoint), args.images, top_k=args.top_k)
     if args.show_input:
         save_inputs(results, args.show_input)
@@ -241,6 +315,7 @@ def run_serve_command(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "compare": run_compare_command,
+    "models": run_models_command,
     "train": run_train_command,
     "evaluate": run_evaluate_command,
     "export": run_export_command,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ class TrainConfig:
     validation_fraction: float = 0.1  # share of the training set held out (stratified) for validation
     seed: int = 0  # drives the split, the initial weights and the batch order
     limit_train: int | None = None  # use a seeded random subset of this many training images (quick runs)
-    threads: int | None = None  # CPU threads for PyTorch; None keeps PyTorch's default (one per core)
     optimizer: str = "adam"  # "adam" (the study's) or "adamw" (decoupled weight decay)
     weight_decay: float = 0.0  # AdamW decoupled weight decay per step, as a multiple of the learning rate
     schedule: str = "constant"  # learning-rate schedule over all steps: "constant", "onecycle" or "cosine"
@@ -43,20 +43,23 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise `ConfigError` naming the first bad field; return self."""
         checks = [
-            ("epochs", self.epochs >= 1, "an integer >= 1"),
-            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
-            ("learning_rate", self.learning_rate > 0, "a number > 0"),
+            ("epochs", 1 <= self.epochs <= 10_000, "an integer from 1 to 10,000"),
+            ("batch_size", 1 <= self.batch_size <= 65_536, "an integer from 1 to 65,536"),
+            ("learning_rate", 0 < self.learning_rate <= 10, "a number > 0 and <= 10 (Adam's usual range is 1e-4 to 1e-2)"),
             ("validation_fraction", 0 < self.validation_fraction < 1, "a fraction strictly between 0 and 1"),
-            ("seed", self.seed >= 0, "an integer >= 0"),
+            ("seed", 0 <= self.seed < 2**32, "an integer from 0 to 2**32 - 1"),
             ("limit_train", self.limit_train is None or self.limit_train >= 100, "an integer >= 100"),
-            ("threads", self.threads is None or self.threads >= 1, "an integer >= 1"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
+            ("weight_decay", 0 <= self.weight_decay <= 10, "a number from 0 to 10"),
             ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
             ("warmup_fraction", 0 < self.warmup_fraction < 1, "a fraction strictly between 0 and 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
             ("augment", self.augment in AUGMENTATIONS, f"one of {', '.join(AUGMENTATIONS)}"),
         ]
+        for field in dataclasses.fields(self):  # NaN passes no range check; infinity passes some
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field.name} = {value!r} is invalid; it must be a finite number")
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{name} = {getattr(self, name)!r} is invalid; it must be {expected}")
@@ -65,6 +68,22 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """Plain dict of the fields, for JSON and checkpoints."""
         return dataclasses.asdict(self)
+
+
+def describe_training(config: dict) -> str:
+    """How a model was trained, in one phrase, e.g. "5 epochs of Adam, learning rate 0.001, batch size 128"."""
+    epochs = f"{config['epochs']} epoch{'s' if config['epochs'] > 1 else ''}"
+    optimizer = "AdamW" if config.get("optimizer") == "adamw" else "Adam"
+    if config.get("weight_decay"):
+        optimizer += f" (weight decay {config['weight_decay']:g})"
+    rate = {"onecycle": "one-cycle schedule peaking at learning rate", "cosine": "cosine decay from learning rate"}
+    parts = [f"{epochs} of {optimizer}, {rate.get(config.get('schedule'), 'learning rate')} {config['learning_rate']:g}",
+             f"batch size {config['batch_size']}"]
+    if config.get("augment", "none") != "none":
+        parts.append(f"{config['augment']} augmentation")
+    if config.get("label_smoothing"):
+        parts.append(f"label smoothing {config['label_smoothing']:g}")
+    return ", ".join(parts)
 
 
 def read_settings(path: str | os.PathLike | None = None, **overrides) -> dict:
@@ -104,7 +123,11 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read config file ({error.strerror}); check the path") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error}); fix the file") from None
-    return document.get("train", document)
+    values = document.get("train", document)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: 'train' must be a table of settings ([train] with key = value lines), "
+                          f"not {type(values).__name__}; fix the file")
+    return values
 
 
 def _matches(annotation: str, value) -> bool:

@@ -18,13 +18,14 @@ SHA-256 of what was read. Errors are one line naming the file and the fix.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mnistlab.datasets import (FILE_NAMES, IMAGE_SIDE, ROLES, Dataset, DatasetFile, DatasetSpec, check_pair,
-                               idx_ndim, read_verified)
+from mnistlab.datasets import (DATASETS, FILE_NAMES, IMAGE_SIDE, ROLES, Dataset, DatasetFile, DatasetSpec,
+                               load_dataset, read_dataset_files)
 from mnistlab.errors import DatasetError
 from mnistlab.idx import encode_idx, payload_sha256
 
@@ -32,6 +33,13 @@ MAX_CLASSES = 10  # every registered model has 10 outputs
 IMAGE_SUFFIXES = (".png",)
 LAYOUTS = ("four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
            "t10k-labels-idx1-ubyte[.gz]) or train/<label>/*.png and test/<label>/*.png")
+
+
+def open_dataset(name: str, data_dir: str | os.PathLike | None = None, progress: bool = True) -> Dataset:
+    """`--dataset`: a registered name (see `datasets.load_dataset`) or the path of a folder of the user's own data."""
+    if name not in DATASETS and looks_like_path(name):
+        return load_custom_dataset(name)
+    return load_dataset(name, data_dir, progress=progress)
 
 
 def looks_like_path(name: str) -> bool:
@@ -59,17 +67,14 @@ def _spec(root: Path, class_names: tuple[str, ...]) -> DatasetSpec:
 def load_idx_folder(root: Path) -> Dataset:
     """The four IDX files of `root`, checked like a registered dataset's."""
     spec = _spec(root, tuple(str(digit) for digit in range(MAX_CLASSES)))
-    arrays, checksums, sources = {}, {}, {}
+    paths = {}
     for role in ROLES:
         name = FILE_NAMES[role]
         found = [root / f"{name}{suffix}" for suffix in (".gz", "") if (root / f"{name}{suffix}").is_file()]
         if not found:
             raise DatasetError(f"{root}: {name}[.gz] is missing; an IDX folder needs all four files: {LAYOUTS}")
-        arrays[role], checksums[name] = read_verified(spec.files[role], found[0], idx_ndim(role))
-        sources[name] = str(found[0])
-    for split in ("train", "test"):
-        check_pair(spec, split, arrays[f"{split}_images"], arrays[f"{split}_labels"], sources)
-    return Dataset(spec.name, spec.class_names, checksums=checksums, sources=sources, **arrays)
+        paths[role] = found[0]
+    return read_dataset_files(spec, paths)
 
 
 def load_image_folder(root: Path) -> Dataset:
@@ -92,7 +97,7 @@ def load_image_folder(root: Path) -> Dataset:
     labels_of = {name: int(name) for name in names} if digits else {name: index for index, name in enumerate(names)}
     class_names = (tuple(str(digit) for digit in range(max(labels_of.values()) + 1)) if digits else tuple(names))
     arrays, checksums, sources = {}, {}, {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
+    for split in ("train", "test"):
         images, labels = _read_split(root / split, labels_of)
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
         for role, array in ((f"{split}_images", images), (f"{split}_labels", labels)):

@@ -244,35 +244,26 @@ def load_dataset(
     mirrors: Sequence[str] | None = None,
     progress: bool = True,
 ) -> Dataset:
-    """Find, verify and read the four files of dataset `name`.
+    """Find, verify and read the four files of the registered dataset `name`.
 
     Raises `DatasetError` naming the file and the fix when anything is missing or wrong.
-    A `name` that is a folder path loads a user's own data (see `custom_data`).
+    (A user's own folder is loaded by `custom_data.open_dataset`, which also takes names.)
     """
-    from mnistlab.custom_data import load_custom_dataset, looks_like_path  # it builds on this module
-
-    if name not in DATASETS and looks_like_path(name):
-        return load_custom_dataset(name)
     spec = get_dataset_spec(name)
     folder = resolve_data_dir(data_dir)
+    paths = {role: locate_file(spec, role, folder, download, mirrors, progress) for role in ROLES}
+    return read_dataset_files(spec, paths)
+
+
+def read_dataset_files(spec: DatasetSpec, paths: dict[str, Path]) -> Dataset:
+    """Read and check the four files (role -> path) of `spec` into a `Dataset`."""
     arrays, checksums, sources = {}, {}, {}
     for role in ROLES:
-        path = locate_file(spec, role, folder, download, mirrors, progress)
-        arrays[role], checksums[spec.files[role].name] = read_verified(spec.files[role], path, idx_ndim(role))
-        sources[spec.files[role].name] = str(path)
+        arrays[role], checksums[spec.files[role].name] = read_verified(spec.files[role], paths[role], idx_ndim(role))
+        sources[spec.files[role].name] = str(paths[role])
     for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        check_pair(spec, split, images, labels, sources)
-    return Dataset(
-        name=spec.name,
-        class_names=spec.class_names,
-        train_images=arrays["train_images"],
-        train_labels=arrays["train_labels"],
-        test_images=arrays["test_images"],
-        test_labels=arrays["test_labels"],
-        checksums=checksums,
-        sources=sources,
-    )
+        check_pair(spec, split, arrays[f"{split}_images"], arrays[f"{split}_labels"], sources)
+    return Dataset(spec.name, spec.class_names, checksums=checksums, sources=sources, **arrays)
 
 
 def check_pair(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray, sources: dict) -> None:

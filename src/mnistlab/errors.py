@@ -19,3 +19,7 @@ class CheckpointError(MnistlabError):
 
 class PreprocessError(MnistlabError):
     """An image cannot be decoded, is too large, or holds no digit to classify."""
+
+
+class TrainingDiverged(MnistlabError):
+    """The training loss stopped being a finite number (usually: the learning rate is too high)."""

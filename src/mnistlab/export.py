@@ -6,6 +6,7 @@ Needs the `onnx` extra: `pip install mnistlab[onnx]`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,6 +31,18 @@ def _require(module: str):
         raise MnistlabError(f"ONNX support needs the {module!r} package; install it with: pip install 'mnistlab[onnx]'") from None
 
 
+@contextlib.contextmanager
+def quiet_logger(name: str):
+    """Raise a logger's level to ERROR for the block, then put it back (the exporter logs a line per op it skips)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike | None = None,
                 opset: int = DEFAULT_OPSET) -> Path:
     """Write the checkpoint's model as ONNX (input "images" (N, 1, 28, 28) float32 in [0, 1], output "logits")."""
@@ -40,9 +53,8 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike | Non
     model, state = load_checkpoint(checkpoint)
     out_path = Path(out_path) if out_path else Path(checkpoint).with_suffix(".onnx")
     example = torch.zeros(2, 1, 28, 28)
-    with atomic_path(out_path) as temporary, warnings.catch_warnings():
+    with atomic_path(out_path) as temporary, warnings.catch_warnings(), quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # it logs a line per torchvision op it skips
         torch.onnx.export(
             model, (example,), str(temporary), input_names=["images"], output_names=["logits"],
             dynamic_shapes={"images": {0: torch.export.Dim("batch")}}, opset_version=opset, dynamo=True,

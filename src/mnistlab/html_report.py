@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from mnistlab.errors import MnistlabError
-from mnistlab.report import FigureRef, Section, Table
+from mnistlab.report_document import FigureRef, Section, Table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }

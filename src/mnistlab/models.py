@@ -44,6 +44,39 @@ def keras_initialise(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+def rows_read(layers: list[tuple[str, int]], output_side: int) -> int:
+    """How many leading rows (and columns) of a stack's input reach its output.
+
+    `layers` are ("conv", kernel) valid convolutions and ("pool", size) floor-pooling,
+    in order. Floor-pooling drops a trailing odd row, and whatever fed only that row
+    is never read: for the study's CNN, the output needs image rows 0-25 of 28.
+    """
+    needed = output_side
+    for kind, size in reversed(layers):
+        needed = needed * size if kind == "pool" else needed + size - 1
+    return needed
+
+
+def crop_unread(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Keep the top-left `side` x `side` of (B, C, H, W): an exact rewrite when `side` comes from `rows_read`.
+
+    The convolutions then skip the work whose results pooling would drop.
+    """
+    return x[:, :, :side, :side].contiguous(memory_format=torch.channels_last)
+
+
+def relu_max_pool(x: torch.Tensor) -> torch.Tensor:
+    """ReLU then 2x2 max-pooling, computed as pooling then ReLU.
+
+    The two orders give the same values (ReLU is monotone, so it commutes with max),
+    and pooling first runs ReLU on a quarter as many values.
+    """
+    return F.relu(F.max_pool2d(x, 2))
+
+
+CNN_ROWS_READ = rows_read([("conv", 3), ("pool", 2), ("conv", 3), ("pool", 2)], output_side=5)  # 26 of 28
+
+
 @register_model("ann")
 class ANN(nn.Module):
     """The study's fully connected network: 784 -> 128 -> 64 -> 10, ReLU, 109,386 parameters.
@@ -83,15 +116,10 @@ class CNN(nn.Module):
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        # Two rewrites compute the same function for less. Max-pool then ReLU equals ReLU then
-        # max-pool (both are monotone), and pooling first runs ReLU on a quarter of the values.
-        # The second pooling floors 11 rows to 5 pairs and drops the last: that row needs pooled
-        # row 12, which needs image rows 26 and 27. So neither the image's last two rows and
-        # columns nor any value computed from them reaches the output, and cropping them first
-        # spares the convolutions 15-17% of their work.
-        images = images[:, :, :26, :26].contiguous(memory_format=torch.channels_last)
-        x = F.relu(F.max_pool2d(self.conv1(images), 2))  # (B, 1, 26, 26) -> (B, 32, 24, 24) -> (B, 32, 12, 12)
-        x = F.relu(F.max_pool2d(self.conv2(x), 2))  # -> (B, 64, 10, 10) -> (B, 64, 5, 5)
+        # The study's layers, computed through two exact rewrites (see `crop_unread` and `relu_max_pool`).
+        images = crop_unread(images, CNN_ROWS_READ)  # (B, 1, 28, 28) -> (B, 1, 26, 26): no output reads the rest
+        x = relu_max_pool(self.conv1(images))  # conv 3x3, ReLU, pool: -> (B, 32, 24, 24) -> (B, 32, 12, 12)
+        x = relu_max_pool(self.conv2(x))  # conv 3x3, ReLU, pool: -> (B, 64, 10, 10) -> (B, 64, 5, 5)
         # Flatten in (height, width, channel) order, as Keras does; free for a channels-last tensor.
         x = x.permute(0, 2, 3, 1).flatten(1)  # (B, 1600)
         x = F.relu(self.fc(x))  # (B, 64)
@@ -104,8 +132,7 @@ class LogisticRegression(nn.Module):
 
     Source: the "linear classifier" of LeCun et al. 1998 (12% test error there,
     trained without Adam). Under the seed protocol (5 epochs of Adam) it
-    reaches 92.1% test accuracy on MNIST (measured: 92.12% +- 0.10 mean and std
-    over seeds 0-4, about 3 s per seed on 1 CPU thread).
+    reaches about 92.1% test accuracy on MNIST (mean over seeds 0-4).
     """
 
     def __init__(self):
@@ -127,8 +154,7 @@ class LeNet5(nn.Module):
     the layer sizes; simplified as is usual: C3 connects to all six C1 maps,
     pooling has no trainable scale, and the output is linear instead of RBF.
     61,706 parameters. Under the seed protocol (5 epochs of Adam) it reaches
-    98.1% test accuracy on MNIST (measured: 98.09% +- 0.08 mean and std over
-    seeds 0-4, about 64 s per seed on 1 CPU thread); the paper's 20 epochs get closer to 99%.
+    about 98.1% test accuracy on MNIST (mean over seeds 0-4); the paper's 20 epochs get closer to 99%.
     """
 
     def __init__(self):
@@ -148,6 +174,9 @@ class LeNet5(nn.Module):
         return self.out(x)  # (B, 10) logits
 
 
+CNN_FAST_ROWS_READ = rows_read([("conv", 3), ("pool", 2)], output_side=5)  # 12 of 13
+
+
 @register_model("cnn-fast", recipe={
     "epochs": 2, "batch_size": 128, "learning_rate": 1e-2,  # peak rate of the one-cycle schedule
     "schedule": "onecycle", "warmup_fraction": 0.2,
@@ -156,12 +185,10 @@ class CNNFast(nn.Module):
     """A speed recipe: the study's CNN shape, 16 and 32 channels, batch norm, a one-cycle schedule, 2 epochs.
 
     Target: >= 99.0% MNIST test accuracy, mean over 5 seeds, in <= 15 s of
-    training on a 2-core CPU (see the README's performance section for the
-    measured figures). Batch norm after pooling costs a quarter of batch norm
-    before it; no dropout (too few steps to need it). Channel counts matter more
-    than their size suggests: measured in one session over seeds 0-4, 16 and 32
-    channels (peak rate 1e-2) trained in 13 s median (99.08% mean), 24 and 48
-    (5e-3) in 21 s (99.10%), 20 and 40 (5e-3) in 20 s (99.05%).
+    training on a 2-core CPU (docs/performance.md has the measured figures).
+    Batch norm after pooling costs a quarter of batch norm before it; no dropout
+    (too few steps to need it). Wider layers (24 and 48, 20 and 40 channels)
+    cost more time than the accuracy they add.
     """
 
     def __init__(self, channels: tuple[int, int] = (16, 32)):
@@ -175,9 +202,8 @@ class CNNFast(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(F.max_pool2d(self.conv1(images), 2)))  # (B, 1, 28, 28) -> (B, 16, 13, 13)
-        # The second pooling drops conv2's last row and column, the only ones that read x's
-        # row and column 12 (see CNN.forward): crop them. Batch norm 1 still sees all 13 x 13.
-        x = x[:, :, :12, :12].contiguous(memory_format=torch.channels_last)
+        # Batch norm 1 sees all 13 x 13 (its statistics need them); the second block reads only 12 x 12.
+        x = crop_unread(x, CNN_FAST_ROWS_READ)
         x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 32, 10, 10) -> (B, 32, 5, 5)
         return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, 10) logits
 
@@ -195,9 +221,8 @@ class CNNStrong(nn.Module):
     of strided convolutions to fit a 2-core CPU. Trained 15 epochs on randomly
     shifted (up to 2 px) and rotated (up to 10 degrees) images, one-cycle Adam.
     Target: >= 99.6% MNIST test accuracy, mean over 3 seeds, in <= 15 minutes
-    of training per seed on a 2-core CPU. Measured (seeds 0-2, 2 threads):
-    99.63% +- 0.06 (99.57, 99.68, 99.63); 697-809 s of training per seed when
-    run alone. 197,802 parameters.
+    of training per seed on a 2-core CPU; reaches about 99.6% (mean over seeds
+    0-2, docs/results.md). 197,802 parameters.
     """
 
     def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.4):
@@ -239,6 +264,12 @@ def build_model(name: str, **arguments) -> nn.Module:
     return MODELS[name](**arguments).to(memory_format=torch.channels_last)
 
 
+def describe_models() -> list[tuple[str, int, str]]:
+    """(name, trainable parameters, first line of its docstring) for every registered model."""
+    return [(name, count_parameters(constructor()), (constructor.__doc__ or "").strip().splitlines()[0])
+            for name, constructor in MODELS.items()]
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
@@ -254,8 +285,8 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 def infer(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits (N, 10) for `inputs` (N, 1, 28, 28), computed batch by batch in eval mode.
 
-    256 images a batch keeps the CNN's activations in cache: measured on 2 cores it
-    classifies the test set 2.7x faster than batches of 2,000.
+    256 images a batch keeps the CNN's activations in the CPU's cache, which makes
+    inference several times faster than large batches (benchmarks/inference.py).
     """
     model.eval()
     return torch.cat([model(inputs[start:start + batch_size]) for start in range(0, len(inputs), batch_size)])

@@ -22,7 +22,7 @@ from torch import nn
 from mnistlab.atomic import atomic_path
 from mnistlab.checkpoint import load_checkpoint
 from mnistlab.errors import CheckpointError, ConfigError, PreprocessError
-from mnistlab.models import images_to_tensor, infer
+from mnistlab.models import count_parameters, images_to_tensor, infer
 from mnistlab.preprocess import MAX_PIXELS, preprocess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -88,7 +88,7 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> LoadedModel:
         name=name or state["model_name"], model=model,
         class_names=[str(label) for label in dataset.get("class_names") or range(10)],
         dataset=str(dataset.get("name", "unknown")), test_accuracy=metrics.get("test_accuracy"),
-        params=int(metrics.get("params") or sum(parameter.numel() for parameter in model.parameters())),
+        params=count_parameters(model),
         path=Path(path),
     )
 

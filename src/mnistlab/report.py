@@ -8,108 +8,40 @@ self-contained HTML by `html_report`.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnistlab.analysis import curve_band, select_disagreements, select_misclassified
+from mnistlab.config import describe_training
 from mnistlab.atomic import write_text_atomic
 from mnistlab.evaluate import row_normalise
-from mnistlab.errors import MnistlabError
+from mnistlab.html_report import render_html
 from mnistlab.plots import plot_confusion_matrix, plot_image_gallery, plot_training_curves, plot_validation_accuracy
-from mnistlab.run_arrays import RunArrays, read_run_arrays
+from mnistlab.report_document import FigureRef, Section, Table, cell_text
+from mnistlab.run_arrays import RunArrays
+from mnistlab.run_folder import (ACCURACY_PLOT, DISAGREEMENT_PLOT, REPORT_HTML, REPORT_MARKDOWN, confusion_plot_name,
+                                 curves_plot_name, errors_plot_name, read_metrics, read_run_arrays)
 
-ACCURACY_PLOT = "accuracy_plot.png"
-DISAGREEMENT_PLOT = "disagreements.png"
 GALLERY_SIZE = 24  # images per gallery (3 rows of 8)
-
-
-def confusion_plot_name(model_name: str, normalised: bool = False) -> str:
-    """File name of a model's confusion-matrix figure in a run folder."""
-    return f"cm_{model_name}{'_normalised' if normalised else ''}.png"
-
-
-def curves_plot_name(model_name: str) -> str:
-    """File name of a model's loss and accuracy curves."""
-    return f"curves_{model_name}.png"
-
-
-def errors_plot_name(model_name: str) -> str:
-    """File name of a model's gallery of misclassified test images."""
-    return f"errors_{model_name}.png"
-
-
-@dataclass
-class Table:
-    """A table; a cell is text, or (text, metric path) for a headline number the HTML report marks."""
-
-    header: list[str]
-    rows: list[list] = field(default_factory=list)
-
-
-@dataclass
-class FigureRef:
-    """A figure file in the run folder."""
-
-    file: str
-    alt: str
-
-
-@dataclass
-class Section:
-    """A titled part of the report: paragraphs (str), tables and figures, in order."""
-
-    title: str
-    blocks: list = field(default_factory=list)
-
-
-def read_metrics(run_dir: str | os.PathLike) -> dict:
-    """Load `metrics.json` from a run folder."""
-    path = Path(run_dir) / "metrics.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise MnistlabError(f"{path}: cannot read ({error.strerror}); pass a run folder written by mnistlab compare") from None
-    except json.JSONDecodeError as error:
-        raise MnistlabError(f"{path}: not valid JSON ({error}); rerun mnistlab compare to write it again") from None
-
-
-def write_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
-    """Write `metrics.json` atomically."""
-    write_text_atomic(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-
-
-def run_seeds(metrics: dict) -> list[int]:
-    """The run's seeds; a run folder from before multi-seed runs has the config's one."""
-    return metrics.get("seeds", [metrics["config"]["seed"]])
-
-
-def seed_records(result: dict, metrics: dict) -> list[dict]:
-    """A model's per-seed records; a run folder from before multi-seed runs has one, built from the top level."""
-    return result.get("seeds") or [{**result, "seed": metrics["config"]["seed"]}]
 
 
 def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> None:
     """Draw the figures and write `report.md` and `report.html` in `run_dir` from its metrics and predictions."""
-    from mnistlab.html_report import render_html
-
     run_dir = Path(run_dir)
     metrics = metrics if metrics is not None else read_metrics(run_dir)
-    arrays = read_run_arrays(run_dir)
-    draw_figures(run_dir, metrics, arrays)
-    sections = report_sections(metrics, galleries=arrays is not None)
-    write_text_atomic(run_dir / "report.md", render_markdown(report_title(metrics), sections))
-    write_text_atomic(run_dir / "report.html", render_html(report_title(metrics), sections, run_dir))
+    draw_figures(run_dir, metrics, read_run_arrays(run_dir))
+    sections = report_sections(metrics)
+    write_text_atomic(run_dir / REPORT_MARKDOWN, render_markdown(report_title(metrics), sections))
+    write_text_atomic(run_dir / REPORT_HTML, render_html(report_title(metrics), sections, run_dir))
 
 
-def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays | None) -> None:
+def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
     """Every figure the report shows, from computed numbers (plots compute nothing)."""
     models, dataset = metrics["models"], metrics["dataset"]
     class_names = dataset["class_names"]
     plot_validation_accuracy({name: result["history"] for name, result in models.items()}, run_dir / ACCURACY_PLOT)
     for name, result in models.items():
-        histories = [record["history"] for record in seed_records(result, metrics)]
+        histories = [record["history"] for record in result["seeds"]]
         seeds = len(histories)
         pooled = f" ({seeds} seeds pooled)" if seeds > 1 else ""
         title = f"{name}: confusion matrix on the {dataset['name']} test set{pooled}"
@@ -124,15 +56,13 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays | None) -> None
         }
         band = f", mean and +-1 std over {seeds} seeds" if seeds > 1 else ""
         plot_training_curves(curves, f"{name}: training curves{band}", run_dir / curves_plot_name(name))
-    if arrays is None:
-        return
     for name in models:
         predicted, confidence = arrays.predicted[name][0], arrays.confidence[name][0]
         chosen = select_misclassified(arrays.labels, predicted, confidence, GALLERY_SIZE)
         captions = [f"true {class_names[arrays.labels[i]]}\npred {class_names[predicted[i]]} ({100 * confidence[i]:.0f}%)"
                     for i in chosen]
         plot_image_gallery(arrays.images_at(chosen), captions,
-                           f"{name}: most confident mistakes (seed {run_seeds(metrics)[0]})",
+                           f"{name}: most confident mistakes (seed {metrics['seeds'][0]})",
                            run_dir / errors_plot_name(name))
     if len(models) > 1:
         predicted = {name: arrays.predicted[name][0] for name in models}
@@ -197,33 +127,17 @@ def report_title(metrics: dict) -> str:
     return f"Results: {' vs '.join(metrics['models'])} on {metrics['dataset']['name']}"
 
 
-def training_text(config: dict) -> str:
-    """How a model was trained, in one phrase, e.g. "5 epochs of Adam, learning rate 0.001, batch size 128"."""
-    epochs = f"{config['epochs']} epoch{'s' if config['epochs'] > 1 else ''}"
-    optimizer = "AdamW" if config.get("optimizer") == "adamw" else "Adam"
-    if config.get("weight_decay"):
-        optimizer += f" (weight decay {config['weight_decay']:g})"
-    rate = {"onecycle": "one-cycle schedule peaking at learning rate", "cosine": "cosine decay from learning rate"}
-    parts = [f"{epochs} of {optimizer}, {rate.get(config.get('schedule'), 'learning rate')} {config['learning_rate']:g}",
-             f"batch size {config['batch_size']}"]
-    if config.get("augment", "none") != "none":
-        parts.append(f"{config['augment']} augmentation")
-    if config.get("label_smoothing"):
-        parts.append(f"label smoothing {config['label_smoothing']:g}")
-    return ", ".join(parts)
-
-
 def training_summary(metrics: dict) -> str:
     """One sentence if every model trained the same way, else one per model (recipes differ)."""
-    texts = {name: training_text(result.get("config", metrics["config"])) for name, result in metrics["models"].items()}
+    texts = {name: describe_training(result["config"]) for name, result in metrics["models"].items()}
     if len(set(texts.values())) == 1:
         return f"Training: {next(iter(texts.values()))}."
     return "Training: " + "; ".join(f"{name}, {text}" for name, text in texts.items()) + "."
 
 
-def report_sections(metrics: dict, galleries: bool = True) -> list[Section]:
-    """The whole report as sections, from metrics alone (galleries only where predictions.npz exists)."""
-    dataset, seeds = metrics["dataset"], run_seeds(metrics)
+def report_sections(metrics: dict) -> list[Section]:
+    """The whole report as sections, from metrics alone."""
+    dataset, seeds = metrics["dataset"], metrics["seeds"]
     seed_text = (f"once per seed for {len(seeds)} seeds ({', '.join(map(str, seeds))}); accuracies are means over seeds "
                  f"with a Student-t 95% interval" if len(seeds) > 1 else f"with seed {seeds[0]}")
     summary = Section("Summary", [
@@ -247,8 +161,8 @@ def report_sections(metrics: dict, galleries: bool = True) -> list[Section]:
     curves.blocks += [FigureRef(curves_plot_name(name), f"{name} training curves") for name in metrics["models"]]
     sections.append(curves)
     for name, result in metrics["models"].items():
-        sections.append(error_section(name, result, len(seeds), galleries))
-    if galleries and len(metrics["models"]) > 1:
+        sections.append(error_section(name, result, len(seeds)))
+    if len(metrics["models"]) > 1:
         sections.append(Section("Where the models disagree", [FigureRef(DISAGREEMENT_PLOT, "Disagreements")]))
     sections.append(provenance_section(metrics))
     return sections
@@ -285,7 +199,7 @@ def comparison_section(metrics: dict) -> Section:
     return section
 
 
-def error_section(name: str, result: dict, seeds: int, galleries: bool) -> Section:
+def error_section(name: str, result: dict, seeds: int) -> Section:
     """Confusion matrices, per-class scores, the most-confused pairs and the gallery of mistakes of one model."""
     pooled = f", all {seeds} seeds' predictions pooled" if seeds > 1 else ""
     per_class = Table(["class", "precision", "recall", "F1", "support"], [
@@ -301,8 +215,7 @@ def error_section(name: str, result: dict, seeds: int, galleries: bool) -> Secti
               FigureRef(confusion_plot_name(name, normalised=True), f"{name} row-normalised confusion matrix")]
     if confused.rows:
         blocks += ["Most-confused class pairs:", confused]
-    if galleries:
-        blocks.append(FigureRef(errors_plot_name(name), f"{name} misclassified test images"))
+    blocks.append(FigureRef(errors_plot_name(name), f"{name} misclassified test images"))
     return Section(f"Errors of {name}", blocks)
 
 
@@ -316,11 +229,6 @@ def provenance_section(metrics: dict) -> Section:
         "- Dataset payload SHA-256:",
         *(f"  - `{name}`: `{digest}`" for name, digest in dataset["checksums"].items()),
     ])
-
-
-def cell_text(cell) -> str:
-    """The text of a table cell (a headline cell is a (text, metric path) pair)."""
-    return cell[0] if isinstance(cell, tuple) else cell
 
 
 def render_markdown(title: str, sections: list[Section]) -> str:

@@ -1,4 +1,4 @@
-"""Per-image test outputs of a run, kept in `RUN_DIR/predictions.npz` so statistics and galleries can be rebuilt.
+"""Per-image test outputs of a run (saved as `predictions.npz` by `run_folder`), so statistics and galleries can be rebuilt.
 
 The file holds the test labels, every model's predicted class and confidence
 (softmax probability of the predicted class) for every seed, and the pixels of
@@ -9,16 +9,11 @@ the dataset.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from mnistlab.atomic import atomic_path
 from mnistlab.errors import MnistlabError
-
-PREDICTIONS_FILE = "predictions.npz"
 
 
 @dataclass
@@ -42,8 +37,28 @@ class RunArrays:
         missing = [int(index) for index, position in zip(indices, positions)
                    if len(self.image_indices) == 0 or self.image_indices[position] != index]
         if missing:
-            raise MnistlabError(f"{PREDICTIONS_FILE} holds no pixels for test image(s) {missing[:5]}; rerun compare")
+            raise MnistlabError(f"predictions.npz holds no pixels for test image(s) {missing[:5]}; rerun compare")
         return self.images[positions]
+
+    def to_columns(self) -> dict[str, np.ndarray]:
+        """Flat name -> array columns, as stored in predictions.npz."""
+        columns = {"labels": self.labels, "image_indices": self.image_indices, "images": self.images}
+        for name in self.predicted:
+            columns[f"predicted__{name}"] = self.predicted[name]
+            columns[f"confidence__{name}"] = self.confidence[name]
+        return columns
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, np.ndarray]) -> "RunArrays":
+        """The inverse of `to_columns`."""
+        models = [key.split("__", 1)[1] for key in columns if key.startswith("predicted__")]
+        return cls(
+            labels=columns["labels"],
+            predicted={name: columns[f"predicted__{name}"] for name in models},
+            confidence={name: columns[f"confidence__{name}"] for name in models},
+            image_indices=columns["image_indices"],
+            images=columns["images"],
+        )
 
 
 def build_run_arrays(labels: np.ndarray, predicted: dict, confidence: dict, test_images: np.ndarray) -> RunArrays:
@@ -55,33 +70,3 @@ def build_run_arrays(labels: np.ndarray, predicted: dict, confidence: dict, test
         wrong |= (values != labels).any(axis=0)
     indices = np.flatnonzero(wrong)
     return RunArrays(np.asarray(labels, dtype=np.uint8), predicted, confidence, indices, test_images[indices])
-
-
-def write_run_arrays(run_dir: str | os.PathLike, arrays: RunArrays) -> None:
-    """Write `predictions.npz` (compressed) atomically."""
-    columns = {"labels": arrays.labels, "image_indices": arrays.image_indices, "images": arrays.images}
-    for name in arrays.predicted:
-        columns[f"predicted__{name}"] = arrays.predicted[name]
-        columns[f"confidence__{name}"] = arrays.confidence[name]
-    with atomic_path(Path(run_dir) / PREDICTIONS_FILE) as temporary, open(temporary, "wb") as handle:
-        np.savez_compressed(handle, **columns)
-
-
-def read_run_arrays(run_dir: str | os.PathLike) -> RunArrays | None:
-    """Load `predictions.npz`, or None for a run folder written before it existed."""
-    path = Path(run_dir) / PREDICTIONS_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            columns = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise MnistlabError(f"{path}: not a readable predictions file ({error}); rerun mnistlab compare") from None
-    models = [key.split("__", 1)[1] for key in columns if key.startswith("predicted__")]
-    return RunArrays(
-        labels=columns["labels"],
-        predicted={name: columns[f"predicted__{name}"] for name in models},
-        confidence={name: columns[f"confidence__{name}"] for name in models},
-        image_indices=columns["image_indices"],
-        images=columns["images"],
-    )

@@ -1,13 +1,14 @@
-"""Train one model under a `TrainConfig`: seeded, deterministic on CPU, one epoch record per epoch.
+"""Train one model under a `TrainConfig`: seeded, one epoch record per epoch, resumable after any epoch.
 
 The whole dataset stays in memory as one tensor and batches are taken by
-index, so there are no data-loader workers to make runs slower or less repeatable.
+index, so there are no data-loader workers to make runs slower or less
+repeatable. The global random stream is seeded inside `torch.random.fork_rng`,
+so a caller's own random state is the same after `train` as before; thread
+count and deterministic kernels are the caller's (see `runtime`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from mnistlab.config import TrainConfig
 from mnistlab.datasets import Dataset
-from mnistlab.errors import ConfigError
+from mnistlab.errors import ConfigError, TrainingDiverged
 from mnistlab.models import build_model, images_to_tensor, infer
 
 
@@ -34,41 +35,6 @@ class TrainResult:
     train_seconds: float  # wall time of the optimisation loop, validation included
     train_size: int  # images trained on
     validation_size: int  # images held out for validation
-
-
-# PyTorch's own choice (one thread per core), read before anything changes it: a run with
-# threads=None always gets this, even after an earlier run in the same process asked for fewer.
-DEFAULT_THREADS = torch.get_num_threads()
-
-
-def seed_everything(seed: int, threads: int | None = None) -> None:
-    """Make PyTorch deterministic on CPU: one seed, fixed thread count, deterministic kernels."""
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads or DEFAULT_THREADS)
-    torch.use_deterministic_algorithms(True)
-    # Deterministic mode also fills every new tensor with NaN, to expose kernels that read
-    # uninitialised memory. None here does (a test trains both ways), and the fill makes
-    # every activation and gradient be written twice: an 11 MB torch.empty took 0.27 ms, not 0.001.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-
-
-def keep_freed_memory() -> None:
-    """Have glibc keep freed blocks of up to 32 MiB for reuse instead of returning them to the kernel.
-
-    PyTorch allocates each activation and gradient afresh every step. By default glibc
-    maps blocks over 128 KiB straight from the kernel and unmaps them when freed, so every
-    step page-faults its activations in again: measured, about 7,000 faults per CNN step.
-    Numbers are unchanged; only where the memory comes from. A no-op off glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # musl and other C libraries: keep their defaults
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameter numbers from glibc's malloc.h
-    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # the largest glibc allows
-    libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
 
 
 def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +60,6 @@ def train(
     dataset: Dataset,
     config: TrainConfig,
     progress: bool = True,
-    model_arguments: dict | None = None,
     on_epoch_end: Callable[[dict], None] | None = None,
     resume_state: dict | None = None,
 ) -> TrainResult:
@@ -103,10 +68,14 @@ def train(
     `on_epoch_end(state)` receives a `training_state` dict after every epoch (to save it);
     passing such a dict back as `resume_state` continues from that epoch with the same numbers.
     """
-    seed_everything(config.seed, config.threads)
-    keep_freed_memory()
+    with torch.random.fork_rng(devices=[]):  # seed the global stream (initial weights, dropout) for this run only
+        torch.manual_seed(config.seed)
+        return _train(model_name, dataset, config, progress, on_epoch_end, resume_state)
+
+
+def _train(model_name, dataset, config, progress, on_epoch_end, resume_state) -> TrainResult:
     train_part, validation_part = split_indices(dataset.train_labels, config)
-    model = build_model(model_name, **(model_arguments or {}))
+    model = build_model(model_name)
     inputs = images_to_tensor(dataset.train_images)
     labels = torch.from_numpy(dataset.train_labels.astype(np.int64))
     train_inputs, train_labels = inputs[train_part], labels[train_part]
@@ -124,8 +93,9 @@ def train(
         epoch_start = time.perf_counter()
         train_loss, train_accuracy = train_epoch(
             model, optimizer, scheduler, train_inputs, train_labels, config, generator,
-            description=f"{model_name} epoch {epoch}/{config.epochs}", progress=progress,
+            description=f"{model_name} seed {config.seed} epoch {epoch}/{config.epochs}", progress=progress,
         )
+
         validation_logits = infer(model, validation_inputs)
         history.append({
             "epoch": epoch,
@@ -236,6 +206,11 @@ def train_epoch(
             images = augment_batch(images, generator)
         logits = model(images)
         loss = F.cross_entropy(logits, batch_labels, label_smoothing=config.label_smoothing)
+        if not torch.isfinite(loss):  # one more step would only spread NaN through the weights
+            raise TrainingDiverged(
+                f"training diverged: {description or 'an epoch'}, step {start // config.batch_size + 1}: the loss "
+                f"became {loss.item()}; lower the learning rate (now {config.learning_rate:g}), "
+                f"e.g. --lr {config.learning_rate / 10:g}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
