@@ -85,13 +85,15 @@ def check_fields(state, path: Path) -> None:
     def fail(problem: str):
         raise CheckpointError(f"{path}: not a valid mnistlab checkpoint ({problem}); train again or pass another file")
 
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+    if not isinstance(state, dict) or type(state.get("format_version")) is not int \
+            or state["format_version"] != FORMAT_VERSION:
         fail(f"format version {FORMAT_VERSION} expected")
     name = state.get("model_name")
     if not isinstance(name, str) or name not in MODELS:
         raise CheckpointError(
             f"{path}: model {str(name)[:60]!r} is not registered in this mnistlab; known: {', '.join(MODELS)}")
-    if state.get("model_arguments", {}) != {}:
+    arguments = state.get("model_arguments", {})
+    if not isinstance(arguments, dict) or arguments:
         fail("model_arguments must be empty: registered models are built with their own sizes")
     weights = state.get("state_dict")
     if not isinstance(weights, dict) or not all(isinstance(key, str) and isinstance(value, torch.Tensor)

@@ -13,6 +13,7 @@ from mnistlab.errors import ConfigError, MnistlabError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+MAX_THREADS = 256  # CPU threads per process; more only adds scheduling overhead
 
 DESCRIPTION = "Train, evaluate and compare neural networks on MNIST-format images, offline and reproducibly."
 EXAMPLES = """examples:
@@ -139,18 +140,32 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error, 130 interrupted)."""
     from mnistlab.runtime import configured_runtime
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any("\x00" in argument for argument in argv):  # no shell can pass one; a caller of main() can
+        print_error("an argument contains a NUL character; remove it")
+        return EXIT_USER_ERROR
     args = build_parser().parse_args(argv)
     try:
-        if args.threads is not None and args.threads < 1:
-            raise ConfigError(f"--threads {args.threads} is invalid; give an integer >= 1")
+        if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads {args.threads} is invalid; give an integer from 1 to {MAX_THREADS}")
         with configured_runtime(args.threads):
             return COMMANDS[args.command](args)
     except MnistlabError as error:
-        print(f"mnistlab: error: {error}", file=sys.stderr)
+        print_error(str(error))
+        return EXIT_USER_ERROR
+    except OSError as error:  # the disk filled up or a folder vanished mid-run: files already written stay whole
+        where = f"{error.filename}: " if error.filename else ""
+        print_error(f"{where}{error.strerror or error}; free some space or choose another folder, "
+                    f"then run again (a compare run continues with --resume)")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def print_error(message: str) -> None:
+    """`mnistlab: error: ...` on stderr, on one line even when a file name holds line breaks."""
+    print(f"mnistlab: error: {' '.join(message.splitlines())}", file=sys.stderr)
 
 
 def entry() -> None:
@@ -301,7 +316,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
         save_inputs(results, args.show_input)
     for result in results:
         if result.error:
-            print(f"mnistlab: error: {result.error}", file=sys.stderr)
+            print_error(result.error)
     print(json.dumps([result.to_dict() for result in results], indent=2) if args.json else format_table(results))
     return EXIT_USER_ERROR if any(result.error for result in results) else 0
 
