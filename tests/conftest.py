@@ -122,6 +122,24 @@ def http_mirrors():
     server.server_close()
 
 
+def run_cli(capsys, *argv):
+    """Run `mnistlab` in-process; return (exit code, stdout, stderr)."""
+    from mnistlab.cli import main
+
+    code = main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    """Exit code 2 and exactly one stderr line, `mnistlab: error: ...`, holding every fragment."""
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (relative path -> bytes), to prove a folder did not change."""
     if not folder.exists():

@@ -8,25 +8,12 @@ import sys
 
 import pytest
 
-from conftest import snapshot
+from conftest import assert_one_line_error, run_cli, snapshot
 from mnistlab.cli import main
 from mnistlab.datasets import cache_dir
 
 QUICK = ["--epochs", "1", "--limit-train", "1500", "--batch-size", "64"]
 
-
-def run_cli(capsys, *argv):
-    code = main([*map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_compare_writes_the_run_folder(real_data_dir, tmp_path, capsys):

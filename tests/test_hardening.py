@@ -13,6 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_one_line_error, run_cli
 from mnistlab.checkpoint import load_checkpoint
 from mnistlab.cli import main
 from mnistlab.errors import CheckpointError
@@ -21,19 +22,6 @@ from mnistlab.run_folder import locked
 
 TINY = ["--dataset", "tiny", "--epochs", "1", "--batch-size", "32"]
 
-
-def run_cli(capsys, *argv):
-    code = main([*map(str, argv)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_global_flags_work_after_the_subcommand(tiny_dataset, tmp_path, capsys):
