@@ -191,3 +191,14 @@ def request_mix() -> list[tuple[bytes, str]]:
     pixels[6:22, 12:15] = 1.0
     mix.append((json.dumps(pixels.ravel().tolist()).encode(), "application/json"))
     return mix
+
+
+def with_text_chunks(png: bytes, count: int, inflated_bytes: int = 1_000_000) -> bytes:
+    """`png` with `count` compressed text chunks (zTXt) inserted after IHDR, each about 1 kB that inflates to
+    `inflated_bytes`: Pillow would hold up to 64 MiB of such text per image."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    text = zlib.compress(b"a" * inflated_bytes, 9)
+    chunks = b"".join(chunk(b"zTXt", b"note%d\0\0" % number + text) for number in range(count))
+    header_end = 8 + 25  # signature, then IHDR (4 length + 4 type + 13 data + 4 CRC)
+    return png[:header_end] + chunks + png[header_end:]

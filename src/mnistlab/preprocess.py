@@ -81,7 +81,7 @@ def decode_image(
     if not data:
         raise PreprocessError("empty (0 bytes); pass a PNG or JPEG image")
     try:
-        image = Image.open(io.BytesIO(data), formats=list(formats))
+        image = Image.open(io.BytesIO(_png_pixels_only(data)), formats=list(formats))
     except Image.DecompressionBombError:  # Pillow's own cap, checked from the header
         limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
         raise PreprocessError(f"image too large to decode: over the limit of {limit:,} pixels; scale it down") from None
@@ -111,6 +111,26 @@ def decode_image(
             f"truncated or damaged {image.format} data ({type(error).__name__}: {str(error)[:80]}); re-save the image"
         ) from None
     return image
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_KEPT_CHUNKS = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"eXIf")  # pixels, transparency, orientation
+
+
+def _png_pixels_only(data: bytes) -> bytes:
+    """A PNG without the chunks that do not change the pixels we read: a compressed text chunk can inflate to
+    64 MiB in Pillow (its own cap), far over the pixels' budget. Anything else is returned unchanged."""
+    if not data.startswith(PNG_SIGNATURE):
+        return data
+    kept, position = [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        end = position + 12 + length
+        if data[position + 4:position + 8] in PNG_KEPT_CHUNKS or end > len(data):  # a cut-off chunk: Pillow reports it
+            kept.append(data[position:end])
+        position = end
+    kept.append(data[position:])
+    return b"".join(kept)
 
 
 def _sample_bits(image: Image.Image) -> int:

@@ -18,6 +18,7 @@ the last decode ends. No endpoint touches a path the client chooses.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ctypes
 import functools
 import json
@@ -120,29 +121,24 @@ def release_free_memory() -> None:
 
 
 class DecodeGate:
-    """At most `limit` uploads decode at once; when the last one ends and none waits, freed memory is released."""
+    """Uploads decode in a pool of `limit` threads, in turn; when the last one ends and none waits, freed memory
+    is released. Few threads matter as much as few decodes: glibc gives each thread its own heap (arena), and
+    what one thread frees only it reuses, so N decoding threads hold N high-water marks."""
 
     def __init__(self, limit: int):
-        self.semaphore = asyncio.Semaphore(limit)
-        self.active = self.waiting = 0
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="mnistlab-decode")
+        self.pending = 0
 
     async def run(self, function, *args):
-        """`function(*args)` in a worker thread, once a decoding slot is free."""
-        self.waiting += 1
+        """`function(*args)` in one of the pool's threads, once one is free."""
+        loop = asyncio.get_running_loop()
+        self.pending += 1
         try:
-            await self.semaphore.acquire()
+            return await loop.run_in_executor(self.pool, function, *args)
         finally:
-            self.waiting -= 1
-        self.active += 1
-        try:
-            return await run_in_threadpool(function, *args)
-        finally:
-            self.active -= 1
-            try:
-                if self.active == 0 and self.waiting == 0:
-                    await run_in_threadpool(release_free_memory)
-            finally:
-                self.semaphore.release()
+            self.pending -= 1
+            if self.pending == 0:
+                await loop.run_in_executor(self.pool, release_free_memory)
 
 
 def predict_all(models: list[LoadedModel], image: np.ndarray) -> list[dict]:
