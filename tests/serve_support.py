@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import socket
 import struct
 import threading
@@ -108,3 +109,96 @@ def live_server(app):
         server.should_exit = True
         thread.join(timeout=10)
         listener.close()
+
+
+def png_of_zeros(width: int, height: int, bit_depth: int = 8, colour_type: int = 6, band: tuple | None = None) -> bytes:
+    """A PNG of `width` x `height` zero samples (colour type 6 = RGBA, 0 = gray, 2 = RGB) at `bit_depth`, compressed
+    row by row so a huge image costs little memory to build; `band` = (top, bottom) rows drawn at full value."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    row_bytes = width * channels * bit_depth // 8
+    blank, full = b"\0" * (row_bytes + 1), b"\0" + b"\xff" * row_bytes
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    compressor = zlib.compressobj(9)
+    top, bottom = band or (0, 0)
+    data = b"".join(compressor.compress(full if top <= row < bottom else blank) for row in range(height))
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data + compressor.flush())
+            + chunk(b"IEND", b""))
+
+
+def memory_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory (VmRSS) or its peak since the last `reset_peak_memory` (VmHWM), in KiB (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
+
+
+def reset_peak_memory(pid: int) -> None:
+    """Restart VmHWM counting from the current RSS (Linux 4.0+: writing 5 to clear_refs)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+@contextlib.contextmanager
+def serve_process(checkpoints: Path, log: Path, *extra: str):
+    """`python -m mnistlab serve` in its own process on a free port, its stderr in `log`; yield (base URL, process).
+
+    Stopped (terminated, then killed after 20 s) when the block ends."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    with open(log, "wb") as errors:
+        server = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", "--checkpoints", str(checkpoints),
+                                   "--port", str(port), *extra], stdout=subprocess.DEVNULL, stderr=errors)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"server exited: {log.read_text()}")
+            try:
+                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not answer /healthz within 60 s")
+            time.sleep(0.2)
+        yield base_url, server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def request_mix() -> list[tuple[bytes, str]]:
+    """What users send: canvas PNGs (drawn at different places and sizes), a JPEG photo, and JSON pixels."""
+    mix = []
+    for shift in range(4):
+        image = draw_seven(size=(280, 280), box=(40 + 10 * shift, 30, 200 + 15 * shift, 250), width=18 - 2 * shift)
+        mix.append((encode(image), "image/png"))
+    photo = draw_seven(size=(1200, 900), box=(300, 200, 700, 800), width=30, mode="RGB", ink=(40, 40, 70),
+                       paper=(230, 225, 210))
+    mix.append((encode(photo, "JPEG", quality=85), "image/jpeg"))
+    pixels = np.zeros((28, 28))
+    pixels[6:22, 12:15] = 1.0
+    mix.append((json.dumps(pixels.ravel().tolist()).encode(), "application/json"))
+    return mix
+
+
+def with_text_chunks(png: bytes, count: int, inflated_bytes: int = 1_000_000) -> bytes:
+    """`png` with `count` compressed text chunks (zTXt) inserted after IHDR, each about 1 kB that inflates to
+    `inflated_bytes`: Pillow would hold up to 64 MiB of such text per image."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    text = zlib.compress(b"a" * inflated_bytes, 9)
+    chunks = b"".join(chunk(b"zTXt", b"note%d\0\0" % number + text) for number in range(count))
+    header_end = 8 + 25  # signature, then IHDR (4 length + 4 type + 13 data + 4 CRC)
+    return png[:header_end] + chunks + png[header_end:]

@@ -146,13 +146,6 @@ def test_a_full_disk_is_a_one_line_error_and_finished_jobs_stay(tiny_dataset, tm
     assert run_cli(capsys, *argv, "--resume")[0] == 0 and (tmp_path / "run" / "report.md").is_file()
 
 
-def test_show_input_into_a_file_is_refused(tmp_path, capsys):
-    target = tmp_path / "taken.png"
-    target.write_bytes(b"x")
-    code, _, err = run_cli(capsys, "predict", tmp_path / "m.pt", tmp_path / "a.png", "--show-input", target)
-    assert_one_line_error(code, err, str(target), "not a folder")
-
-
 def test_evaluate_refuses_a_dataset_name_that_is_a_path(tmp_path, capsys):
     from mnistlab.checkpoint import save_checkpoint
 

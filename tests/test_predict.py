@@ -1,6 +1,8 @@
 """`mnistlab predict`: predictions for good files, one-line errors for bad ones, exit code 2 if any failed."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +114,62 @@ def test_trained_cnn_predicts_files_drawn_by_users(seed_protocol_run, real_data_
     results = json.loads(out)
     correct = sum(item["top"][0]["class"] == item["image"][-5] for item in results)
     assert len(results) == 20 and correct >= 19
+
+
+def refuse(monkeypatch, method: str, denied: set, error: OSError) -> None:
+    """Make `Path.<method>` raise `error` for the paths in `denied`: tests run as root, where chmod 000 stops nothing."""
+    original = getattr(Path, method)
+
+    def guarded(self, *args, **kwargs):
+        if str(self) in denied:
+            raise error
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(Path, method, guarded)
+
+
+def test_unreadable_files_and_folders_do_not_stop_the_batch(checkpoint, images, capsys, tmp_path, monkeypatch):
+    good, _ = images
+    locked, broken, hidden = tmp_path / "locked", tmp_path / "broken.png", tmp_path / "locked-dir" / "inside.png"
+    locked.mkdir()
+    (locked / "a.png").write_bytes(encode(draw_seven()))
+    broken.write_bytes(encode(draw_seven()))
+    hidden.parent.mkdir()
+    hidden.write_bytes(encode(draw_seven()))
+    refuse(monkeypatch, "iterdir", {str(locked)}, PermissionError(13, "Permission denied"))
+    refuse(monkeypatch, "read_bytes", {str(good / "photo.jpg")}, PermissionError(13, "Permission denied"))
+    refuse(monkeypatch, "read_bytes", {str(broken)}, OSError(5, "Input/output error"))
+    refuse(monkeypatch, "stat", {str(hidden)}, PermissionError(13, "Permission denied"))  # its folder is locked
+    code, out, err = run_cli(capsys, "predict", checkpoint, locked, good, broken, hidden, "--json")
+    assert code == 2
+    results = {item["image"]: item for item in json.loads(out)}
+    assert results[str(good / "seven.png")]["error"] is None and len(results[str(good / "seven.png")]["top"]) == 3
+    assert "cannot list this folder (permission denied)" in results[str(locked)]["error"]
+    assert "permission denied" in results[str(good / "photo.jpg")]["error"]
+    assert "permission denied" in results[str(hidden)]["error"]
+    assert "cannot read (Input/output error)" in results[str(broken)]["error"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("mnistlab: error: ") for line in lines)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode; the monkeypatched test covers it")
+def test_files_without_read_permission_do_not_stop_the_batch(checkpoint, images, capsys, tmp_path):
+    good, _ = images
+    locked = tmp_path / "locked.png"
+    locked.write_bytes(encode(draw_seven()))
+    locked.chmod(0)
+    code, out, err = run_cli(capsys, "predict", checkpoint, good / "seven.png", locked, "--json")
+    results = {item["image"]: item for item in json.loads(out)}
+    assert code == 2 and results[str(good / "seven.png")]["error"] is None
+    assert "permission denied" in results[str(locked)]["error"] and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("make_target, fragment", [
+    (lambda folder: folder / "notes.txt", "not a folder"),
+    (lambda folder: folder / "notes.txt" / "seen", "cannot create this folder"),
+])
+def test_show_input_that_cannot_be_a_folder_is_an_error_before_any_work(checkpoint, images, capsys, tmp_path,
+                                                                        monkeypatch, make_target, fragment):
+    (tmp_path / "notes.txt").write_text("a file")
+    monkeypatch.setattr("mnistlab.predict.predict_files", lambda *args, **kwargs: pytest.fail("work started"))
+    code, out, err = run_cli(capsys, "predict", checkpoint, images[0], "--show-input", make_target(tmp_path))
+    assert code == 2 and out == "" and err.count("\n") == 1 and fragment in err and "--show-input" in err

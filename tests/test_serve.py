@@ -4,6 +4,7 @@ import asyncio
 import concurrent.futures
 import json
 import re
+import socket
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnistlab.cli import main
+from mnistlab.errors import CheckpointError
 from mnistlab.serve import create_app
-from serve_support import draw_seven, encode, png_header_only, save_untrained_checkpoints
+from serve_support import draw_seven, encode, png_header_only, png_of_zeros, save_untrained_checkpoints
 
 SEVEN_PNG = encode(draw_seven(size=(280, 280), box=(60, 40, 220, 240), width=18))
 
@@ -26,7 +28,7 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(checkpoints):
-    return TestClient(create_app([checkpoints[0].parent], max_pixels=1_000_000))
+    return TestClient(create_app([checkpoints[0].parent], max_pixels=1_000_000, allowed_hosts=["testserver"]))
 
 
 def assert_error(response, status):
@@ -94,7 +96,10 @@ def post_raw(client, data, content_type):
     (b"[0.5, 0.5", "application/json", 422, "not valid JSON"),
     (b"\xff\xfe\x00", "application/json", 422, "not valid JSON"),
     (json.dumps([0.5] * 783).encode(), "application/json", 422, "783 items"),
-    (json.dumps([[0.5] * 27] * 28).encode(), "application/json", 422, "28 items"),
+    (json.dumps([[0.5] * 27] * 28).encode(), "application/json", 422, "row 0 has 27 items"),
+    (json.dumps([[0.5] * 28] * 5 + [[0.5] * 27] + [[0.5] * 28] * 22).encode(), "application/json", 422,
+     "row 5 has 27 items"),
+    (json.dumps([[0.5] * 28] * 27 + [0.5]).encode(), "application/json", 422, "row 27 has a JSON float"),
     (json.dumps({"image": [0.5] * 784}).encode(), "application/json", 422, "JSON dict"),
     (json.dumps("0.5").encode(), "application/json", 422, "JSON str"),
     (json.dumps([0.5] * 783 + [255]).encode(), "application/json", 422, "pixel 783 is 255"),
@@ -137,7 +142,8 @@ def test_body_over_the_limit_is_refused_while_streaming(checkpoints):
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
              "path": "/api/predict", "raw_path": b"/api/predict", "root_path": "", "query_string": b"",
-             "headers": [(b"content-type", b"image/png"), (b"transfer-encoding", b"chunked")],
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"image/png"),
+                         (b"transfer-encoding", b"chunked")],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
     # A fresh thread has no event loop: the session's Playwright browser keeps one running in this thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
@@ -199,3 +205,112 @@ def test_fuzz_random_arrays_never_give_a_5xx(client, payload):
 def test_serve_with_a_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
     assert main(["serve", "--checkpoints", str(tmp_path / "none.pt")]) == 2
     assert "none.pt" in capsys.readouterr().err
+
+
+def test_json_body_over_its_own_limit_is_refused_unparsed(client):
+    body = json.dumps([0.5] * 784 + [0.25] * 60_000).encode()  # well under the 2 MiB body limit, over 256 KiB
+    assert "over the limit of 262,144" in assert_error(post_raw(client, body, "application/json"), 413)
+
+
+def test_decode_budget_counts_bit_depth(checkpoints):
+    """400x400 RGBA is 640,000 bytes decoded at 8 bits a sample and 1,280,000 at 16: only the first fits 1 MB."""
+    client = TestClient(create_app([checkpoints[0]], max_decode_bytes=1_000_000, allowed_hosts=["testserver"]))
+    sixteen = assert_error(post_raw(client, png_of_zeros(400, 400, 16, 6, band=(100, 300)), "image/png"), 422)
+    assert "400x400 RGBA at 16 bits a sample = 1,280,000 bytes decoded, over the limit of 1,000,000" in sixteen
+    eight = client.post("/api/predict", content=png_of_zeros(400, 400, 8, 6, band=(100, 300)),
+                        headers={"Content-Type": "image/png"})
+    assert eight.status_code == 200, eight.text
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/models", "/static/app.js", "/docs", "/openapi.json",
+                                  "/docs-assets/swagger-ui.css"])
+def test_head_answers_wherever_get_does(client, path):
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b"" and head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_405_names_the_allowed_methods(client):
+    response = client.get("/api/predict")
+    assert assert_error(response, 405) and response.headers["allow"] == "POST"
+    response = client.post("/healthz")
+    assert assert_error(response, 405) and response.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/healthz"), ("GET", "/api/models"), ("GET", "/docs"),
+                                          ("GET", "/openapi.json"), ("GET", "/static/nope"), ("POST", "/api/predict"),
+                                          ("GET", "/api/predict"), ("HEAD", "/healthz")])
+def test_every_response_says_nosniff_and_forbids_framing(client, method, path):
+    response = client.request(method, path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_the_page_keeps_its_content_security_policy(client):
+    for path in ("/", "/static/app.js"):
+        assert client.get(path).headers["content-security-policy"].startswith("default-src 'self'")
+    assert "script-src 'self' 'unsafe-inline'" in client.get("/docs").headers["content-security-policy"]
+
+
+def test_host_header_must_be_an_allowed_name(checkpoints):
+    app = create_app([checkpoints[0]])  # default: this machine's loopback names
+    for base_url in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", "http://LOCALHOST."):
+        assert TestClient(app, base_url=base_url).get("/healthz").status_code == 200, base_url
+    for base_url in ("http://attacker.example", "http://localhost.attacker.example:8000", "http://127.0.0.2"):
+        message = assert_error(TestClient(app, base_url=base_url).get("/api/models"), 400)
+        assert "is not served here" in message and "--allowed-host" in message
+    assert_error(TestClient(app).get("/healthz"), 400)  # TestClient's own "testserver"
+    named = create_app([checkpoints[0]], allowed_hosts=["digits.lan"])
+    assert TestClient(named, base_url="http://digits.lan:8000").get("/healthz").status_code == 200
+    assert_error(TestClient(named, base_url="http://127.0.0.1:8000").get("/healthz"), 400)
+
+
+@pytest.mark.parametrize("headers, status", [
+    ({}, 200),  # scripts and curl send no Origin
+    ({"Origin": "http://testserver"}, 200),  # the server's own page
+    ({"Origin": "http://testserver:8000", "Sec-Fetch-Site": "same-origin"}, 200),
+    ({"Origin": "https://attacker.example"}, 403),  # a cross-site form post
+    ({"Origin": "null"}, 403),  # a sandboxed frame or a file:// page
+    ({"Sec-Fetch-Site": "cross-site"}, 403),
+])
+def test_cross_site_posts_are_refused(client, headers, status):
+    response = client.post("/api/predict", files={"image": ("seven.png", SEVEN_PNG, "image/png")}, headers=headers)
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert "cross-site request refused" in response.json()["error"]
+
+
+def test_bad_checkpoints_are_skipped_when_others_load(tmp_path):
+    good = save_untrained_checkpoints(tmp_path, names=("ann",))[0]
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    skipped = []
+    app = create_app([tmp_path], skipped=skipped, allowed_hosts=["testserver"])
+    assert [loaded.name for loaded in app.state.models] == ["ann"] and len(skipped) == 1
+    assert "broken.pt" in skipped[0] and "\n" not in skipped[0]
+    good.unlink()
+    with pytest.raises(CheckpointError, match="none of the checkpoints could be loaded: .*broken.pt"):
+        create_app([tmp_path], skipped=[])
+    with pytest.raises(CheckpointError, match="broken.pt"):  # without a skipped list the first bad one raises
+        create_app([tmp_path / "broken.pt"])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--port", "99999"], "--port 99999 is out of range; choose 1 to 65535"),
+    (["--port", "0"], "--port 0 is out of range"),
+    (["--host", "no-such-host.invalid"], "--host 'no-such-host.invalid' is not an address of this machine"),
+])
+def test_serve_with_a_bad_address_is_a_one_line_error(checkpoints, capsys, argv, fragment):
+    assert main(["serve", "--checkpoints", str(checkpoints[0]), *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and fragment in err
+
+
+def test_serve_on_a_busy_port_says_so_before_serving(checkpoints, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--checkpoints", str(checkpoints[0]), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err

@@ -122,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--checkpoints", nargs="+", default=["."], metavar="DIR_OR_FILE",
                        help="run folders or .pt files to load (default: the *.pt files in the current folder)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port, 1-65535 (default: %(default)s)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests whose Host header is NAME, e.g. the machine's name on your network "
+                            "(repeatable; default: the --host address, and localhost when it is a loopback address)")
 
     data = command("data", "list, fetch or verify datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -307,24 +310,24 @@ def run_data_command(args: argparse.Namespace) -> int:
 
 
 def run_predict_command(args: argparse.Namespace) -> int:
-    from mnistlab.predict import format_table, load_model, predict_files, save_inputs
+    from mnistlab.predict import format_table, load_model, predict_files, prepare_input_folder, save_inputs
 
-    if args.show_input and Path(args.show_input).exists() and not Path(args.show_input).is_dir():
-        raise ConfigError(f"--show-input {args.show_input}: exists and is not a folder; give a folder to save the inputs in")
-    results = predict_files(load_model(args.checkpoint), args.images, top_k=args.top_k)
     if args.show_input:
-        save_inputs(results, args.show_input)
+        prepare_input_folder(args.show_input)  # a bad folder is an error before any work
+    results = predict_files(load_model(args.checkpoint), args.images, top_k=args.top_k)
     for result in results:
         if result.error:
             print_error(result.error)
     print(json.dumps([result.to_dict() for result in results], indent=2) if args.json else format_table(results))
+    if args.show_input:
+        save_inputs(results, args.show_input)  # after printing: a full disk loses no prediction
     return EXIT_USER_ERROR if any(result.error for result in results) else 0
 
 
 def run_serve_command(args: argparse.Namespace) -> int:
     from mnistlab.serve import run_server
 
-    run_server(args.checkpoints, host=args.host, port=args.port)
+    run_server(args.checkpoints, host=args.host, port=args.port, allowed_hosts=args.allowed_host)
     return 0
 
 

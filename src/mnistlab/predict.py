@@ -93,17 +93,29 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> LoadedModel:
     )
 
 
-def load_models(paths: list[str | os.PathLike]) -> list[LoadedModel]:
-    """Load every checkpoint in `paths` (files or folders) with a unique display name each."""
+def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None) -> list[LoadedModel]:
+    """Load every checkpoint in `paths` (files or folders) with a unique display name each.
+
+    With a `skipped` list, a checkpoint that cannot be loaded is left out and its one-line reason appended there;
+    `CheckpointError` only when none loads. Without it, the first bad checkpoint raises.
+    """
     loaded: list[LoadedModel] = []
     for path in find_checkpoints(paths):
-        model = load_model(path)
+        try:
+            model = load_model(path)
+        except CheckpointError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
+            continue
         taken = {other.name for other in loaded}
         if model.name in taken:
             model.name = f"{model.name}@{path.resolve().parent.name}"
         if model.name in taken:
             model.name = f"{model.name}/{path.name}"
         loaded.append(model)
+    if not loaded:
+        raise CheckpointError(f"none of the checkpoints could be loaded: {'; '.join(skipped or [])}")
     return loaded
 
 
@@ -119,18 +131,29 @@ def top_classes(probabilities: np.ndarray, class_names: list[str], top_k: int) -
     return [(class_names[index], float(probabilities[index])) for index in order]
 
 
-def expand_image_paths(patterns: list[str]) -> list[str]:
-    """Files, folders (their image files, sorted) and globs -> a list of paths; unmatched names are kept to be reported."""
-    paths: list[str] = []
+def expand_image_paths(patterns: list[str]) -> list[tuple[str, str | None]]:
+    """Files, folders (their image files, sorted) and globs -> (path, problem or None) pairs; a folder that is empty
+    or cannot be listed, and a glob that matches nothing, come back with their problem, to be reported in place."""
+    paths: list[tuple[str, str | None]] = []
     for pattern in patterns:
         if os.path.isdir(pattern):
-            inside = sorted(str(path) for path in Path(pattern).iterdir()
-                            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
-            paths.extend(inside or [pattern])  # an empty folder is reported as such
+            try:
+                inside = sorted(str(path) for path in Path(pattern).iterdir()
+                                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError as error:  # permission denied, an I/O error, a folder removed meanwhile
+                reason = "permission denied" if isinstance(error, PermissionError) else error.strerror
+                paths.append((pattern, f"{pattern}: cannot list this folder ({reason}); check its permissions"))
+                continue
+            paths.extend((path, None) for path in inside)
+            if not inside:
+                paths.append((pattern, f"{pattern}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})"))
         elif not os.path.exists(pattern) and glob.has_magic(pattern):
-            paths.extend(sorted(glob.glob(pattern)) or [pattern])
+            matches = sorted(glob.glob(pattern))
+            paths.extend((path, None) for path in matches)
+            if not matches:
+                paths.append((pattern, f"{pattern}: no files match this pattern"))
         else:
-            paths.append(pattern)
+            paths.append((pattern, None))
     return paths
 
 
@@ -141,13 +164,9 @@ def predict_files(
     if not 1 <= top_k <= len(loaded.class_names):
         raise ConfigError(f"--top-k {top_k} is out of range; choose 1 to {len(loaded.class_names)}")
     results = []
-    for source in expand_image_paths(patterns):
-        result = ImagePrediction(source)
-        if os.path.isdir(source):
-            result.error = f"{source}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})"
-        elif not os.path.exists(source) and glob.has_magic(source):
-            result.error = f"{source}: no files match this pattern"
-        else:
+    for source, problem in expand_image_paths(patterns):
+        result = ImagePrediction(source, error=problem)
+        if problem is None:
             try:
                 result.image = preprocess(source, max_pixels)
             except PreprocessError as error:  # the message starts with the path
@@ -161,6 +180,22 @@ def predict_files(
     return results
 
 
+def prepare_input_folder(folder: str | os.PathLike) -> Path:
+    """Create the `--show-input` folder before any work, so a path that is a file or cannot be written to is a
+    one-line error now rather than after every image was predicted."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--show-input {folder}: is a file, not a folder; pass a folder to save the inputs in")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--show-input {folder}: cannot create this folder ({error.strerror}); "
+                          "pass a folder you can write to") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--show-input {folder}: folder is not writable; pass a folder you can write to")
+    return folder
+
+
 def save_inputs(results: list[ImagePrediction], folder: str | os.PathLike) -> list[Path]:
     """Save each preprocessed 28x28 input as <folder>/<image name>.png (numbered on a clash); return the paths."""
     folder = Path(folder)
@@ -172,8 +207,12 @@ def save_inputs(results: list[ImagePrediction], folder: str | os.PathLike) -> li
         path, number = folder / f"{stem}.png", 2
         while path in saved:
             path, number = folder / f"{stem}-{number}.png", number + 1
-        with atomic_path(path) as temporary:
-            Image.fromarray(result.image).save(temporary, format="PNG")
+        try:
+            with atomic_path(path) as temporary:
+                Image.fromarray(result.image).save(temporary, format="PNG")
+        except OSError as error:  # disk full, the folder removed meanwhile
+            raise ConfigError(f"--show-input {folder}: cannot write {path.name} ({error.strerror}); "
+                              "free some space or pass another folder") from None
         saved.append(path)
     return saved
 

@@ -6,14 +6,25 @@ Endpoints: `GET /` the page (no external resources), `POST /api/predict`,
 `GET /api/models`, `GET /healthz`, OpenAPI at `/docs` and `/openapi.json`.
 Bad input gets a 4xx with `{"error": "..."}` and the server keeps serving:
 bodies over `max_body_bytes` are refused from Content-Length before reading,
-or while streaming, before anything is decoded; images over `max_pixels` are
-refused from their header. No endpoint touches a path the client chooses.
+or while streaming, before anything is decoded; images over `max_pixels` or
+whose decoded pixels would take over `max_decode_bytes` are refused from their
+header. At most `max_decoding` images decode at once, so the memory uploads can
+cost is bounded: about max_decoding x (max_decode_bytes + 40 MiB of working
+copies), whatever the number of clients; freed memory goes back to the OS when
+the last decode ends. No endpoint touches a path the client chooses.
+`serve_guard` checks Host and Origin and adds the security headers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import ctypes
+import functools
 import json
 import os
+import socket
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -27,12 +38,16 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab import __version__
-from mnistlab.errors import PreprocessError
+from mnistlab.errors import ConfigError, PreprocessError
 from mnistlab.predict import LoadedModel, load_models, predict_probabilities
 from mnistlab.preprocess import NO_DIGIT, SIZE, decode_image, preprocess_image
+from mnistlab.serve_guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
 MAX_PIXELS = 16_777_216  # decoded pixels (width x height) per uploaded image: 4096 x 4096
+MAX_DECODE_BYTES = 64 * 1024 * 1024  # bytes an upload's decoded pixels may take: 4096 x 4096 8-bit RGBA
+MAX_DECODING = 2  # uploads decoded at once; others wait their turn (decoding is CPU-bound anyway)
+MAX_JSON_BYTES = 256 * 1024  # bytes; a JSON body of 784 numbers is under 20 kB, so larger ones are refused unparsed
 IMAGE_TYPES = ("image/png", "image/jpeg")  # raw-body content types; the bytes are sniffed, only PNG/JPEG decode
 UPLOAD_FIELD = "image"  # the multipart/form-data file field
 PAGE_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
@@ -40,6 +55,10 @@ PAGE_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascri
 PAGE_HEADERS = {  # the page may talk to this server only: no CDN, no third-party anything
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
+}
+DOCS_HEADERS = {  # Swagger UI's page starts itself with an inline script; everything it loads comes from here
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
 }
 
 PREDICT_BODY_DOC = {  # request body schema for /docs: the endpoint parses the body itself to enforce limits
@@ -59,54 +78,15 @@ PREDICT_BODY_DOC = {  # request body schema for /docs: the endpoint parses the b
 }
 
 
-class BodySizeLimit:
-    """ASGI middleware: 413 for bodies over `max_body_bytes`, from Content-Length or counted while streaming."""
-
-    def __init__(self, app, max_body_bytes: int):
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await error_response(400, f"Content-Length {declared[:20]!r} is not a byte count")(scope, receive, send)
-                return
-            if int(declared) > self.max_body_bytes:
-                await error_response(413, self.too_large(int(declared)))(scope, receive, send)
-                return
-        received = 0
-
-        async def counting_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:  # chunked uploads have no Content-Length: stop reading here
-                    raise HTTPException(413, self.too_large(received, at_least=True))
-            return message
-
-        await self.app(scope, counting_receive, send)
-
-    def too_large(self, size: int, at_least: bool = False) -> str:
-        return (f"request body is {'over ' if at_least else ''}{size:,} bytes, over the limit of "
-                f"{self.max_body_bytes:,}; send a smaller image (a 280x280 PNG is about 10 kB)")
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    """The API's error shape: {"error": message}."""
-    return JSONResponse({"error": message}, status_code=status)
-
-
 def pixels_from_json(payload) -> np.ndarray:
     """A JSON value -> (28, 28) uint8; `ValueError` naming what is wrong. Accepts 784 numbers or 28 rows of 28."""
     if isinstance(payload, dict) and list(payload) == ["pixels"]:
         payload = payload["pixels"]
-    if isinstance(payload, list) and len(payload) == SIZE and all(isinstance(row, list) and len(row) == SIZE
-                                                                   for row in payload):
+    if isinstance(payload, list) and len(payload) == SIZE and any(isinstance(row, list) for row in payload):
+        for index, row in enumerate(payload):
+            if not isinstance(row, list) or len(row) != SIZE:
+                what = f"{len(row)} items" if isinstance(row, list) else f"a JSON {type(row).__name__}"
+                raise ValueError(f"row {index} has {what}; send 28 rows of 28 numbers, or 784 numbers row by row")
         values = [value for row in payload for value in row]
     elif isinstance(payload, list) and len(payload) == SIZE * SIZE:
         values = payload
@@ -121,6 +101,44 @@ def pixels_from_json(payload) -> np.ndarray:
     if pixels.max() == 0:
         raise ValueError(NO_DIGIT)
     return np.round(pixels * 255).astype(np.uint8)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None where there is none (musl, macOS)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the OS. glibc keeps it for reuse otherwise: after a burst of large decodes
+    in several threads, idle memory would stay near the burst's peak."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+class DecodeGate:
+    """Uploads decode in a pool of `limit` threads, in turn; when the last one ends and none waits, freed memory
+    is released. Few threads matter as much as few decodes: glibc gives each thread its own heap (arena), and
+    what one thread frees only it reuses, so N decoding threads hold N high-water marks."""
+
+    def __init__(self, limit: int):
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="mnistlab-decode")
+        self.pending = 0
+
+    async def run(self, function, *args):
+        """`function(*args)` in one of the pool's threads, once one is free."""
+        loop = asyncio.get_running_loop()
+        self.pending += 1
+        try:
+            return await loop.run_in_executor(self.pool, function, *args)
+        finally:
+            self.pending -= 1
+            if self.pending == 0:
+                await loop.run_in_executor(self.pool, release_free_memory)
 
 
 def predict_all(models: list[LoadedModel], image: np.ndarray) -> list[dict]:
@@ -147,21 +165,32 @@ def _swagger_ui_assets() -> dict[str, bytes]:
 
 
 def create_app(
-    checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_PIXELS
+    checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_PIXELS,
+    max_decode_bytes: int = MAX_DECODE_BYTES, max_decoding: int = MAX_DECODING,
+    allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS, skipped: list[str] | None = None,
 ) -> FastAPI:
-    """The web app for the checkpoints in `checkpoint_paths` (files or run folders), loaded now."""
-    models = load_models(checkpoint_paths)
+    """The web app for the checkpoints in `checkpoint_paths` (files or run folders), loaded now.
+
+    Requests must name one of `allowed_hosts` in their Host header. With a `skipped` list, a checkpoint that
+    cannot be loaded is skipped and its one-line reason appended there (an error only if none loads).
+    """
+    models = load_models(checkpoint_paths, skipped=skipped)
     static = resources.files("mnistlab") / "static"
     page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
     docs_assets = _swagger_ui_assets()
+    gate = DecodeGate(max_decoding)
     app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description="Predict handwritten digits with mnistlab checkpoints. Errors are `{\"error\": \"...\"}`.")
     app.state.models = models
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts)  # added last: runs first
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(error.status_code, str(error.detail))
+        headers = dict(error.headers or {})
+        if "GET" in headers.get("Allow", "").split(", "):
+            headers["Allow"] += ", HEAD"  # RequestGuard answers HEAD wherever GET exists
+        return error_response(error.status_code, str(error.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -180,9 +209,11 @@ def create_app(
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
         # FastAPI's stock /docs loads Swagger UI from a CDN; this one serves the bundled copy, so it works offline.
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="mnistlab API",
+        html = get_swagger_ui_html(openapi_url=app.openapi_url, title="mnistlab API",
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="")
+        html.headers.update(DOCS_HEADERS)
+        return html
 
     @app.get("/docs-assets/{name}", include_in_schema=False)
     def docs_asset(name: str) -> Response:
@@ -206,18 +237,23 @@ def create_app(
         Returns `input` (the 784 uint8 pixels the models saw, row by row) and `predictions`, one per model.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        limits = (max_pixels, max_decode_bytes)
         if content_type in IMAGE_TYPES:
-            image = await run_in_threadpool(decode_and_preprocess, await request.body(), max_pixels)
+            image = await gate.run(decode_and_preprocess, await request.body(), *limits)
         elif content_type == "multipart/form-data":
             async with request.form(max_files=1, max_fields=4) as form:
                 upload = form.get(UPLOAD_FIELD)
                 if not isinstance(upload, UploadFile):
                     raise HTTPException(422, f"multipart body needs a file field named {UPLOAD_FIELD!r}")
                 data = await upload.read()
-            image = await run_in_threadpool(decode_and_preprocess, data, max_pixels)
+            image = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":
+            body = await request.body()
+            if len(body) > MAX_JSON_BYTES:
+                raise HTTPException(413, f"JSON body is {len(body):,} bytes, over the limit of {MAX_JSON_BYTES:,}; "
+                                         "send 784 numbers (under 20 kB)")
             try:
-                payload = json.loads(await request.body())
+                payload = json.loads(body)
             except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, or nesting deeper than Python's stack
                 raise HTTPException(422, f"body is not valid JSON ({type(error).__name__})") from None
             try:
@@ -233,19 +269,59 @@ def create_app(
     return app
 
 
-def decode_and_preprocess(data: bytes, max_pixels: int) -> np.ndarray:
+def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int) -> np.ndarray:
     """Uploaded bytes -> (28, 28) uint8; only PNG and JPEG decode; `HTTPException` 422 with the reason otherwise."""
     try:
-        return preprocess_image(decode_image(data, max_pixels, formats=("PNG", "JPEG")))
+        return preprocess_image(decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes))
     except PreprocessError as error:
         raise HTTPException(422, str(error)) from None
 
 
-def run_server(checkpoint_paths: list[str | os.PathLike], host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load the checkpoints and serve the page and API until Ctrl-C."""
+def open_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, so a bad or busy address is a one-line error before anything says "serving"."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is out of range; choose 1 to 65535 (8000 is the default)")
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise ConfigError(f"--host {host!r} is not an address of this machine ({error}); try 127.0.0.1") from None
+    listener = socket.socket(family, kind, protocol)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once after a stop
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --port, "
+                          "or stop the program using it") from None
+    return listener
+
+
+def allowed_hosts_for(host: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The Host names a server bound to `host` answers: the address itself, this machine's loopback names when it
+    listens there (a loopback or wildcard address), and `extra`."""
+    names = [host, *extra]
+    if host in ("0.0.0.0", "::", "") or host in LOOPBACK_HOSTS or host.startswith("127."):
+        names += LOOPBACK_HOSTS
+    return list(dict.fromkeys(names))
+
+
+def run_server(checkpoint_paths: list[str | os.PathLike], host: str = "127.0.0.1", port: int = 8000,
+               allowed_hosts: list[str] | tuple[str, ...] = ()) -> None:
+    """Bind host:port, load the checkpoints (skipping bad ones with a warning) and serve until Ctrl-C."""
     import uvicorn
 
-    app = create_app(checkpoint_paths)
-    names = ", ".join(loaded.name for loaded in app.state.models)
-    print(f"mnistlab: serving {names} on http://{host}:{port}/ (API docs: /docs); Ctrl-C stops", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    listener = open_listener(host, port)
+    try:
+        skipped: list[str] = []
+        hosts = allowed_hosts_for(host, allowed_hosts)
+        app = create_app(checkpoint_paths, allowed_hosts=hosts, skipped=skipped)
+        for problem in skipped:
+            print(f"mnistlab: warning: skipped {problem}", file=sys.stderr)
+        names = ", ".join(loaded.name for loaded in app.state.models)
+        print(f"mnistlab: serving {names} on http://{host}:{port}/ (API docs: /docs) for Host "
+              f"{', '.join(hosts)}; Ctrl-C stops", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
