@@ -32,27 +32,31 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: nn.Module,
-    model_name: str,
-    config: dict,
-    dataset: dict,
-    metrics: dict,
-) -> None:
-    """Write a checkpoint atomically. `dataset` holds its name, class names and payload checksums."""
-    state = {
+def checkpoint_contents(model: nn.Module, model_name: str, config: dict, dataset: dict, metrics: dict) -> dict:
+    """What a checkpoint holds: CPU weights and the records that describe them (plain types, for weights_only)."""
+    return {
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
         "model_arguments": {},  # registered models are built with their defaults; kept for the format
-        "state_dict": {key: value.contiguous() for key, value in model.state_dict().items()},
+        "state_dict": {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()},
         "config": config,
         "dataset": dataset,
         "metrics": metrics,
         "versions": library_versions(),
     }
+
+
+def write_checkpoint(path: str | os.PathLike, contents: dict) -> None:
+    """Write `checkpoint_contents` to `path` atomically."""
     with atomic_path(path) as temporary:
-        torch.save(state, temporary)
+        torch.save(contents, temporary)
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, model_name: str, config: dict, dataset: dict, metrics: dict
+) -> None:
+    """Write a checkpoint atomically. `dataset` holds its name, class names and payload checksums."""
+    write_checkpoint(path, checkpoint_contents(model, model_name, config, dataset, metrics))
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:

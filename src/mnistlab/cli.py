@@ -36,7 +36,10 @@ def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None
     parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS if subcommand else False,
                         help="no progress bars")
     parser.add_argument("--threads", type=int, metavar="N", default=default,
-                        help="PyTorch CPU threads; part of what fixes the numbers (default: one per core)")
+                        help="PyTorch CPU threads (per job with --workers or --ray); part of what fixes the numbers "
+                             "(default: one per core, or cores / workers)")
+    parser.add_argument("--device", default=default,
+                        help="where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: cpu)")
 
 
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +55,8 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed for the split, initial weights and batch order (default: 0)")
     parser.add_argument("--limit-train", type=int, metavar="N",
                         help="train on a seeded random subset of N training images, for quick runs (default: all)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"],
+                        help="fp32 (the study's), or bf16 autocast where the hardware has bfloat16 (default: fp32)")
 
 
 def _settings_from(args: argparse.Namespace) -> dict:
@@ -60,7 +65,7 @@ def _settings_from(args: argparse.Namespace) -> dict:
     return read_settings(
         args.config, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
-        limit_train=args.limit_train,
+        limit_train=args.limit_train, precision=args.precision,
     )
 
 
@@ -88,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "list such as 0,1,2 (default: the one seed --seed)")
     compare.add_argument("--resume", action="store_true",
                          help="continue the interrupted run in --out: skip finished seeds and epochs")
+    compare.add_argument("--workers", type=int, default=1, metavar="N",
+                         help="run up to N (model, seed) jobs at once in local worker processes (default: %(default)s)")
+    compare.add_argument("--ray", metavar="ADDRESS",
+                         help="run the jobs as tasks on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                              "(needs: pip install 'mnistlab[ray]')")
     _add_training_flags(compare)
 
     command("models", "list the registered models: parameters, training recipe, what each is")
@@ -210,7 +220,8 @@ def run_compare_command(args: argparse.Namespace) -> int:
     model_names = [name.strip() for name in args.models.split(",") if name.strip()]
     seeds = parse_seeds(args.seeds, settings.get("seed", 0), "seed" in settings)
     metrics = run_compare(model_names, settings, out_dir, args.data_dir, progress=not args.quiet, seeds=seeds,
-                          resume=args.resume)
+                          resume=args.resume, workers=args.workers, threads=args.threads,
+                          device=args.device or "cpu", ray_address=args.ray)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
@@ -252,7 +263,8 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{args.model}.pt"
-    metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet)
+    metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet,
+                               device=args.device or "cpu")
     last = metrics["history"][-1]
     print(f"{args.model}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
           f"validation accuracy {100 * last['val_accuracy']:.2f}%")
@@ -263,7 +275,8 @@ def run_train_command(args: argparse.Namespace) -> int:
 def run_evaluate_command(args: argparse.Namespace) -> int:
     from mnistlab.study import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet, dataset=args.dataset)
+    metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet, dataset=args.dataset,
+                                  device=args.device or "cpu")
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -314,7 +327,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
 
     if args.show_input:
         prepare_input_folder(args.show_input)  # a bad folder is an error before any work
-    results = predict_files(load_model(args.checkpoint), args.images, top_k=args.top_k)
+    results = predict_files(load_model(args.checkpoint, device=args.device or "cpu"), args.images, top_k=args.top_k)
     for result in results:
         if result.error:
             print_error(result.error)
@@ -327,7 +340,8 @@ def run_predict_command(args: argparse.Namespace) -> int:
 def run_serve_command(args: argparse.Namespace) -> int:
     from mnistlab.serve import run_server
 
-    run_server(args.checkpoints, host=args.host, port=args.port, allowed_hosts=args.allowed_host)
+    run_server(args.checkpoints, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
+               device=args.device or "cpu")
     return 0
 
 

@@ -20,6 +20,7 @@ else:  # pragma: no cover - Python 3.10
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine")
 AUGMENTATIONS = ("none", "shift-rotate")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainConfig:
     warmup_fraction: float = 0.2  # onecycle: share of the steps spent rising to learning_rate
     label_smoothing: float = 0.0  # cross-entropy label smoothing, 0 = plain one-hot targets
     augment: str = "none"  # on-the-fly training augmentation: "none" or "shift-rotate"
+    precision: str = "fp32"  # "fp32" (the study's), or "bf16": bfloat16 autocast for forward and loss
 
     def validate(self) -> "TrainConfig":
         """Raise `ConfigError` naming the first bad field; return self."""
@@ -55,6 +57,7 @@ class TrainConfig:
             ("warmup_fraction", 0 < self.warmup_fraction < 1, "a fraction strictly between 0 and 1"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
             ("augment", self.augment in AUGMENTATIONS, f"one of {', '.join(AUGMENTATIONS)}"),
+            ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ]
         for field in dataclasses.fields(self):  # NaN passes no range check; infinity passes some
             value = getattr(self, field.name)

@@ -309,3 +309,15 @@ def find_local_copy(name: str, data_dir: str | os.PathLike | None = None) -> Pat
             return None
         found.add(present[0])
     return found.pop() if len(found) == 1 else cache_dir() / spec.name
+
+
+def dataset_record(dataset: Dataset, train_size: int, validation_size: int) -> dict:
+    """What a run records about its data: name, classes, payload checksums and split sizes."""
+    return {
+        "name": dataset.name,
+        "class_names": list(dataset.class_names),
+        "checksums": dataset.checksums,
+        "train_size": train_size,
+        "validation_size": validation_size,
+        "test_size": len(dataset.test_labels),
+    }

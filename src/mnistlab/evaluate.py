@@ -22,9 +22,10 @@ class Evaluation:
     probabilities: np.ndarray  # (N, classes) softmax outputs, float32
 
 
-def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> Evaluation:
+def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
+             precision: str = "fp32") -> Evaluation:
     """Evaluate `model` on uint8 `images` (N, 28, 28) with integer `labels` (N,)."""
-    logits = infer(model, images_to_tensor(images))
+    logits = infer(model, images_to_tensor(images), precision=precision)
     targets = torch.from_numpy(labels.astype(np.int64))
     probabilities = logits.softmax(dim=1).numpy()
     predictions = logits.argmax(dim=1).numpy()

@@ -282,11 +282,16 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def infer(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits (N, 10) for `inputs` (N, 1, 28, 28), computed batch by batch in eval mode.
+def infer(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256, precision: str = "fp32") -> torch.Tensor:
+    """Logits (N, 10) on the CPU, float32, for `inputs` (N, 1, 28, 28), computed batch by batch in eval mode.
 
-    256 images a batch keeps the CNN's activations in the CPU's cache, which makes
+    Batches move to the model's device; "bf16" runs them under bfloat16 autocast. 256
+    images a batch keeps the CNN's activations in the CPU's cache, which makes
     inference several times faster than large batches (benchmarks/inference.py).
     """
     model.eval()
-    return torch.cat([model(inputs[start:start + batch_size]) for start in range(0, len(inputs), batch_size)])
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        batches = [model(inputs[start:start + batch_size].to(device)).float().cpu()
+                   for start in range(0, len(inputs), batch_size)]
+    return torch.cat(batches)

@@ -24,6 +24,7 @@ from mnistlab.checkpoint import load_checkpoint
 from mnistlab.errors import CheckpointError, ConfigError, PreprocessError
 from mnistlab.models import count_parameters, images_to_tensor, infer
 from mnistlab.preprocess import MAX_PIXELS, preprocess
+from mnistlab.runtime import resolve_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -79,9 +80,10 @@ def find_checkpoints(paths: list[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def load_model(path: str | os.PathLike, name: str | None = None) -> LoadedModel:
-    """Load one checkpoint file for prediction; `name` defaults to its model name."""
+def load_model(path: str | os.PathLike, name: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Load one checkpoint file for prediction on `device`; `name` defaults to its model name."""
     model, state = load_checkpoint(path)
+    model.to(resolve_device(device))
     metrics = state.get("metrics") or {}
     dataset = state.get("dataset") or {}
     return LoadedModel(
@@ -93,7 +95,8 @@ def load_model(path: str | os.PathLike, name: str | None = None) -> LoadedModel:
     )
 
 
-def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None) -> list[LoadedModel]:
+def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None,
+                device: str = "cpu") -> list[LoadedModel]:
     """Load every checkpoint in `paths` (files or folders) with a unique display name each.
 
     With a `skipped` list, a checkpoint that cannot be loaded is left out and its one-line reason appended there;
@@ -102,7 +105,7 @@ def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None
     loaded: list[LoadedModel] = []
     for path in find_checkpoints(paths):
         try:
-            model = load_model(path)
+            model = load_model(path, device=device)
         except CheckpointError as error:
             if skipped is None:
                 raise

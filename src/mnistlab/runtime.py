@@ -21,6 +21,11 @@ from typing import Iterator
 
 import torch
 
+from mnistlab.errors import ConfigError
+
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+
 
 @contextlib.contextmanager
 def configured_runtime(threads: int | None = None) -> Iterator[None]:
@@ -28,24 +33,83 @@ def configured_runtime(threads: int | None = None) -> Iterator[None]:
 
     `threads=None` keeps the current thread count (PyTorch's default, one per core,
     in a fresh process). The thread count is part of the numbers: the same seed on
-    one thread and on two differs in the last digits.
+    one thread and on two differs in the last digits. On a GPU, deterministic mode
+    makes cuDNN and cuBLAS pick reproducible kernels (cuBLAS also needs
+    CUBLAS_WORKSPACE_CONFIG, set here unless the user set it, before CUDA starts).
     """
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                torch.utils.deterministic.fill_uninitialized_memory)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    # Deterministic mode also fills every new tensor with NaN to expose kernels that read
-    # uninitialised memory. None of ours does (a test trains both ways and compares), and the
-    # fill writes every activation and gradient twice.
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    keep_freed_memory()
+                torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark)
+    apply_runtime(threads)
     try:
         yield
     finally:
         torch.set_num_threads(previous[0])
         torch.use_deterministic_algorithms(previous[1])
         torch.utils.deterministic.fill_uninitialized_memory = previous[2]
+        torch.backends.cudnn.benchmark = previous[3]
+
+
+def resolve_device(name: str = "cpu") -> torch.device:
+    """`--device`: "auto" (CUDA, then Apple's MPS, then the CPU), "cpu", "cuda", "cuda:N" or "mps".
+
+    Raises `ConfigError` for a device this machine does not have.
+    """
+    name = name.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda:0")
+        return torch.device("mps") if torch.backends.mps.is_available() else torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("--device mps: Apple's Metal backend is not available here; use --device cpu")
+        return torch.device("mps")
+    if name == "cuda" or name.startswith("cuda:"):
+        index = name.partition(":")[2] or "0"
+        if not index.isdigit():
+            raise ConfigError(f"--device {name} is invalid; choose {DEVICE_CHOICES}")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(index) >= count:
+            raise ConfigError(f"--device {name}: this machine has {count} CUDA GPU(s) visible to PyTorch "
+                              f"{torch.__version__}; use --device cpu, or install a CUDA build of PyTorch")
+        return torch.device(f"cuda:{index}")
+    raise ConfigError(f"--device {name[:40]} is invalid; choose {DEVICE_CHOICES}")
+
+
+def device_name(device: torch.device) -> str:
+    """A device's model name: the GPU's, or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "Apple GPU (MPS)" if device.type == "mps" else cpu_model()
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware (CPU: AVX512_BF16 or AMX; GPU: compute capability 8+)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def apply_runtime(threads: int | None = None) -> None:
+    """`configured_runtime`'s settings for the rest of the process: for worker processes that only run jobs."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: not repeatable
+    torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every new tensor with NaN to expose kernels that read
+    # uninitialised memory. None of ours does (a test trains both ways and compares), and the
+    # fill writes every activation and gradient twice.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    keep_freed_memory()
 
 
 def keep_freed_memory() -> None:
@@ -80,7 +144,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_record(device: str = "cpu") -> dict:
+def machine_record(device: torch.device = torch.device("cpu")) -> dict:
     """The machine a run's numbers and timings come from.
 
     `cpu_capability` is the instruction set PyTorch's CPU kernels use (DEFAULT,
@@ -94,5 +158,6 @@ def machine_record(device: str = "cpu") -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
-        "device": device,
+        "device": str(device),
+        "device_name": device_name(device),
     }

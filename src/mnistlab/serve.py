@@ -168,13 +168,14 @@ def create_app(
     checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_PIXELS,
     max_decode_bytes: int = MAX_DECODE_BYTES, max_decoding: int = MAX_DECODING,
     allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS, skipped: list[str] | None = None,
+    device: str = "cpu",
 ) -> FastAPI:
     """The web app for the checkpoints in `checkpoint_paths` (files or run folders), loaded now.
 
     Requests must name one of `allowed_hosts` in their Host header. With a `skipped` list, a checkpoint that
     cannot be loaded is skipped and its one-line reason appended there (an error only if none loads).
     """
-    models = load_models(checkpoint_paths, skipped=skipped)
+    models = load_models(checkpoint_paths, skipped=skipped, device=device)
     static = resources.files("mnistlab") / "static"
     page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
     docs_assets = _swagger_ui_assets()
@@ -308,7 +309,7 @@ def allowed_hosts_for(host: str, extra: list[str] | tuple[str, ...] = ()) -> lis
 
 
 def run_server(checkpoint_paths: list[str | os.PathLike], host: str = "127.0.0.1", port: int = 8000,
-               allowed_hosts: list[str] | tuple[str, ...] = ()) -> None:
+               allowed_hosts: list[str] | tuple[str, ...] = (), device: str = "cpu") -> None:
     """Bind host:port, load the checkpoints (skipping bad ones with a warning) and serve until Ctrl-C."""
     import uvicorn
 
@@ -316,7 +317,7 @@ def run_server(checkpoint_paths: list[str | os.PathLike], host: str = "127.0.0.1
     try:
         skipped: list[str] = []
         hosts = allowed_hosts_for(host, allowed_hosts)
-        app = create_app(checkpoint_paths, allowed_hosts=hosts, skipped=skipped)
+        app = create_app(checkpoint_paths, allowed_hosts=hosts, skipped=skipped, device=device)
         for problem in skipped:
             print(f"mnistlab: warning: skipped {problem}", file=sys.stderr)
         names = ", ".join(loaded.name for loaded in app.state.models)

@@ -11,9 +11,11 @@ job by job (and epoch by epoch within a job).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -21,37 +23,25 @@ import numpy as np
 import torch
 
 from mnistlab.analysis import STATISTICS_METHODS, compare_models, summarise_model
-from mnistlab.checkpoint import library_versions, load_checkpoint, save_checkpoint
+from mnistlab.checkpoint import library_versions, load_checkpoint, save_checkpoint, write_checkpoint
 from mnistlab.config import TrainConfig, load_config
 from mnistlab.custom_data import open_dataset
-from mnistlab.datasets import DATASETS, Dataset
+from mnistlab.datasets import DATASETS, Dataset, dataset_record
 from mnistlab.errors import CheckpointError, ConfigError
-from mnistlab.evaluate import Evaluation, evaluate
+from mnistlab.evaluate import evaluate
+from mnistlab.jobs import Job, JobResult, default_devices, run_local, run_sequential
 from mnistlab.models import RECIPES, check_model_names, count_parameters
 from mnistlab.report import write_report
 from mnistlab.run_arrays import build_run_arrays
 from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, checkpoint_name,
-                                 load_epoch_state, load_finished, locked, save_epoch_state, save_finished,
-                                 write_metrics, write_plan, write_run_arrays)
-from mnistlab.runtime import machine_record
-from mnistlab.train import TrainResult, train
+                                 load_finished, locked, save_finished, write_metrics, write_plan, write_run_arrays)
+from mnistlab.runtime import configured_runtime, device_name, has_native_bf16, machine_record, resolve_device
+from mnistlab.train import train
 
 
 def default_run_dir(kind: str) -> Path:
     """`runs/<timestamp>-<kind>` under the current directory."""
     return Path("runs") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{kind}"
-
-
-def dataset_record(dataset: Dataset, train_size: int, validation_size: int) -> dict:
-    """What a run records about its data: name, classes, payload checksums and split sizes."""
-    return {
-        "name": dataset.name,
-        "class_names": list(dataset.class_names),
-        "checksums": dataset.checksums,
-        "train_size": train_size,
-        "validation_size": validation_size,
-        "test_size": len(dataset.test_labels),
-    }
 
 
 def model_config(model_name: str, settings: dict) -> TrainConfig:
@@ -81,62 +71,111 @@ def run_compare(
     progress: bool = True,
     seeds: Sequence[int] | None = None,
     resume: bool = False,
+    workers: int = 1,
+    threads: int | None = None,
+    device: str = "cpu",
+    ray_address: str | None = None,
 ) -> dict:
     """Train and test each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
     `settings` are the user's TrainConfig choices (see `config.read_settings`);
     each model fills the rest from its recipe, then the study's defaults.
     `seeds` defaults to the one seed in the config. With `resume`, (model, seed)
-    pairs finished in `out_dir` are not trained again and a half-trained one
-    continues from its last epoch. The folder is locked while the run writes it.
-    Returns the metrics dict written to `out_dir/metrics.json`.
+    jobs finished in `out_dir` are not trained again and a half-trained one
+    continues from its last epoch. Jobs run one after another here, or in
+    `workers` local processes, or on the Ray cluster at `ray_address`, each with
+    `threads` CPU threads (default: this process's count, or cores / workers);
+    for the same thread count the numbers are the same every way. The folder is
+    locked while the run writes it. Returns the metrics written to `metrics.json`.
     """
     configs = resolve_configs(model_names, settings)
     first = configs[model_names[0]]
     seeds = list(seeds) if seeds is not None else [first.seed]
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ConfigError(f"seeds {seeds} are invalid; give distinct integers >= 0, e.g. --seeds 5 or --seeds 0,1,2")
-    jobs = [(name, dataclasses.replace(configs[name], seed=seed)) for name in model_names for seed in seeds]
+    if workers < 1 or (workers > 1 and ray_address):
+        raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1, and not together with --ray")
+    jobs = [Job(name, dataclasses.replace(configs[name], seed=seed)) for name in model_names for seed in seeds]
+    torch_device = resolve_device(device)
+    warn_without_native_bf16(configs.values(), torch_device)
+    threads = threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 or ray_address else torch.get_num_threads())
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
     with locked(out_dir) as out_dir:
-        plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums,
-                "threads": torch.get_num_threads(),
-                "configs": {f"{name}-seed{config.seed}": config.to_dict() for name, config in jobs}}
+        plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums, "threads": threads,
+                "device": torch_device.type, "configs": {job_key(job): job.config.to_dict() for job in jobs}}
         if resume:
             check_plan(out_dir, plan)
         else:
             write_plan(out_dir, plan)
         finished = {}
-        for name, config in jobs:
-            done = load_finished(out_dir, name, config.seed) if resume else None
-            finished[name, config.seed] = done or run_job(name, config, dataset, out_dir, len(seeds) > 1,
-                                                          progress, resume)
-        metrics = summarise_run(model_names, seeds, configs, dataset, finished)
+        for job in jobs:
+            done = load_finished(out_dir, job.model_name, job.config.seed) if resume else None
+            if done is not None:
+                finished[job_key(job)] = done
+        todo = [job for job in jobs if job_key(job) not in finished]
+        runtime = contextlib.nullcontext()  # workers set up their own
+        if ray_address:
+            from mnistlab.cluster import run_on_ray  # Ray is an optional extra
+
+            results = run_on_ray(todo, dataset, ray_address, threads, str(torch_device), out_dir, progress)
+        elif workers > 1:
+            results = run_local(todo, first.dataset, data_dir, out_dir, workers, threads,
+                                default_devices(torch_device, workers), progress)
+        else:
+            runtime = configured_runtime(threads)
+            results = run_sequential(todo, dataset, str(torch_device), out_dir, progress)
+        with runtime:
+            for job, result in results:  # each job is saved as soon as it finishes
+                finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)
+        metrics = summarise_run(model_names, seeds, configs, dataset, finished, torch_device)
         write_run_arrays(out_dir, build_run_arrays(
             dataset.test_labels,
-            {name: np.stack([finished[name, seed][1]["predicted"] for seed in seeds]) for name in model_names},
-            {name: np.stack([finished[name, seed][1]["confidence"] for seed in seeds]) for name in model_names},
+            {name: np.stack([finished[f"{name}-seed{seed}"][1]["predicted"] for seed in seeds]) for name in model_names},
+            {name: np.stack([finished[f"{name}-seed{seed}"][1]["confidence"] for seed in seeds]) for name in model_names},
             dataset.test_images))
         write_metrics(out_dir, metrics)
         write_report(out_dir, metrics)
     return metrics
 
 
-def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: Dataset, finished: dict) -> dict:
+def job_key(job: Job) -> str:
+    """A job's name in the plan and the state folder: `<model>-seed<N>`."""
+    return f"{job.model_name}-seed{job.config.seed}"
+
+
+def save_job(out_dir: Path, job: Job, result: JobResult, several_seeds: bool) -> tuple[dict, dict]:
+    """Write a finished job's checkpoint, then mark it finished; return (record, outputs) as `load_finished` does."""
+    checkpoint = checkpoint_name(job.model_name, job.config.seed, several_seeds)
+    write_checkpoint(out_dir / checkpoint, result.checkpoint)
+    record = {**result.record, "checkpoint": checkpoint}
+    save_finished(out_dir, job.model_name, job.config.seed, record, result.outputs)
+    return record, result.outputs
+
+
+def warn_without_native_bf16(configs, device) -> None:
+    """bf16 autocast without hardware bf16 runs, but slower than fp32: say so once."""
+    if any(config.precision == "bf16" for config in configs) and not has_native_bf16(device):
+        warnings.warn(f"{device_name(device)} has no native bfloat16 (AVX512_BF16 or AMX on a CPU); "
+                      f"--precision bf16 will be slower than fp32 here", stacklevel=3)
+
+
+def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: Dataset, finished: dict,
+                  device: torch.device) -> dict:
     """metrics.json of a run from its finished jobs: per model over seeds, pairwise comparisons, provenance."""
     labels = dataset.test_labels
-    predicted = {name: np.stack([finished[name, seed][1]["predicted"] for seed in seeds]) for name in model_names}
+    predicted = {name: np.stack([finished[f"{name}-seed{seed}"][1]["predicted"] for seed in seeds])
+                 for name in model_names}
     models = {}
     for name in model_names:
-        models[name] = summarise_model([finished[name, seed][0] for seed in seeds], labels, predicted[name],
-                                       dataset.class_names)
+        models[name] = summarise_model([finished[f"{name}-seed{seed}"][0] for seed in seeds], labels,
+                                       predicted[name], dataset.class_names)
         models[name]["config"] = dataclasses.replace(configs[name], seed=seeds[0]).to_dict()
-    first_record = finished[model_names[0], seeds[0]][0]
+    first_record = finished[f"{model_names[0]}-seed{seeds[0]}"][0]
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seeds": seeds,
         "dataset": dataset_record(dataset, first_record["train_size"], first_record["validation_size"]),
-        "machine": machine_record(),
+        "machine": machine_record(device),
         "versions": library_versions(),
         "models": models,
         "statistics": STATISTICS_METHODS,
@@ -145,49 +184,13 @@ def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: 
     }
 
 
-def run_job(
-    model_name: str, config: TrainConfig, dataset: Dataset, out_dir: Path, several_seeds: bool, progress: bool,
-    resume: bool,
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Train and test one (model, seed), saving epoch state as it goes; return (record, per-image test outputs)."""
-    resume_state = load_epoch_state(out_dir, model_name, config.seed) if resume else None
-    checkpoint = checkpoint_name(model_name, config.seed, several_seeds)
-    result, evaluation, scores = train_and_save(
-        model_name, config, dataset, out_dir / checkpoint, progress, test=True, resume_state=resume_state,
-        on_epoch_end=lambda state: save_epoch_state(out_dir, model_name, config.seed, state))
-    record = {
-        "seed": config.seed,
-        **{key: scores[key] for key in ("test_accuracy", "test_loss", "train_seconds", "params", "history")},
-        "train_size": result.train_size,
-        "validation_size": result.validation_size,
-        "checkpoint": checkpoint,
-    }
-    outputs = {"predicted": evaluation.predictions.astype(np.uint8),
-               "confidence": evaluation.probabilities.max(axis=1).astype(np.float32)}
-    save_finished(out_dir, model_name, config.seed, record, outputs)
-    return record, outputs
-
-
-def train_and_save(
-    model_name: str, config: TrainConfig, dataset: Dataset, checkpoint_path: Path, progress: bool, test: bool = False,
-    resume_state: dict | None = None, on_epoch_end=None,
-) -> tuple[TrainResult, Evaluation | None, dict]:
-    """Train one model, test it on the test split if `test`, save its checkpoint; return (result, evaluation, scores)."""
-    result = train(model_name, dataset, config, progress=progress, resume_state=resume_state, on_epoch_end=on_epoch_end)
-    evaluation = evaluate(result.model, dataset.test_images, dataset.test_labels, dataset.class_names) if test else None
-    scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
-              **(evaluation.metrics if evaluation else {}), "history": result.history}
-    save_checkpoint(checkpoint_path, result.model, model_name, config.to_dict(),
-                    dataset_record(dataset, result.train_size, result.validation_size), scores)
-    return result, evaluation, scores
-
-
 def train_checkpoint(
     model_name: str,
     settings: dict,
     out_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
     """Train one model (the test split untouched) and save it to `out_path`; return its record."""
     config = resolve_configs([model_name], settings)[model_name]
@@ -196,15 +199,21 @@ def train_checkpoint(
         raise ConfigError(f"{out_path}: is a folder; --out takes the checkpoint file to write, e.g. {out_path / model_name}.pt")
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
-    return train_and_save(model_name, config, dataset, out_path, progress)[2]
+    result = train(model_name, dataset, config, progress=progress, device=resolve_device(device))
+    scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
+              "history": result.history}
+    save_checkpoint(out_path, result.model, model_name, config.to_dict(),
+                    dataset_record(dataset, result.train_size, result.validation_size), scores)
+    return scores
 
 
 def evaluate_checkpoint(
     path: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
-    dataset: str | None = None,
+    dataset: str | None = None, device: str = "cpu",
 ) -> dict:
     """Test a checkpoint on the test split of its dataset (or of `dataset`, a registered name or folder)."""
     model, state = load_checkpoint(path)
+    model.to(resolve_device(device))
     name = dataset or state["dataset"]["name"]
     if dataset is None and name not in DATASETS:
         raise CheckpointError(f"{path}: was trained on {name[:80]!r}, not a registered dataset; "
