@@ -101,27 +101,24 @@ def compare_corruptions(model_names: Sequence[str], seeds: Sequence[int],
 
     `correct[model][corruption]` is (S, N) in `seeds` order; every model must have the same corruptions.
     """
-    corruption_names = list(correct[model_names[0]])
     tests = []
-    for name in corruption_names:
+    for name in correct[model_names[0]]:
         for first, second in combinations(model_names, 2):
-            rows_first = np.atleast_2d(correct[first][name])
-            rows_second = np.atleast_2d(correct[second][name])
-            per_seed = []
-            for row, seed in enumerate(seeds):
-                only_first, only_second = stats.discordant_counts(rows_first[row], rows_second[row])
-                per_seed.append({"seed": seed, "only_first_correct": only_first, "only_second_correct": only_second,
-                                 "p_value": stats.mcnemar_exact(only_first, only_second)})
+            rows_first, rows_second = np.atleast_2d(correct[first][name]), np.atleast_2d(correct[second][name])
+            counts = np.array([stats.discordant_counts(a, b) for a, b in zip(rows_first, rows_second)])  # (S, 2)
+            p_values = [stats.mcnemar_exact(only_first, only_second) for only_first, only_second in counts]
             tests.append({
                 "corruption": name,
                 "models": [first, second],
                 "difference": float(rows_first.mean() - rows_second.mean()),
-                "only_first_correct": sum(record["only_first_correct"] for record in per_seed),
-                "only_second_correct": sum(record["only_second_correct"] for record in per_seed),
-                "p_value": stats.combine_p_values([record["p_value"] for record in per_seed]),
-                "per_seed": per_seed,
+                "only_first_correct": int(counts[:, 0].sum()),
+                "only_second_correct": int(counts[:, 1].sum()),
+                "p_value": stats.combine_p_values(p_values),
+                "per_seed": [{"seed": seed, "only_first_correct": int(only_first),
+                              "only_second_correct": int(only_second), "p_value": p_value}
+                             for seed, (only_first, only_second), p_value in zip(seeds, counts, p_values)],
             })
-    for test, adjusted in zip(tests, stats.holm_adjust([test["p_value"] for test in tests])):
-        test["p_value_holm"] = adjusted
-        test["significant"] = adjusted < stats.ALPHA
+    adjusted = stats.holm_adjust([test["p_value"] for test in tests])
+    for test, p_value_holm in zip(tests, adjusted):
+        test.update(p_value_holm=p_value_holm, significant=p_value_holm < stats.ALPHA)
     return tests
