@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab.models import build_model
-from mnistlab.train import keep_freed_memory, seed_everything
+from mnistlab.runtime import apply_runtime
 
 BATCH = 128
 STEPS_PER_RUN = 5 * 422  # the seed protocol: 5 epochs of 54,000 images in batches of 128
@@ -107,8 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="rounds of 20 calls per operation (default: 7)")
     rounds = parser.parse_args().rounds
-    seed_everything(0)
-    keep_freed_memory()
+    apply_runtime()
+    torch.manual_seed(0)
     model = build_model("cnn")
     operations = time_calls(step_operations(model), rounds)
     step = time_calls({"whole step": whole_step(build_model("cnn"))}, rounds)["whole step"]

@@ -68,14 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--latency-repeats", type=int, default=200, help="single-image predict calls to time")
     parser.add_argument("--out", help="write the JSON result here too")
+    parser.add_argument("--mixed-bfloat16", action="store_true",
+                        help="train and predict under Keras's mixed_bfloat16 policy (bf16 compute, fp32 weights)")
     args = parser.parse_args(argv)
 
     import keras
 
+    if args.mixed_bfloat16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
     import_seconds = time.perf_counter() - PROCESS_START
     keras.utils.set_random_seed(args.seed)
     dataset = load_dataset("mnist", progress=False)
-    result = {"seed": args.seed, "keras": keras.__version__, "import_seconds": import_seconds, "models": {}}
+    result = {"seed": args.seed, "keras": keras.__version__, "import_seconds": import_seconds, "models": {},
+              "policy": keras.mixed_precision.global_policy().name}
     for name in args.models.split(","):
         model = build(name)
         x_train, x_test = shaped(name, dataset.train_images), shaped(name, dataset.test_images)

@@ -6,6 +6,7 @@ inference, and prints and writes a table of medians and ratios.
 
     pip install -e .[bench]
     python -m benchmarks.run --seeds 3 --fast-seeds 5 --out benchmarks/results.json
+    python -m benchmarks.run --throughput    # then the study-throughput section (benchmarks/throughput.py)
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="3", help="a count (0..N-1) or a comma-separated list (default: 3)")
     parser.add_argument("--fast-seeds", default="5", help="seeds for the cnn-fast recipe; 0 skips it (default: 5)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument("--throughput", action="store_true",
+                        help="also time the study sequential, with --workers and on a local Ray cluster")
     args = parser.parse_args(argv)
     if not os.environ.get("MNISTLAB_DATA_DIR"):
         print("note: MNISTLAB_DATA_DIR is not set; datasets come from the cache or a download", file=sys.stderr)
@@ -153,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(summary, seeds)
     args.out.write_text(json.dumps({"summary": summary, "table": table}, indent=2) + "\n")
     print(table)
+    if args.throughput:
+        from benchmarks import throughput
+
+        throughput.main([])
     return 0
 
 
