@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from mnistlab import __version__
@@ -161,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
             raise ConfigError(f"--threads {args.threads} is invalid; give an integer from 1 to {MAX_THREADS}")
-        with configured_runtime(args.threads):
+        with configured_runtime(args.threads), warnings.catch_warnings():
+            warnings.showwarning = show_warning  # restored when the block ends
             return COMMANDS[args.command](args)
     except MnistlabError as error:
         print_error(str(error))
@@ -174,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, `mnistlab: warning: ...`, without the source line Python adds."""
+    print(f"mnistlab: warning: {' '.join(str(message).splitlines())}", file=sys.stderr)
 
 
 def print_error(message: str) -> None:
