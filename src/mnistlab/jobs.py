@@ -162,9 +162,9 @@ def run_local(jobs: Sequence[Job], dataset_name: str, data_dir, run_dir: Path, w
                     except Exception as error:
                         raise job_failed(job, error) from None
                     pending.remove(job)
-                    running = [other for other in pending if other.name in tracker.started]
-                    for waiting in pending[len(running):workers]:
-                        tracker.start(waiting)
+                    waiting = [other for other in pending if other.name not in tracker.started]
+                    if waiting:  # the pool takes jobs in order: the next one starts in the freed worker
+                        tracker.start(waiting[0])
                     tracker.finish(job, [other for other in pending if other.name in tracker.started])
                     yield job, result
         except BrokenProcessPool:
