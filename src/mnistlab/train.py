@@ -99,7 +99,6 @@ def _train(model_name, dataset, config, progress, on_epoch_end, resume_state, de
             model, optimizer, scheduler, train_inputs, train_labels, config, generator,
             description=f"{model_name} seed {config.seed} epoch {epoch}/{config.epochs}", progress=progress,
         )
-
         validation_logits = infer(model, validation_inputs, precision=config.precision)
         history.append({
             "epoch": epoch,
