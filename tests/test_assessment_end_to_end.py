@@ -32,10 +32,16 @@ def test_calibration_and_ensembles_agree_with_the_saved_probabilities(quick_run)
         for seed_probabilities, record in zip(probabilities, result["seeds"]):
             before = record["calibration"]["before"]
             assert before["ece"] == calibration.expected_calibration_error(seed_probabilities, labels)
-            assert before["accuracy"] == pytest.approx(record["test_accuracy"], abs=2e-4)  # float16 near-ties only
+            assert before["accuracy"] == (seed_probabilities.argmax(axis=1) == labels).mean()
             assert 0.05 <= record["calibration"]["temperature"] <= 20
         # the temperature minimises validation NLL; on the test split it lowers NLL too
         assert result["calibration"]["after"]["nll"] < result["calibration"]["before"]["nll"]
+        for log_probabilities, predicted in zip(arrays.log_probabilities[name].astype(np.float64), arrays.predicted[name]):
+            rows = np.flatnonzero(log_probabilities.argmax(axis=1) != predicted)  # float16 rounding flipped a near-tie
+            stored_top, stored_predicted = (log_probabilities[rows, log_probabilities[rows].argmax(axis=1)],
+                                            log_probabilities[rows, predicted[rows]])
+            assert len(rows) < 10 and np.all(stored_top - stored_predicted <= (np.abs(stored_top) +
+                                                                               np.abs(stored_predicted)) * 2 ** -11)
         ensemble = probabilities.mean(axis=0)
         assert result["ensemble"]["accuracy"] == (ensemble.argmax(axis=1) == labels).mean()
         assert result["ensemble"]["nll"] == calibration.negative_log_likelihood(ensemble, labels)

@@ -2,8 +2,8 @@
 
 A `compare` job calls `assess_job` right after testing its model, so the work
 runs where the job runs (in order, in local workers or on Ray) and comes back
-in the job's record and outputs; `assess_checkpoint` does the robustness part
-again for a model saved in a run folder (`mnistlab report RUN_DIR --robustness`).
+in the job's record and outputs; `study.add_robustness` runs `robustness_record`
+on the checkpoints of a finished run (`mnistlab report RUN_DIR --robustness`).
 
 Everything fitted uses the validation split the model was trained with
 (rebuilt from its config, as `train.split_indices` draws it): the temperature

@@ -64,12 +64,11 @@ def assessment_sections(metrics: dict) -> list[Section]:
 
 def calibration_section(models: dict, seeds: int) -> Section:
     """ECE, NLL and Brier score before and after temperature scaling, per model; the reliability diagrams."""
-    table = Table(["model", "accuracy (%)", "NLL", "ECE (%)", "Brier", "temperature T", "NLL after T",
-                   "ECE after T (%)"])
+    table = Table(["model", "NLL", "ECE (%)", "Brier", "temperature T", "NLL after T", "ECE after T (%)"])
     for name, result in models.items():
         calibration = result["calibration"]
         before, after = calibration["before"], calibration["after"]
-        table.rows.append([name, percent(before["accuracy"]), f"{before['nll']:.4f}",
+        table.rows.append([name, f"{before['nll']:.4f}",
                            (percent(before["ece"]), f"models.{name}.calibration.before.ece"),
                            f"{before['brier']:.4f}", f"{calibration['temperature']:.3f}", f"{after['nll']:.4f}",
                            percent(after["ece"])])

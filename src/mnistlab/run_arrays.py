@@ -15,7 +15,11 @@ p = 0.5, 0.3% at p = 0.001; near p = 1, where confidence and ECE live, far
 better). Float16 *probabilities* would round every p below 3e-8 to 0 and turn
 each confident mistake's NLL term into the floor's 27.6. Every calibration and
 ensemble number in metrics.json is computed from these stored values, so it
-recomputes exactly from the file.
+recomputes exactly from the file. Rounding can flip a near-tie: the argmax of
+the stored values may differ from `predicted` on an image whose top two
+classes are within the rounding (a few in 10,000 for one-epoch models), so
+an accuracy from the stored probabilities may differ from the test accuracy
+by those images.
 """
 
 from __future__ import annotations
