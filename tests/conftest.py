@@ -65,10 +65,14 @@ def tiny_dataset(tmp_path, monkeypatch):
 
     Returns (spec, data_dir, arrays, gz_bytes by role).
     """
+    return register_tiny_dataset(tmp_path / "data", monkeypatch)
+
+
+def register_tiny_dataset(data_dir: Path, monkeypatch):
+    """Write the tiny dataset's files under `data_dir/tiny/` and register it for as long as `monkeypatch` lasts."""
     import gzip
 
     arrays = make_tiny_arrays()
-    data_dir = tmp_path / "data"
     (data_dir / "tiny").mkdir(parents=True)
     files, gz_bytes = {}, {}
     for role, array in arrays.items():

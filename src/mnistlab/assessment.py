@@ -1,77 +1,118 @@
-"""One trained model, assessed beyond clean accuracy: calibration, corruptions, shift and rotation, non-digits.
+"""One trained (model, seed) assessed beyond clean accuracy: calibration, corruptions, shift and rotation, non-digits.
 
-Ties `calibration`, `robustness` and `ood` together for one (model, seed), using
-the validation split the model was trained with (rebuilt from its config, as
-`train.split_indices` draws it) for everything that is fitted: the temperature
-and the "not sure" threshold. The test split is only scored.
+A `compare` job calls `assess_job` right after testing its model, so the work
+runs where the job runs (in order, in local workers or on Ray) and comes back
+in the job's record and outputs; `study.add_robustness` runs `robustness_record`
+on the checkpoints of a finished run (`mnistlab report RUN_DIR --robustness`).
 
-    model, state = load_checkpoint("runs/demo/cnn.pt")
-    result = assess_model(model_logits_fn(model), dataset, TrainConfig(**state["config"]),
-                          {"fashion-mnist": fashion.test_images})
+Everything fitted uses the validation split the model was trained with
+(rebuilt from its config, as `train.split_indices` draws it): the temperature
+and the "not sure" threshold. The test split is only scored. The calibration
+scores are computed from the float16 log-probabilities the run folder keeps
+(`run_arrays.stored_log_probabilities`), so they recompute exactly from it.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import softmax
+from torch import nn
 
 from mnistlab import calibration, ood, robustness
 from mnistlab.config import TrainConfig
-from mnistlab.datasets import Dataset
+from mnistlab.datasets import Dataset, find_local_copy, load_dataset
+from mnistlab.run_arrays import stored_log_probabilities, stored_probabilities
 from mnistlab.train import split_indices
+
+NON_DIGIT_SETS = ("fashion-mnist", "kmnist")  # test sets scored as "not a digit" when a local copy is found
+CORRUPTION_SEED = 0  # one seed for every model and training seed: all see the same corrupted images
 
 
 @dataclass
-class Assessment:
-    """Scores (JSON-ready in `scores`) and the arrays behind them, for tables over seeds and figures."""
+class JobAssessment:
+    """What `assess_job` adds to a job's record (JSON-ready), outputs (arrays) and checkpoint metrics."""
 
-    scores: dict  # calibration before/after temperature, corruption accuracies, sweeps, not-a-digit scores
-    correct: dict[str, np.ndarray]  # per corruption (and "clean"): (N,) per-image correctness, for McNemar
-    test_probabilities: np.ndarray  # (N, classes) unscaled softmax on the clean test set, for seed ensembles
-    shift_accuracy: np.ndarray  # (len(robustness.SHIFT_PIXELS),)
-    rotation_accuracy: np.ndarray  # (len(robustness.ROTATION_DEGREES),)
-    reliability: dict[str, dict]  # "before" / "after" temperature scaling: calibration.reliability_bins tables
+    record: dict  # "calibration"; "not_a_digit" when non-digit sets were given; "robustness" when asked for
+    outputs: dict[str, np.ndarray]  # "log_probabilities" (N, C) float16; "corruption_correct" (K, N) bool
+    not_sure_threshold: float  # maximum softmax probability below which a prediction is flagged "not sure"
 
 
-def assess_model(
-    logits_fn: robustness.LogitsFunction,
-    dataset: Dataset,
-    config: TrainConfig,
-    non_digits: dict[str, np.ndarray] | None = None,
-    corruption_seed: int = 0,
-) -> Assessment:
-    """Score one trained model on `dataset`'s test split, its corrupted copies and the `non_digits` image sets.
-
-    `config` is the model's training config (it fixes the validation split);
-    `non_digits` maps a name (e.g. "fashion-mnist") to uint8 images (N, 28, 28).
-    """
+def validation_logits(logits_fn: robustness.LogitsFunction, dataset: Dataset,
+                      config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (V, C) float64, labels (V,) int64) on the validation split the model was trained with."""
     _, validation_part = split_indices(dataset.train_labels, config)
-    validation_logits = np.asarray(logits_fn(dataset.train_images[validation_part]), dtype=np.float64)
-    validation_labels = dataset.train_labels[validation_part].astype(np.int64)
-    test_labels = dataset.test_labels.astype(np.int64)
-    test_logits = np.asarray(logits_fn(dataset.test_images), dtype=np.float64)
-    temperature = calibration.temperature_report(validation_logits, validation_labels, test_logits, test_labels)
-    test_probabilities = softmax(test_logits, axis=1)
-    scaled = calibration.apply_temperature(test_logits, temperature["temperature"])
+    logits = np.asarray(logits_fn(dataset.train_images[validation_part]), dtype=np.float64)
+    return logits, dataset.train_labels[validation_part].astype(np.int64)
 
-    correct = robustness.corruption_correctness(logits_fn, dataset.test_images, test_labels, seed=corruption_seed)
-    shifts = robustness.shift_sweep(logits_fn, dataset.test_images, test_labels)
-    rotations = robustness.rotation_sweep(logits_fn, dataset.test_images, test_labels)
 
-    threshold = ood.choose_threshold(ood.max_softmax(softmax(validation_logits, axis=1)))
-    digit_confidence = ood.max_softmax(test_probabilities)
-    not_a_digit = {name: ood.not_a_digit_scores(digit_confidence, ood.max_softmax(softmax(logits_fn(images), axis=1)),
-                                                threshold)
-                   for name, images in (non_digits or {}).items()}
-    scores = {
-        "calibration": temperature,
-        "corruption_accuracy": {name: float(rows.mean()) for name, rows in correct.items()},
-        "shift_sweep": {"pixels": list(robustness.SHIFT_PIXELS), "accuracy": shifts.tolist()},
-        "rotation_sweep": {"degrees": list(robustness.ROTATION_DEGREES), "accuracy": rotations.tolist()},
-        "not_a_digit": not_a_digit,
+def not_sure_threshold(logits: np.ndarray) -> float:
+    """The "not sure" threshold from validation `logits`: the top probability `ood.KEEP_DIGITS` of them reach."""
+    return ood.choose_threshold(ood.max_softmax(softmax(logits, axis=1)))
+
+
+def calibration_record(test_log_probabilities: np.ndarray, test_labels: np.ndarray, temperature: float) -> dict:
+    """Scores before and after temperature scaling, from stored float16 log-probabilities (JSON-ready).
+
+    Dividing log-probabilities by T gives the same softmax as dividing the logits
+    (softmax ignores a constant per row), so "after" also rebuilds from the run folder.
+    """
+    log_probabilities = np.asarray(test_log_probabilities, dtype=np.float64)
+    return {
+        "temperature": temperature,
+        "before": calibration.calibration_scores(stored_probabilities(test_log_probabilities), test_labels),
+        "after": calibration.calibration_scores(calibration.apply_temperature(log_probabilities, temperature),
+                                                test_labels),
     }
-    reliability = {"before": calibration.reliability_bins(test_probabilities, test_labels),
-                   "after": calibration.reliability_bins(scaled, test_labels)}
-    return Assessment(scores, correct, test_probabilities.astype(np.float32), shifts, rotations, reliability)
+
+
+def robustness_record(logits_fn: robustness.LogitsFunction, images: np.ndarray,
+                      labels: np.ndarray) -> tuple[dict, np.ndarray]:
+    """(JSON-ready accuracies on each corruption and along both sweeps, per-image correctness (K, N) bool)."""
+    correct = robustness.corruption_correctness(logits_fn, images, labels, seed=CORRUPTION_SEED)
+    record = {
+        "corruptions": list(correct),
+        "corruption_accuracy": {name: float(rows.mean()) for name, rows in correct.items()},
+        "shift_accuracy": robustness.shift_sweep(logits_fn, images, labels).tolist(),
+        "rotation_accuracy": robustness.rotation_sweep(logits_fn, images, labels).tolist(),
+    }
+    return record, np.stack(list(correct.values()))
+
+
+def not_a_digit_record(logits_fn: robustness.LogitsFunction, digit_probabilities: np.ndarray, threshold: float,
+                       non_digits: dict[str, np.ndarray]) -> dict:
+    """Per non-digit set: AUROC of the maximum softmax probability, digits kept and non-digits flagged."""
+    digit_confidence = ood.max_softmax(digit_probabilities)
+    return {name: ood.not_a_digit_scores(digit_confidence, ood.max_softmax(softmax(logits_fn(images), axis=1)),
+                                         threshold)
+            for name, images in non_digits.items()}
+
+
+def non_digit_sets(dataset_name: str, data_dir: str | os.PathLike | None) -> dict[str, np.ndarray]:
+    """Test images of each `NON_DIGIT_SETS` entry with a local copy, for MNIST runs only (never downloads)."""
+    if dataset_name != "mnist":
+        return {}
+    return {name: load_dataset(name, data_dir, download=False, progress=False).test_images
+            for name in NON_DIGIT_SETS if find_local_copy(name, data_dir) is not None}
+
+
+def assess_job(model: nn.Module, dataset: Dataset, config: TrainConfig, test_logits: np.ndarray,
+               with_robustness: bool = False, non_digits: dict[str, np.ndarray] | None = None) -> JobAssessment:
+    """Assess a freshly trained model whose test logits are `test_logits` (N, C)."""
+    logits_fn = robustness.model_logits_fn(model, config.precision)
+    labels = dataset.test_labels.astype(np.int64)
+    validation, validation_labels = validation_logits(logits_fn, dataset, config)
+    log_probabilities = stored_log_probabilities(test_logits)
+    threshold = not_sure_threshold(validation)
+    record = {"calibration": calibration_record(
+        log_probabilities, labels, calibration.fit_temperature(validation, validation_labels))}
+    outputs = {"log_probabilities": log_probabilities}
+    if non_digits:
+        record["not_a_digit"] = not_a_digit_record(logits_fn, stored_probabilities(log_probabilities), threshold,
+                                                   non_digits)
+    if with_robustness:
+        record["robustness"], outputs["corruption_correct"] = robustness_record(logits_fn, dataset.test_images,
+                                                                                labels)
+    return JobAssessment(record, outputs, threshold)

@@ -113,6 +113,7 @@ def check_fields(state, path: Path) -> None:
     for field in ("config", "metrics"):
         if not isinstance(state.get(field), dict):
             fail(f"{field} must be a dict")
-    accuracy = state["metrics"].get("test_accuracy")
-    if accuracy is not None and not (isinstance(accuracy, float) and 0 <= accuracy <= 1):
-        fail("metrics test_accuracy must be a fraction")
+    for key in ("test_accuracy", "not_sure_threshold"):
+        value = state["metrics"].get(key)
+        if value is not None and not (isinstance(value, float) and 0 <= value <= 1):
+            fail(f"metrics {key} must be a fraction")

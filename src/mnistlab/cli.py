@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--ray", metavar="ADDRESS",
                          help="run the jobs as tasks on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
                               "(needs: pip install 'mnistlab[ray]')")
+    compare.add_argument("--robustness", action="store_true",
+                         help="also test every model and seed on 15 corruptions and the shift and rotation sweeps")
     _add_training_flags(compare)
 
     command("models", "list the registered models: parameters, training recipe, what each is")
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = command("report", "rebuild a run folder's figures and report from metrics.json")
     report.add_argument("run_dir", help="a folder written by mnistlab compare")
+    report.add_argument("--robustness", action="store_true",
+                        help="first test the run's checkpoints as compare --robustness does (needs the dataset)")
 
     predict = command("predict", "classify your own images (files, folders or globs) with a checkpoint")
     predict.add_argument("checkpoint", help="a .pt file written by train or compare")
@@ -228,7 +232,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds, settings.get("seed", 0), "seed" in settings)
     metrics = run_compare(model_names, settings, out_dir, args.data_dir, progress=not args.quiet, seeds=seeds,
                           resume=args.resume, workers=args.workers, threads=args.threads,
-                          device=args.device or "cpu", ray_address=args.ray)
+                          device=args.device or "cpu", ray_address=args.ray, robustness=args.robustness)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
@@ -305,9 +309,13 @@ def run_export_command(args: argparse.Namespace) -> int:
 def run_report_command(args: argparse.Namespace) -> int:
     from mnistlab.report import write_report
     from mnistlab.run_folder import REPORT_MARKDOWN, locked
+    from mnistlab.study import add_robustness
 
-    with locked(args.run_dir):
-        write_report(args.run_dir)
+    if args.robustness:
+        add_robustness(args.run_dir, args.data_dir, progress=not args.quiet, device=args.device or "cpu")
+    else:
+        with locked(args.run_dir):
+            write_report(args.run_dir)
     print(f"Rebuilt {Path(args.run_dir) / REPORT_MARKDOWN} and its figures")
     return 0
 

@@ -55,23 +55,25 @@ def connected(address: str) -> Iterator:
         ray.shutdown()
 
 
-def run_ray_job(job: Job, dataset: Dataset, device: str, threads: int, run_dir: str) -> JobResult:
+def run_ray_job(job: Job, dataset: Dataset, device: str, threads: int, run_dir: str,
+                non_digits: dict | None = None) -> JobResult:
     """The task body: train and test one job on a Ray worker (its own runtime; epoch state where reachable)."""
     reachable = (Path(run_dir) / STATE_DIR / PLAN_FILE).is_file()
     with configured_runtime(threads):
-        return execute_job(job, dataset, device, run_dir if reachable else None)
+        return execute_job(job, dataset, device, run_dir if reachable else None, non_digits=non_digits)
 
 
 def run_on_ray(jobs: Sequence[Job], dataset: Dataset, address: str, threads: int, device: str, run_dir: Path,
-               progress: bool) -> Iterator[tuple[Job, JobResult]]:
+               progress: bool, non_digits: dict | None = None) -> Iterator[tuple[Job, JobResult]]:
     """Submit every job as a Ray task; yield (job, result) as they finish."""
     with connected(address) as ray:
         task = ray.remote(run_ray_job).options(
             num_cpus=threads, num_gpus=1 if device.startswith("cuda") else 0, max_retries=MAX_RETRIES,
             retry_exceptions=False,  # a job's own error (divergence, a bug) fails the same way every time
         )
-        shared = ray.put(dataset)  # shipped once; every task reads the same object
-        futures = {task.remote(job, shared, device, threads, str(Path(run_dir).resolve())): job for job in jobs}
+        shared, shared_non_digits = ray.put(dataset), ray.put(non_digits)  # shipped once; every task reads them
+        futures = {task.remote(job, shared, device, threads, str(Path(run_dir).resolve()), shared_non_digits): job
+                   for job in jobs}
         slots = int(ray.cluster_resources().get("CPU", threads)) // max(threads, 1) or 1
         tracker = JobProgress(len(futures), slots, progress)
         for job in jobs:

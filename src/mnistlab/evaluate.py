@@ -20,6 +20,7 @@ class Evaluation:
     metrics: dict  # test_loss, test_accuracy, confusion_matrix, per_class
     predictions: np.ndarray  # (N,) predicted class per image
     probabilities: np.ndarray  # (N, classes) softmax outputs, float32
+    logits: np.ndarray  # (N, classes) raw outputs, float32
 
 
 def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
@@ -33,7 +34,7 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, class_nam
         "test_loss": F.cross_entropy(logits, targets).item(),
         **score_predictions(labels, predictions, class_names),
     }
-    return Evaluation(metrics=metrics, predictions=predictions, probabilities=probabilities)
+    return Evaluation(metrics=metrics, predictions=predictions, probabilities=probabilities, logits=logits.numpy())
 
 
 def score_predictions(labels: np.ndarray, predictions: np.ndarray, class_names) -> dict:

@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from mnistlab.assessment import assess_job, non_digit_sets
 from mnistlab.checkpoint import checkpoint_contents
 from mnistlab.config import TrainConfig
 from mnistlab.custom_data import open_dataset
@@ -45,6 +46,7 @@ class Job:
 
     model_name: str
     config: TrainConfig
+    robustness: bool = False  # also score corrupted, shifted and rotated test images (`compare --robustness`)
 
     @property
     def name(self) -> str:
@@ -55,14 +57,18 @@ class Job:
 class JobResult:
     """What a finished job hands back to the driver."""
 
-    record: dict  # seed, test accuracy and loss, train seconds, parameters, history, split sizes
-    outputs: dict[str, np.ndarray]  # per test image: "predicted" (uint8) and "confidence" (float32)
+    record: dict  # seed, test accuracy and loss, train seconds, parameters, history, split sizes, assessment
+    outputs: dict[str, np.ndarray]  # per test image: "predicted" (uint8), "confidence" (float32), and
+    # `assessment.JobAssessment.outputs`: "log_probabilities" (float16), "corruption_correct" (with robustness)
     checkpoint: dict  # `checkpoint.checkpoint_contents`, weights on the CPU
 
 
 def execute_job(job: Job, dataset: Dataset, device: str = "cpu", run_dir: str | os.PathLike | None = None,
-                progress: bool = False) -> JobResult:
-    """Train and test one job; with `run_dir`, save each epoch's state there and continue from a saved one."""
+                progress: bool = False, non_digits: dict[str, np.ndarray] | None = None) -> JobResult:
+    """Train, test and assess one job; with `run_dir`, save each epoch's state there and continue from a saved one.
+
+    `non_digits` maps a name to test images that are not digits (see `assessment.non_digit_sets`).
+    """
     name, seed = job.model_name, job.config.seed
     resume_state = load_epoch_state(run_dir, name, seed) if run_dir is not None else None
     save = (lambda state: save_epoch_state(run_dir, name, seed, state)) if run_dir is not None else None
@@ -70,26 +76,28 @@ def execute_job(job: Job, dataset: Dataset, device: str = "cpu", run_dir: str | 
                    device=device)
     evaluation = evaluate(result.model, dataset.test_images, dataset.test_labels, dataset.class_names,
                           precision=job.config.precision)
+    assessed = assess_job(result.model, dataset, job.config, evaluation.logits, job.robustness, non_digits)
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
-              **evaluation.metrics, "history": result.history}
+              **evaluation.metrics, "history": result.history, "not_sure_threshold": assessed.not_sure_threshold}
     record = {
         "seed": seed,
         **{key: scores[key] for key in ("test_accuracy", "test_loss", "train_seconds", "params", "history")},
         "train_size": result.train_size,
         "validation_size": result.validation_size,
+        **assessed.record,
     }
     outputs = {"predicted": evaluation.predictions.astype(np.uint8),
-               "confidence": evaluation.probabilities.max(axis=1).astype(np.float32)}
+               "confidence": evaluation.probabilities.max(axis=1).astype(np.float32), **assessed.outputs}
     checkpoint = checkpoint_contents(result.model, name, job.config.to_dict(),
                                      dataset_record(dataset, result.train_size, result.validation_size), scores)
     return JobResult(record, outputs, checkpoint)
 
 
-def run_sequential(jobs: Sequence[Job], dataset: Dataset, device: str, run_dir: Path,
-                   progress: bool) -> Iterator[tuple[Job, JobResult]]:
+def run_sequential(jobs: Sequence[Job], dataset: Dataset, device: str, run_dir: Path, progress: bool,
+                   non_digits: dict[str, np.ndarray] | None = None) -> Iterator[tuple[Job, JobResult]]:
     """Each job in turn, in this process (per-epoch progress bars when `progress`)."""
     for job in jobs:
-        yield job, execute_job(job, dataset, device, run_dir, progress)
+        yield job, execute_job(job, dataset, device, run_dir, progress, non_digits)
 
 
 class JobProgress:
@@ -115,7 +123,7 @@ class JobProgress:
         print(text, file=sys.stderr, flush=True)  # whole lines: nothing interleaves in a log file
 
 
-_worker: dict = {}  # in a worker process only: its dataset and device, set once by `_start_worker`
+_worker: dict = {}  # in a worker process only: its dataset, non-digit sets and device, set once by `_start_worker`
 
 
 def _start_worker(threads: int, dataset_name: str, data_dir, devices: Sequence[str], counter) -> None:
@@ -126,10 +134,11 @@ def _start_worker(threads: int, dataset_name: str, data_dir, devices: Sequence[s
         index, counter.value = counter.value, counter.value + 1
     _worker["device"] = devices[index % len(devices)]
     _worker["dataset"] = open_dataset(dataset_name, data_dir, progress=False)
+    _worker["non_digits"] = non_digit_sets(dataset_name, data_dir)
 
 
 def _run_in_worker(job: Job, run_dir: str) -> JobResult:
-    return execute_job(job, _worker["dataset"], _worker["device"], run_dir)
+    return execute_job(job, _worker["dataset"], _worker["device"], run_dir, non_digits=_worker["non_digits"])
 
 
 def run_local(jobs: Sequence[Job], dataset_name: str, data_dir, run_dir: Path, workers: int, threads: int,

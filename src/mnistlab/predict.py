@@ -40,11 +40,16 @@ class LoadedModel:
     test_accuracy: float | None  # as measured when the checkpoint was written; None if it was never tested
     params: int
     path: Path
+    not_sure_threshold: float | None = None  # top probability below which a prediction is "not sure"; None if unknown
 
     def describe(self) -> dict:
         """Plain-JSON summary (no weights)."""
         return {"name": self.name, "dataset": self.dataset, "test_accuracy": self.test_accuracy,
                 "params": self.params, "class_names": self.class_names, "checkpoint": self.path.name}
+
+    def not_sure(self, top_probability: float) -> bool | None:
+        """Is a prediction with this top probability "not sure"? None when the checkpoint has no threshold."""
+        return None if self.not_sure_threshold is None else bool(top_probability < self.not_sure_threshold)
 
 
 @dataclass
@@ -55,11 +60,14 @@ class ImagePrediction:
     image: np.ndarray | None = None  # (28, 28) uint8
     top: list[tuple[str, float]] = field(default_factory=list)  # (class name, probability), most likely first
     error: str | None = None
+    not_sure: bool | None = None  # top probability below the checkpoint's threshold; None without one
 
     def to_dict(self) -> dict:
-        """Plain JSON: the image path, its top classes, and the error (None when it was classified)."""
-        return {"image": self.source, "top": [{"class": name, "probability": p} for name, p in self.top],
-                "error": self.error}
+        """Plain JSON: the image path, its top classes, the error (None when it was classified), and `not_sure`
+        when the checkpoint has a threshold."""
+        result = {"image": self.source, "top": [{"class": name, "probability": p} for name, p in self.top],
+                  "error": self.error}
+        return result if self.not_sure is None else {**result, "not_sure": self.not_sure}
 
 
 def find_checkpoints(paths: list[str | os.PathLike]) -> list[Path]:
@@ -91,7 +99,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, device: str = "
         class_names=[str(label) for label in dataset.get("class_names") or range(10)],
         dataset=str(dataset.get("name", "unknown")), test_accuracy=metrics.get("test_accuracy"),
         params=count_parameters(model),
-        path=Path(path),
+        path=Path(path), not_sure_threshold=metrics.get("not_sure_threshold"),
     )
 
 
@@ -180,6 +188,7 @@ def predict_files(
         probabilities = predict_probabilities(loaded.model, np.stack([result.image for result in done]))
         for result, row in zip(done, probabilities):
             result.top = top_classes(row, loaded.class_names, top_k)
+            result.not_sure = loaded.not_sure(float(row.max()))
     return results
 
 
@@ -231,5 +240,5 @@ def format_table(results: list[ImagePrediction]) -> str:
     lines = [header]
     for result in rows:
         cells = "  ".join(f"{name:>4} {100 * probability:6.2f}%" for name, probability in result.top)
-        lines.append(f"{result.source:<{width}}  {cells}")
+        lines.append(f"{result.source:<{width}}  {cells}" + ("  not sure" if result.not_sure else ""))
     return "\n".join(lines)

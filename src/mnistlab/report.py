@@ -17,7 +17,8 @@ from mnistlab.atomic import write_text_atomic
 from mnistlab.evaluate import row_normalise
 from mnistlab.html_report import render_html
 from mnistlab.plots import plot_confusion_matrix, plot_image_gallery, plot_training_curves, plot_validation_accuracy
-from mnistlab.report_document import FigureRef, Section, Table, cell_text
+from mnistlab.report_assessment import assessment_sections, draw_assessment_figures
+from mnistlab.report_document import FigureRef, Section, Table, cell_text, format_p, percent
 from mnistlab.run_arrays import RunArrays
 from mnistlab.run_folder import (ACCURACY_PLOT, DISAGREEMENT_PLOT, REPORT_HTML, REPORT_MARKDOWN, confusion_plot_name,
                                  curves_plot_name, errors_plot_name, read_metrics, read_run_arrays)
@@ -29,7 +30,9 @@ def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> Non
     """Draw the figures and write `report.md` and `report.html` in `run_dir` from its metrics and predictions."""
     run_dir = Path(run_dir)
     metrics = metrics if metrics is not None else read_metrics(run_dir)
-    draw_figures(run_dir, metrics, read_run_arrays(run_dir))
+    arrays = read_run_arrays(run_dir)
+    draw_figures(run_dir, metrics, arrays)
+    draw_assessment_figures(run_dir, metrics, arrays)
     sections = report_sections(metrics)
     write_text_atomic(run_dir / REPORT_MARKDOWN, render_markdown(report_title(metrics), sections))
     write_text_atomic(run_dir / REPORT_HTML, render_html(report_title(metrics), sections, run_dir))
@@ -73,16 +76,6 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
                                for name in models]) for i in chosen]
         plot_image_gallery(arrays.images_at(chosen), captions, "Test images on which the models disagree (first seed)",
                            run_dir / DISAGREEMENT_PLOT)
-
-
-def percent(value: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage with `digits` decimals; a dash for None."""
-    return "–" if value is None else f"{100 * value:.{digits}f}"
-
-
-def format_p(p_value: float) -> str:
-    """A p-value to two significant figures; p below double precision shows as < 1e-300."""
-    return "< 1e-300" if p_value < 1e-300 else f"{p_value:.2g}"
 
 
 SUMMARY_HEADER = ("model", "parameters", "test accuracy (%)", "std (points)", "95% CI (%)", "test loss",
@@ -164,6 +157,7 @@ def report_sections(metrics: dict) -> list[Section]:
         sections.append(error_section(name, result, len(seeds)))
     if len(metrics["models"]) > 1:
         sections.append(Section("Where the models disagree", [FigureRef(DISAGREEMENT_PLOT, "Disagreements")]))
+    sections += assessment_sections(metrics)
     sections.append(provenance_section(metrics))
     return sections
 

@@ -32,9 +32,9 @@ SHIFT_DIRECTIONS = ("right", "left", "down", "up")  # shift sweep: accuracy is t
 ROTATION_DEGREES = tuple(range(0, 91, 10))  # rotation sweep: counter-clockwise turns, 0 to 90 in steps of 10
 
 
-def model_logits_fn(model: nn.Module) -> LogitsFunction:
+def model_logits_fn(model: nn.Module, precision: str = "fp32") -> LogitsFunction:
     """A `logits_fn` for a PyTorch model: `mnistlab.models.infer` in eval mode, logits as a numpy array."""
-    return lambda images: infer(model, images_to_tensor(images)).numpy()
+    return lambda images: infer(model, images_to_tensor(images), precision=precision).numpy()
 
 
 def score_images(logits_fn: LogitsFunction, images: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -38,6 +38,8 @@ REPORT_MARKDOWN = "report.md"
 REPORT_HTML = "report.html"
 ACCURACY_PLOT = "accuracy_plot.png"
 DISAGREEMENT_PLOT = "disagreements.png"
+SHIFT_SWEEP_PLOT = "shift_sweep.png"
+ROTATION_SWEEP_PLOT = "rotation_sweep.png"
 STATE_DIR = "state"
 PLAN_FILE = "plan.json"
 LOCK_FILE = ".lock"
@@ -61,6 +63,11 @@ def curves_plot_name(model_name: str) -> str:
 def errors_plot_name(model_name: str) -> str:
     """File name of a model's gallery of misclassified test images."""
     return f"errors_{model_name}.png"
+
+
+def reliability_plot_name(model_name: str) -> str:
+    """File name of a model's reliability diagram (before and after temperature scaling)."""
+    return f"reliability_{model_name}.png"
 
 
 @contextlib.contextmanager

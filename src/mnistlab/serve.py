@@ -142,14 +142,17 @@ class DecodeGate:
 
 
 def predict_all(models: list[LoadedModel], image: np.ndarray) -> list[dict]:
-    """Every model's class probabilities and top class for one (28, 28) uint8 image."""
+    """Every model's class probabilities and top class for one (28, 28) uint8 image, and its "not sure" flag
+    when the checkpoint has a threshold (see `assessment.not_sure_threshold`)."""
     predictions = []
     for loaded in models:
         probabilities = predict_probabilities(loaded.model, image[None])[0]
         top = int(np.argmax(probabilities))
-        predictions.append({"model": loaded.name, "dataset": loaded.dataset, "classes": loaded.class_names,
-                            "probabilities": [round(float(p), 6) for p in probabilities],
-                            "top_class": loaded.class_names[top], "top_probability": round(float(probabilities[top]), 6)})
+        prediction = {"model": loaded.name, "dataset": loaded.dataset, "classes": loaded.class_names,
+                      "probabilities": [round(float(p), 6) for p in probabilities],
+                      "top_class": loaded.class_names[top], "top_probability": round(float(probabilities[top]), 6)}
+        not_sure = loaded.not_sure(float(probabilities[top]))
+        predictions.append(prediction if not_sure is None else {**prediction, "not_sure": not_sure})
     return predictions
 
 

@@ -21,8 +21,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from mnistlab.analysis import STATISTICS_METHODS, compare_models, summarise_model
+from mnistlab.assessment import non_digit_sets, not_sure_threshold, robustness_record, validation_logits
+from mnistlab.assessment_summary import summarise_model_assessment, summarise_robustness
 from mnistlab.checkpoint import library_versions, load_checkpoint, save_checkpoint, write_checkpoint
 from mnistlab.config import TrainConfig, load_config
 from mnistlab.custom_data import open_dataset
@@ -33,8 +36,9 @@ from mnistlab.jobs import Job, JobResult, default_devices, run_local, run_sequen
 from mnistlab.models import RECIPES, check_model_names, count_parameters
 from mnistlab.report import write_report
 from mnistlab.run_arrays import build_run_arrays
-from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, checkpoint_name,
-                                 load_finished, locked, save_finished, write_metrics, write_plan, write_run_arrays)
+from mnistlab.robustness import model_logits_fn
+from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, checkpoint_name, load_finished,
+                                 locked, read_metrics, save_finished, write_metrics, write_plan, write_run_arrays)
 from mnistlab.runtime import configured_runtime, device_name, has_native_bf16, machine_record, resolve_device
 from mnistlab.train import train
 
@@ -75,8 +79,9 @@ def run_compare(
     threads: int | None = None,
     device: str = "cpu",
     ray_address: str | None = None,
+    robustness: bool = False,
 ) -> dict:
-    """Train and test each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
+    """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
     `settings` are the user's TrainConfig choices (see `config.read_settings`);
     each model fills the rest from its recipe, then the study's defaults.
@@ -86,7 +91,10 @@ def run_compare(
     `workers` local processes, or on the Ray cluster at `ray_address`, each with
     `threads` CPU threads (default: this process's count, or cores / workers);
     for the same thread count the numbers are the same every way. The folder is
-    locked while the run writes it. Returns the metrics written to `metrics.json`.
+    locked while the run writes it. Every job also scores its calibration (and,
+    on MNIST, its confidence on the non-digit sets found locally); with
+    `robustness`, its accuracy on corrupted, shifted and rotated test images.
+    Returns the metrics written to `metrics.json`.
     """
     configs = resolve_configs(model_names, settings)
     first = configs[model_names[0]]
@@ -95,7 +103,8 @@ def run_compare(
         raise ConfigError(f"seeds {seeds} are invalid; give distinct integers >= 0, e.g. --seeds 5 or --seeds 0,1,2")
     if workers < 1 or (workers > 1 and ray_address):
         raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1, and not together with --ray")
-    jobs = [Job(name, dataclasses.replace(configs[name], seed=seed)) for name in model_names for seed in seeds]
+    jobs = [Job(name, dataclasses.replace(configs[name], seed=seed), robustness)
+            for name in model_names for seed in seeds]
     torch_device = resolve_device(device)
     warn_without_native_bf16(configs.values(), torch_device)
     threads = threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 or ray_address else torch.get_num_threads())
@@ -103,6 +112,8 @@ def run_compare(
     with locked(out_dir) as out_dir:
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums, "threads": threads,
                 "device": torch_device.type, "configs": {job_key(job): job.config.to_dict() for job in jobs}}
+        if robustness:
+            plan["robustness"] = True  # only then: plans of plain runs stay as they were
         if resume:
             check_plan(out_dir, plan)
         else:
@@ -110,32 +121,38 @@ def run_compare(
         finished = {}
         for job in jobs:
             done = load_finished(out_dir, job.model_name, job.config.seed) if resume else None
-            if done is not None:
+            if done is not None and "log_probabilities" in done[1]:  # older runs kept no probabilities: redo
                 finished[job_key(job)] = done
         todo = [job for job in jobs if job_key(job) not in finished]
         runtime = contextlib.nullcontext()  # workers set up their own
+        non_digits = non_digit_sets(first.dataset, data_dir) if todo and workers == 1 else {}  # workers load theirs
         if ray_address:
             from mnistlab.cluster import run_on_ray  # Ray is an optional extra
 
-            results = run_on_ray(todo, dataset, ray_address, threads, str(torch_device), out_dir, progress)
+            results = run_on_ray(todo, dataset, ray_address, threads, str(torch_device), out_dir, progress,
+                                 non_digits)
         elif workers > 1:
             results = run_local(todo, first.dataset, data_dir, out_dir, workers, threads,
                                 default_devices(torch_device, workers), progress)
         else:
             runtime = configured_runtime(threads)
-            results = run_sequential(todo, dataset, str(torch_device), out_dir, progress)
+            results = run_sequential(todo, dataset, str(torch_device), out_dir, progress, non_digits)
         with runtime:
             for job, result in results:  # each job is saved as soon as it finishes
                 finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)
         metrics = summarise_run(model_names, seeds, configs, dataset, finished, torch_device)
         write_run_arrays(out_dir, build_run_arrays(
-            dataset.test_labels,
-            {name: np.stack([finished[f"{name}-seed{seed}"][1]["predicted"] for seed in seeds]) for name in model_names},
-            {name: np.stack([finished[f"{name}-seed{seed}"][1]["confidence"] for seed in seeds]) for name in model_names},
-            dataset.test_images))
+            dataset.test_labels, stacked_outputs(finished, model_names, seeds, "predicted"),
+            stacked_outputs(finished, model_names, seeds, "confidence"), dataset.test_images,
+            stacked_outputs(finished, model_names, seeds, "log_probabilities")))
         write_metrics(out_dir, metrics)
         write_report(out_dir, metrics)
     return metrics
+
+
+def stacked_outputs(finished: dict, model_names, seeds, key: str) -> dict[str, np.ndarray]:
+    """Per model, one finished output `key` of every seed stacked: (S, N, ...)."""
+    return {name: np.stack([finished[f"{name}-seed{seed}"][1][key] for seed in seeds]) for name in model_names}
 
 
 def job_key(job: Job) -> str:
@@ -163,14 +180,20 @@ def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: 
                   device: torch.device) -> dict:
     """metrics.json of a run from its finished jobs: per model over seeds, pairwise comparisons, provenance."""
     labels = dataset.test_labels
-    predicted = {name: np.stack([finished[f"{name}-seed{seed}"][1]["predicted"] for seed in seeds])
-                 for name in model_names}
+    predicted = stacked_outputs(finished, model_names, seeds, "predicted")
+    records = {name: [finished[f"{name}-seed{seed}"][0] for seed in seeds] for name in model_names}
     models = {}
     for name in model_names:
-        models[name] = summarise_model([finished[f"{name}-seed{seed}"][0] for seed in seeds], labels,
-                                       predicted[name], dataset.class_names)
+        models[name] = summarise_model(records[name], labels, predicted[name], dataset.class_names)
         models[name]["config"] = dataclasses.replace(configs[name], seed=seeds[0]).to_dict()
-    first_record = finished[f"{model_names[0]}-seed{seeds[0]}"][0]
+        models[name].update(summarise_model_assessment(
+            records[name], [finished[f"{name}-seed{seed}"][1] for seed in seeds], labels))
+    first_record = records[model_names[0]][0]
+    robustness = {}
+    if "robustness" in first_record:
+        robustness["robustness"] = summarise_robustness(
+            model_names, seeds, {name: [record["robustness"] for record in records[name]] for name in model_names},
+            stacked_outputs(finished, model_names, seeds, "corruption_correct"))
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seeds": seeds,
@@ -181,7 +204,37 @@ def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: 
         "statistics": STATISTICS_METHODS,
         "comparisons": compare_models(list(model_names), seeds, labels.astype(np.uint8), predicted),
         "predictions": PREDICTIONS_FILE,
+        **robustness,
     }
+
+
+def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
+                   device: str = "cpu") -> dict:
+    """Score a finished run's checkpoints as `compare --robustness` does; rewrite metrics.json and the report.
+
+    Each (model, seed) checkpoint is tested on the corrupted, shifted and rotated
+    test images of the run's dataset (checked against the run's checksums).
+    """
+    with locked(run_dir) as run_dir:
+        metrics = read_metrics(run_dir)
+        dataset = open_dataset(metrics["dataset"]["name"], data_dir, progress=progress)
+        if dataset.checksums != metrics["dataset"]["checksums"]:
+            raise ConfigError(f"{run_dir}: its dataset {metrics['dataset']['name']!r} differs from the copy found "
+                              f"now (checksums); pass --data-dir with the copy the run used")
+        names, seeds, labels = list(metrics["models"]), metrics["seeds"], dataset.test_labels.astype(np.int64)
+        correct = {name: [] for name in names}
+        for name in names:
+            for record in tqdm(metrics["models"][name]["seeds"], desc=f"robustness {name}", disable=not progress):
+                model, state = load_checkpoint(run_dir / record["checkpoint"])
+                logits_fn = model_logits_fn(model.to(resolve_device(device)), state["config"].get("precision", "fp32"))
+                record["robustness"], rows = robustness_record(logits_fn, dataset.test_images, labels)
+                correct[name].append(rows)
+        metrics["robustness"] = summarise_robustness(
+            names, seeds, {name: [record["robustness"] for record in metrics["models"][name]["seeds"]] for name in names},
+            {name: np.stack(rows) for name, rows in correct.items()})
+        write_metrics(run_dir, metrics)
+        write_report(run_dir, metrics)
+    return metrics
 
 
 def train_checkpoint(
@@ -200,8 +253,9 @@ def train_checkpoint(
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     result = train(model_name, dataset, config, progress=progress, device=resolve_device(device))
+    validation, _ = validation_logits(model_logits_fn(result.model, config.precision), dataset, config)
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
-              "history": result.history}
+              "history": result.history, "not_sure_threshold": not_sure_threshold(validation)}
     save_checkpoint(out_path, result.model, model_name, config.to_dict(),
                     dataset_record(dataset, result.train_size, result.validation_size), scores)
     return scores
