@@ -105,11 +105,16 @@ def accuracy_table(scores: dict[str, list]) -> dict[str, tuple[int, int]]:
     return table
 
 
-def render_photo(digit: np.ndarray, condition: str, rng: np.random.Generator) -> tuple[bytes, str]:
-    """An MNIST digit (28, 28) photographed under `condition` -> (encoded bytes, file suffix)."""
+def render_photo(digit: np.ndarray, condition: str, rng: np.random.Generator,
+                 frame: tuple[int, int] | None = None) -> tuple[bytes, str]:
+    """An MNIST digit (28, 28) photographed under `condition` -> (encoded bytes, file suffix).
+
+    `frame` (width, height) in px fixes the photo's size; by default it is drawn from LONG_SIDE, 4:3 or 3:4.
+    """
     factors = _combined_factors(rng) if condition == "combined" else {condition}
     long_side = int(rng.integers(*LONG_SIDE))
     width, height = (long_side, long_side * 3 // 4) if rng.random() < 0.5 else (long_side * 3 // 4, long_side)
+    width, height = frame or (width, height)
     fraction = rng.uniform(0.05, 0.1) if "small" in factors else rng.uniform(0.1, 0.3)  # ink height / frame width
     coverage = _pen_coverage(digit, fraction * width, factors, rng)
     if "rotated" in factors:

@@ -8,12 +8,14 @@ the MNIST authors' normalisation on any image:
 
 1. decode, refusing oversized images from the header before any pixel is decoded;
    apply EXIF rotation; flatten palette, alpha and 16-bit images to gray in [0, 1];
-2. polarity: the background is the median of the border, the ink whatever departs
-   most from it; dark ink on light paper is inverted;
-3. background removal: subtract the background level, scale the ink's peak to 1,
-   and drop faint values (paper texture, JPEG noise);
-4. crop to the ink's bounding box and bring the stroke width into MNIST's range
-   (a 1-pixel pen line on a big canvas would vanish when shrunk);
+2. polarity and background: the paper's brightness is estimated at every pixel (a
+   grey closing wider than any stroke, on a small copy), so a sheet lit unevenly or
+   half in shadow is still paper; the ink's strength is its departure from it;
+3. threshold at half the ink's peak, clear of the paper's noise; keep the heaviest
+   connected component and those near it (a 5 or a 7 can be two strokes), dropping
+   specks and lines that cross the image; keep the ink's gray levels around them;
+4. crop to the digit and bring the stroke width, measured with a distance transform,
+   into MNIST's range (a 1-pixel pen line on a big canvas would vanish when shrunk);
 5. scale the longest side to 20 px keeping the aspect ratio (area averaging);
 6. paste into 28x28 with the centre of mass at the centre.
 
@@ -31,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
-from skimage.filters import threshold_otsu
 
 from mnistlab.errors import PreprocessError
 
@@ -46,11 +47,14 @@ BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness
 BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
 UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
 LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
-MIN_CONTRAST = 0.08  # of the paper's brightness; ink must depart from the paper by this much
+MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
+BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
 FAINT_SHARE = 0.5  # of the ink threshold; weaker values are paper, stronger ones ramp up to the ink's peak
 EDGE_MARGIN = 2  # px at work scale; anti-aliased edges kept around the thresholded strokes
-LINE_SPAN, LINE_ASPECT = 0.9, 8.0  # a component this long (share of the image) and this elongated is a ruled line
+LINE_SPAN = 0.9  # share of the image's height or width; a component this long may be a ruled line or a crease
+RULING_DIAGONALS = (1.5, 6.0)  # such a component's stroke length in box diagonals: under or over this is a line or grid
+MIN_DIGIT_PIXELS = 20  # px at work scale (or 0.5% of a small image); a smaller main component is a speck
 NEAR_SHARE = 0.3  # of the main component's longest side; other components within this reach may be the digit's
 SPECK_SHARE = 0.03  # of the main component's ink; lighter components are specks
 DIGIT_BOX = 20  # px; the longest side of the digit in an MNIST image
@@ -161,7 +165,12 @@ def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """
     small = _shrink(gray, BACKGROUND_SIZE)
     size = max(3, round(BACKGROUND_KERNEL * max(small.shape)))
-    closed, opened = ndimage.grey_closing(small, size=size), ndimage.grey_opening(small, size=size)
+    # padded by odd reflection, which continues a gradient past the border; a mirror or a copied edge would make
+    # a valley or a plateau there, and the closing would fill it with a brighter paper than the border's
+    pad = size // 2 + 1
+    padded = np.pad(small, pad, mode="reflect", reflect_type="odd")
+    closed = ndimage.grey_closing(padded, size=size)[pad:-pad, pad:-pad]
+    opened = ndimage.grey_opening(padded, size=size)[pad:-pad, pad:-pad]
     residual = small - ndimage.gaussian_filter(small, sigma=max(size / 4, 5.0))  # polarity-neutral: ink is the sparse tail
     spread = max(float(residual.std()), 1e-6)
     dark_ink = float(np.mean(residual ** 3)) / spread ** 3 < LIGHT_INK_SKEW
@@ -185,42 +194,39 @@ def ink_strength(gray: np.ndarray) -> np.ndarray:
 
 
 def ink_threshold(strength: np.ndarray) -> float:
-    """Where ink begins: Otsu's threshold among the pixels that stand out from the paper's noise.
+    """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
+    least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
 
-    Otsu on the whole image would split the paper's noise when the digit covers a tiny part of the frame, so it
-    only sees pixels over NOISE_SIGMAS times the paper's noise (a robust spread of the whole image). It is capped
-    at half the ink's peak: where nearly every candidate is ink (a clean canvas) Otsu has no second class to find.
+    Otsu's threshold is the textbook choice, but on ruled or squared paper with a small digit the lines'
+    pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
     """
-    sample = strength[::3, ::3]
+    sample = strength[::4, ::4]
     noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
     floor = max(NOISE_SIGMAS * noise, MIN_CONTRAST / 2)
-    candidates = strength[strength > floor]
-    if candidates.size < 4 or float(candidates.max()) < MIN_CONTRAST:
+    peak = float(strength.max())
+    if peak < max(MIN_CONTRAST, BLANK_FLOORS * floor):  # nothing stands out from the paper's texture and noise
         raise PreprocessError(NO_DIGIT)
-    peak = float(np.percentile(candidates, 99))
-    return max(min(float(threshold_otsu(candidates)), 0.5 * peak), floor)
+    return max(0.5 * peak, floor)
 
 
 def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
     """The digit's pixels (H, W) bool: the heaviest connected component and the heavy ones near it.
 
-    Lines that cross the whole image (ruled paper, a table edge) are dropped first, then specks under
+    Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, then specks under
     SPECK_SHARE of the heaviest component's ink and components away from its box.
     """
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         raise PreprocessError(NO_DIGIT)
     boxes = ndimage.find_objects(labels)
-    mass = ndimage.sum_labels(strength, labels, index=np.arange(1, count + 1))
+    mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]  # ink per component
     height, width = mask.shape
     for number, (rows, cols) in enumerate(boxes):
-        extent_rows, extent_cols = rows.stop - rows.start, cols.stop - cols.start
-        crossing = extent_cols >= LINE_SPAN * width or extent_rows >= LINE_SPAN * height
-        if crossing and max(extent_rows, extent_cols) >= LINE_ASPECT * min(extent_rows, extent_cols):
-            mass[number] = 0.0
+        if rows.stop - rows.start >= LINE_SPAN * height or cols.stop - cols.start >= LINE_SPAN * width:
+            mass[number] *= not _is_ruling(labels[rows, cols] == number + 1)
     main = int(np.argmax(mass))
-    if mass[main] <= 0 or np.count_nonzero(labels[boxes[main]] == main + 1) < 2:  # a lone speck is not a digit
-        raise PreprocessError(NO_DIGIT)
+    if mass[main] <= 0 or np.count_nonzero(labels[boxes[main]] == main + 1) < min(MIN_DIGIT_PIXELS, mask.size // 200):
+        raise PreprocessError(NO_DIGIT)  # specks of noise or paper texture are not a digit
     box = np.array([[b.start for b in boxes[main]], [b.stop for b in boxes[main]]])  # [[top, left], [bottom, right]]
     reach = NEAR_SHARE * float(np.max(box[1] - box[0]))
     starts = np.array([[b.start for b in rows_cols] for rows_cols in boxes])  # (count, 2)
@@ -237,6 +243,15 @@ def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
         box = np.array([starts[keep].min(axis=0), stops[keep].max(axis=0)])
     keep = np.flatnonzero(keep) + 1
     return np.isin(labels, keep)
+
+
+def _is_ruling(component: np.ndarray) -> bool:
+    """Whether a component that crosses the image (bool, cropped to its box) is a printed line, a crease or a grid
+    rather than a digit: its strokes' total length (area / stroke width) is about its box's diagonal (one line) or
+    many times it (a grid); a digit's strokes run two to four diagonals."""
+    length = np.count_nonzero(component) / max(stroke_width(component), 1.0)
+    diagonals = length / math.hypot(*component.shape)
+    return diagonals < RULING_DIAGONALS[0] or diagonals > RULING_DIAGONALS[1]
 
 
 def isolate_ink(gray: np.ndarray) -> np.ndarray:
