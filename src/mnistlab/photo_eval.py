@@ -164,7 +164,7 @@ def _pen_coverage(digit: np.ndarray, ink_height: float, factors: set[str], rng: 
         coverage = ndimage.grey_dilation(coverage, size=2 * (round(scale) // 2) + 1)
     elif "thin" in factors:
         coverage = ndimage.grey_erosion(coverage, size=2 * (round(scale) // 3) + 1)
-    elif "ballpoint" in factors or "marker" in factors:  # a pen of even width along the digit's centre line
+    elif (factors & {"ballpoint", "marker"}) and (coverage > 0.5).any():  # a pen of even width along the centre line
         width = max(1.5, rng.uniform(0.02, 0.05) * ink_height) if "ballpoint" in factors else rng.uniform(0.17, 0.24) * ink_height
         distance = ndimage.distance_transform_edt(~skeletonize(coverage > 0.5))
         coverage = np.clip(width / 2 + 0.5 - distance, 0, 1).astype(np.float32)
