@@ -7,10 +7,11 @@ crease), camera (Gaussian noise, blur, JPEG at quality 50-90, the digit 5-10% of
 the frame's width, off centre, rotated 5-15 degrees, tinted paper in RGB), pens
 (ballpoint, marker, blue ink, thick and thin strokes), the plain renderings
 (a clean canvas, a transparent RGBA canvas), and "combined", a random mix of
-all of them. The set has two parts drawn from disjoint halves of the MNIST
-test set with different seeds: "tuning", for developing the pipeline, and
-"held-out", looked at only to report (the second half of the test set is also
-the harder one: its writers are NIST's students, not its employees).
+all of them. The parts are drawn from disjoint halves of the MNIST test set
+with different seeds: "tuning" (digits 0-4999), for developing the pipeline,
+and "held-out" (digits 5000-9999), looked at only to report; "second-held-out"
+draws new renderings of the second half with another seed, for a measurement
+untouched by anything learnt from the first held-out look.
 
     python -m mnistlab.photo_eval --part tuning --per-condition 3 --out photos/   # write PNG/JPEG files to look at
 
@@ -43,6 +44,7 @@ CONDITIONS = (
 PARTS = {  # part -> (MNIST test indices it draws digits from, seed, images per condition)
     "tuning": (range(0, 5000), 13, 30),
     "held-out": (range(5000, 10000), 1313, 50),
+    "second-held-out": (range(5000, 10000), 131313, 50),  # drawn after "held-out" had been looked at once
 }
 COMBINED_SHARE = 3  # "combined" gets this many times the images of a single condition: it is what users send
 LONG_SIDE = (800, 1200)  # px; the frame's longer side, the shorter is 3/4 of it (0.5-1.1 megapixels)

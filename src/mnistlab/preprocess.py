@@ -52,6 +52,7 @@ BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor bel
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
 FAINT_SHARE = 0.5  # of the ink threshold; weaker values are paper, stronger ones ramp up to the ink's peak
 EDGE_MARGIN = 2  # px at work scale; anti-aliased edges kept around the thresholded strokes
+FAINT_REACH = 0.1  # of the digit's size; faint strokes joined to it are kept this far beyond its strong ink
 LINE_SPAN = 0.9  # share of the image's height or width; a component this long may be a ruled line or a crease
 RULING_DIAGONALS = (1.5, 6.0)  # such a component's stroke length in box diagonals: under or over this is a line or grid
 MIN_DIGIT_PIXELS = 20  # px at work scale (or 0.5% of a small image); a smaller main component is a speck
@@ -261,14 +262,15 @@ def isolate_ink(gray: np.ndarray) -> np.ndarray:
     threshold = ink_threshold(strength)
     digit = select_digit(strength > threshold, strength)
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
-    margin = EDGE_MARGIN
+    margin = EDGE_MARGIN + round(FAINT_REACH * max(rows[-1] - rows[0], cols[-1] - cols[0]))
     top, left = max(rows[0] - margin, 0), max(cols[0] - margin, 0)
     window = (slice(top, rows[-1] + margin + 1), slice(left, cols[-1] + margin + 1))
     strength, digit = strength[window], digit[window]
     peak = float(np.percentile(strength[digit], 90))
     floor = FAINT_SHARE * threshold
     ink = np.clip((strength - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
-    support = ndimage.binary_dilation(digit, iterations=EDGE_MARGIN)  # the strokes' anti-aliased edges, no clutter
+    faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))  # hysteresis: faint ink joined to the strokes
+    support = np.isin(faint, np.unique(faint[digit])) | ndimage.binary_dilation(digit, iterations=EDGE_MARGIN)
     return crop_to_ink(ink * support)
 
 
