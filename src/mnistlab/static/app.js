@@ -1,5 +1,6 @@
 // Draw on #pad; while drawing, send the canvas as a PNG to /api/predict (one request in flight at
 // a time) and show every model's probabilities side by side, plus the 28x28 image the models saw.
+// "Upload a photo" sends a PNG or JPEG file instead, shows it on the pad and the 28x28 the models saw.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -8,8 +9,11 @@ const seen = document.getElementById("seen").getContext("2d");
 const statusLine = document.getElementById("status");
 const panels = document.getElementById("models");
 const PEN_WIDTH = 18; // px on the 280x280 canvas: about MNIST's stroke width once scaled to 20x20
+const MAX_UPLOAD_BYTES = 2 * 1024 * 1024; // the server's body limit; larger photos are scaled down first
+const UPLOAD_LONGEST = 1024; // px; the longest side a scaled-down photo keeps (the server works at this size)
 
 let drawing = false, hasInk = false, inFlight = false, pending = false, last = null, generation = 0;
+let showingPhoto = false; // the pad shows an uploaded photo: drawing starts on a clean pad
 
 function resetPad() {
   ink.fillStyle = "#fff";
@@ -17,6 +21,7 @@ function resetPad() {
   seen.fillStyle = "#000";
   seen.fillRect(0, 0, 28, 28);
   hasInk = false;
+  showingPhoto = false;
   generation += 1; // answers to requests sent before the clear are dropped
   for (const panel of panels.querySelectorAll(".model")) showProbabilities(panel, null);
   statusLine.textContent = "Draw a digit";
@@ -48,6 +53,7 @@ function strokeTo(event) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (showingPhoto) resetPad();
   drawing = true;
   last = null;
   pad.setPointerCapture(event.pointerId);
@@ -58,6 +64,51 @@ for (const name of ["pointerup", "pointercancel"]) {
   pad.addEventListener(name, () => { drawing = false; last = null; requestPrediction(); });
 }
 document.getElementById("clear").addEventListener("click", resetPad);
+
+const photoInput = document.getElementById("photo");
+document.getElementById("upload").addEventListener("click", () => photoInput.click());
+photoInput.addEventListener("change", async () => {
+  const file = photoInput.files[0];
+  photoInput.value = ""; // choosing the same file again still fires "change"
+  if (file) await uploadPhoto(file);
+});
+
+async function uploadPhoto(file) {
+  resetPad();
+  showingPhoto = true;
+  const sent = generation;
+  statusLine.textContent = `Reading ${file.name}…`;
+  try {
+    const bitmap = await createImageBitmap(file); // applies the photo's EXIF rotation, as the server does
+    drawOnPad(bitmap);
+    const body = file.size <= MAX_UPLOAD_BYTES && ["image/png", "image/jpeg"].includes(file.type)
+      ? file : await scaledDown(bitmap);
+    const response = await fetch("/api/predict", { method: "POST", headers: { "Content-Type": body.type }, body });
+    const answer = await response.json();
+    if (sent !== generation) return;
+    if (!response.ok) { statusLine.textContent = `${file.name}: ${answer.error || `error ${response.status}`}`; return; }
+    showAnswer(answer);
+  } catch (error) {
+    if (sent === generation) statusLine.textContent = `${file.name}: cannot send it (${error.message})`;
+  }
+}
+
+function drawOnPad(bitmap) { // the photo, fitted inside the pad on white
+  const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+  const width = bitmap.width * scale, height = bitmap.height * scale;
+  ink.fillStyle = "#fff";
+  ink.fillRect(0, 0, pad.width, pad.height);
+  ink.drawImage(bitmap, (pad.width - width) / 2, (pad.height - height) / 2, width, height);
+}
+
+function scaledDown(bitmap) { // a JPEG whose longest side is at most UPLOAD_LONGEST px
+  const scale = Math.min(1, UPLOAD_LONGEST / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+}
 
 function requestPrediction() {
   if (!hasInk) return;
