@@ -234,6 +234,15 @@ def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
     return values.reshape(height // factor, factor, width // factor, factor).mean(axis=(1, 3), dtype=np.float32)
 
 
+def _shrink(values: np.ndarray, longest: int) -> np.ndarray:
+    """Area-average (H, W) down by an integer factor so the longest side is at most `longest`."""
+    factor = math.ceil(max(values.shape) / longest)
+    if factor <= 1 or min(values.shape) < factor:  # a sliver thinner than the factor is kept as it is
+        return values
+    height, width = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
+    return _block_mean(values[:height, :width], factor)
+
+
 def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """The paper's brightness at each pixel (H, W), and whether the ink is darker than the paper.
 
