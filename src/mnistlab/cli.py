@@ -211,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # the disk filled up or a folder vanished mid-run: files already written stay whole
         where = f"{error.filename}: " if error.filename else ""
         print_error(f"{where}{error.strerror or error}; free some space or choose another folder, "
-                    f"then run again (a compare run continues with --resume)")
+                    f"then run again (a compare or tune run continues with --resume)")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
+        print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -245,7 +245,7 @@ def entry() -> None:
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     if interrupted and code != EXIT_INTERRUPTED:
-        print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
+        print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         code = EXIT_INTERRUPTED
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit code is decided; a late Ctrl-C cannot change it
     sys.exit(code)

@@ -5,10 +5,10 @@
     # then: mnistlab compare --models ann,cnn --config cnn=runs/tune-cnn/best.toml
 
 Each trial trains the model under settings drawn from the search space (see
-`tune_space`) and reports its validation accuracy after every epoch; a median
-pruner stops a trial whose accuracy is below the median of the finished trials'
-at the same epoch. A trial's score is its last epoch's validation accuracy; the
-test split is never read. The study lives in the run folder (Optuna's SQLite
+`tune_space`) and reports its validation accuracy after every epoch; from the
+second epoch on, a median pruner stops a trial whose accuracy is below the
+median of the finished trials' at the same epoch. A trial's score is its last
+epoch's validation accuracy; the test split is never read. The study lives in the run folder (Optuna's SQLite
 storage), so a killed run continues with `resume=True`: finished trials are
 kept, one that was running starts again.
 
@@ -58,6 +58,9 @@ STUDY_NAME = "mnistlab-tune"
 MAX_TRIALS = 10_000
 STARTUP_TRIALS = 5  # trials drawn at random before TPE models the results
 PRUNER_STARTUP_TRIALS = 3  # trials that must finish before the pruner stops any
+# The first epoch's accuracy says mostly how many steps a batch size allows (a batch of 64 takes four times as
+# many as one of 256), so a pruner judging it would favour small batches; it judges from the second epoch on.
+PRUNE_FROM_EPOCH = 2
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials that use up the budget
 
 
@@ -153,7 +156,8 @@ def open_study(run_dir: Path, plan: dict, resume: bool) -> str:
 def run_trials(task: TuneTask, storage_url: str, dataset: Dataset, run_dir: Path) -> None:
     """Start trials until the study holds `task.trials` of them, finished or running; several processes may share it."""
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url,
-                              pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS))
+                              pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
+                                                                 n_warmup_steps=PRUNE_FROM_EPOCH))
     while True:
         with file_lock(Path(run_dir) / TUNE_ASK_LOCK):  # count and start as one step: no process overshoots
             slot = len(study.get_trials(deepcopy=False, states=COUNTED))

@@ -168,8 +168,8 @@ def summary_markdown(summary: dict, task, config: TrainConfig) -> str:
         f"# Tuning {task.model_name}",
         "",
         f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by mnistlab tune, Optuna "
-        f"{optuna.__version__}: TPE sampler (seed {task.seed}), a median pruner on the validation accuracy after "
-        f"each epoch. Budget: {task.trials} trials of up to {config.epochs} epoch(s) on {config.dataset} "
+        f"{optuna.__version__}: TPE sampler (seed {task.seed}), a median pruner on the validation accuracy from "
+        f"epoch 2 on. Budget: {task.trials} trials of up to {config.epochs} epoch(s) on {config.dataset} "
         f"({config.limit_train or 'all'} training images, {config.validation_fraction:g} held out for validation). "
         f"The test split was not read.",
         "",
