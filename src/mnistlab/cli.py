@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   mnistlab compare --seeds 5               five seeds per model: means, intervals, significance tests
   mnistlab models                          the models you can train, with their parameters and recipes
   mnistlab train cnn --out cnn.pt          train one model into a checkpoint
+  mnistlab tune cnn --trials 20 --out t    search cnn's training settings; t/best.toml is for compare --config
   mnistlab evaluate cnn.pt                 test a checkpoint on its dataset's test split
   mnistlab predict cnn.pt digit.jpg        classify your own images or photos
   mnistlab serve --checkpoints runs/x      a draw-a-digit page and JSON API on http://127.0.0.1:8000
@@ -44,7 +45,9 @@ def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None
 
 
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML file with training settings (flags override it)")
+    parser.add_argument("--config", metavar="[MODEL=]FILE", action="append",
+                        help="TOML file with training settings for every model, or with MODEL=FILE for one model "
+                             "(repeatable: one shared file and one per model; flags override them)")
     parser.add_argument("--dataset", help="registered dataset name, or a folder of your own data "
                                           "(four IDX files, or train/<label>/*.png and test/<label>/*.png) (default: mnist)")
     parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5, or the model's recipe)")
@@ -60,14 +63,38 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="fp32 (the study's), or bf16 autocast where the hardware has bfloat16 (default: fp32)")
 
 
-def _settings_from(args: argparse.Namespace) -> dict:
+def _settings_from(args: argparse.Namespace, model_names: list[str]) -> tuple[dict, dict[str, dict]]:
+    """The shared settings (--config FILE, then flags) and each model's own (--config MODEL=FILE, then flags)."""
     from mnistlab.config import read_settings
 
-    return read_settings(
-        args.config, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
-        limit_train=args.limit_train, precision=args.precision,
-    )
+    shared_file, model_files = _config_files(args.config, model_names)
+    flags = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+                 learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
+                 limit_train=args.limit_train, precision=args.precision)
+    return (read_settings(shared_file, **flags),
+            {name: read_settings(path, **flags) for name, path in model_files.items()})
+
+
+def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str | None, dict[str, str]]:
+    """`--config` values: at most one FILE for every model, and MODEL=FILE (a registered model's name) for one."""
+    from mnistlab.models import MODELS
+
+    shared, own = None, {}
+    for value in values or []:
+        name, equals, path = value.partition("=")
+        if equals and name in MODELS:
+            if name not in model_names:
+                raise ConfigError(f"--config {value}: {name} is not a model of this command "
+                                  f"({', '.join(model_names)}); name one of them or drop the file")
+            if name in own:
+                raise ConfigError(f"--config {name}=... given twice; give each model one file")
+            own[name] = path
+        elif shared is not None:
+            raise ConfigError(f"--config {value}: a file for every model is given already ({shared}); "
+                              f"give one shared file, and MODEL=FILE for a model's own")
+        else:
+            shared = value
+    return shared, own
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(compare)
 
     command("models", "list the registered models: parameters, training recipe, what each is")
+
+    tune = command("tune", "search a model's training settings with Optuna, scored on the validation split; "
+                           "write best.toml for compare --config")
+    tune.add_argument("model", help=f"registered model name: {', '.join(MODELS)}")
+    tune.add_argument("--trials", type=int, default=20, metavar="N",
+                      help="trials in the study, pruned ones included (default: %(default)s)")
+    tune.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-tune)")
+    tune.add_argument("--resume", action="store_true",
+                      help="continue the study in --out after an interruption (or with a larger --trials)")
+    tune.add_argument("--space", metavar="FILE",
+                      help="TOML file whose [space] table narrows or widens the search space "
+                           "(default: learning rate /10 to x10 of the recipe's, batch size, AdamW weight decay)")
+    tune.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="run up to N trials at once in local worker processes (default: %(default)s)")
+    _add_training_flags(tune)
 
     train = command("train", "train one model into a checkpoint (the test split is not used)")
     train.add_argument("model", help=f"registered model name: {', '.join(MODELS)}")
@@ -175,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # the disk filled up or a folder vanished mid-run: files already written stay whole
         where = f"{error.filename}: " if error.filename else ""
         print_error(f"{where}{error.strerror or error}; free some space or choose another folder, "
-                    f"then run again (a compare run continues with --resume)")
+                    f"then run again (a compare or tune run continues with --resume)")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
+        print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -214,7 +256,7 @@ def entry() -> None:
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     if interrupted and code != EXIT_INTERRUPTED:
-        print("mnistlab: interrupted; a compare run continues with --resume", file=sys.stderr)
+        print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         code = EXIT_INTERRUPTED
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit code is decided; a late Ctrl-C cannot change it
     sys.exit(code)
@@ -224,15 +266,17 @@ def run_compare_command(args: argparse.Namespace) -> int:
     from mnistlab.report import summary_table
     from mnistlab.study import default_run_dir, run_compare
 
-    settings = _settings_from(args)
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
     out_dir = Path(args.out) if args.out else default_run_dir("compare")
     model_names = [name.strip() for name in args.models.split(",") if name.strip()]
-    seeds = parse_seeds(args.seeds, settings.get("seed", 0), "seed" in settings)
+    settings, model_settings = _settings_from(args, model_names)
+    seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
+    seeds = parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
     metrics = run_compare(model_names, settings, out_dir, args.data_dir, progress=not args.quiet, seeds=seeds,
                           resume=args.resume, workers=args.workers, threads=args.threads,
-                          device=args.device or "cpu", ray_address=args.ray, robustness=args.robustness)
+                          device=args.device or "cpu", ray_address=args.ray, robustness=args.robustness,
+                          model_settings=model_settings)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
@@ -272,7 +316,8 @@ def run_models_command(args: argparse.Namespace) -> int:
 def run_train_command(args: argparse.Namespace) -> int:
     from mnistlab.study import default_run_dir, train_checkpoint
 
-    settings = _settings_from(args)
+    shared, own = _settings_from(args, [args.model])
+    settings = {**shared, **own.get(args.model, {})}
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{args.model}.pt"
     metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet,
                                device=args.device or "cpu")
@@ -280,6 +325,33 @@ def run_train_command(args: argparse.Namespace) -> int:
     print(f"{args.model}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
           f"validation accuracy {100 * last['val_accuracy']:.2f}%")
     print(f"Checkpoint: {out_path}")
+    return 0
+
+
+def run_tune_command(args: argparse.Namespace) -> int:
+    import optuna
+
+    from mnistlab.run_folder import TUNE_SUMMARY
+    from mnistlab.study import default_run_dir
+    from mnistlab.tune import run_tune
+
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR, the run folder to continue")
+    shared, own = _settings_from(args, [args.model])
+    out_dir = Path(args.out) if args.out else default_run_dir("tune")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough
+    summary = run_tune(args.model, {**shared, **own.get(args.model, {})}, out_dir, args.trials, args.data_dir,
+                       space_file=args.space, resume=args.resume, workers=args.workers, threads=args.threads,
+                       device=args.device or "cpu", progress=not args.quiet)
+    counts = ", ".join(f"{count} {state}" for state, count in summary["trials"].items() if count)
+    if summary["best_trial"] is None:
+        print(f"{args.model}: no trial completed ({counts}); see {out_dir / TUNE_SUMMARY}")
+        return EXIT_USER_ERROR
+    settings = ", ".join(f"{key} = {value:.4g}" if isinstance(value, float) else f"{key} = {value}"
+                         for key, value in summary["best_settings"].items())
+    print(f"{args.model}: best trial {summary['best_trial']} of {args.trials} ({counts}): validation accuracy "
+          f"{100 * summary['best_val_accuracy']:.2f}% with {settings}")
+    print(f"\nRun folder: {out_dir}  (best.toml, trials.csv, tune.md, figures, tune.db)")
     return 0
 
 
@@ -364,6 +436,7 @@ COMMANDS = {
     "compare": run_compare_command,
     "models": run_models_command,
     "train": run_train_command,
+    "tune": run_tune_command,
     "evaluate": run_evaluate_command,
     "export": run_export_command,
     "report": run_report_command,

@@ -119,13 +119,18 @@ def _check_types(values: dict) -> None:
             raise ConfigError(f"config key {name} = {value!r} has the wrong type; expected {fields[name].type}")
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path, kind: str = "config") -> dict:
+    """A TOML file's contents; `ConfigError` naming the `kind` of file when it cannot be read or parsed."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read config file ({error.strerror}); check the path") from None
+        raise ConfigError(f"{path}: cannot read {kind} file ({error.strerror}); check the path") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error}); fix the file") from None
+
+
+def _read_toml(path: Path) -> dict:
+    document = read_toml(path)
     values = document.get("train", document)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: 'train' must be a table of settings ([train] with key = value lines), "

@@ -10,6 +10,9 @@
       state/<model>-seed<N>.json/.npz  a finished job's record and test outputs (the json is written last)
       .lock                 held by the process writing the folder
 
+A tuning run (mnistlab tune) writes its own files, named below: tune.db (the
+Optuna study, SQLite), best.toml, trials.csv, tune.md and two figures.
+
 Every file is written atomically, so a run killed at any instant (even by
 SIGKILL) leaves each file either as before or complete; `--resume` then skips
 finished jobs and continues a half-trained one from its last epoch.
@@ -43,6 +46,13 @@ ROTATION_SWEEP_PLOT = "rotation_sweep.png"
 STATE_DIR = "state"
 PLAN_FILE = "plan.json"
 LOCK_FILE = ".lock"
+TUNE_DATABASE = "tune.db"  # the Optuna study (SQLite): every trial, what --resume continues
+TUNE_ASK_LOCK = ".tune-ask.lock"  # held by a tune worker while it counts the trials and starts one
+TUNE_BEST = "best.toml"
+TUNE_TRIALS = "trials.csv"
+TUNE_SUMMARY = "tune.md"
+TUNE_HISTORY_PLOT = "optimization_history.png"
+TUNE_IMPORTANCE_PLOT = "param_importances.png"
 
 
 def checkpoint_name(model_name: str, seed: int, several_seeds: bool) -> str:

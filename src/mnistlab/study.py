@@ -53,13 +53,17 @@ def model_config(model_name: str, settings: dict) -> TrainConfig:
     return load_config(recipe=RECIPES[model_name], **settings)
 
 
-def resolve_configs(model_names: Sequence[str], settings: dict) -> dict[str, TrainConfig]:
-    """Each model's config, resolved once; refuses unknown or repeated names and models on different datasets."""
+def resolve_configs(model_names: Sequence[str], settings: dict,
+                    model_settings: dict[str, dict] | None = None) -> dict[str, TrainConfig]:
+    """Each model's config, resolved once; refuses unknown or repeated names and models on different datasets.
+
+    `model_settings` maps a model to its own settings, which win over the shared `settings`.
+    """
     check_model_names(list(model_names))
     repeated = sorted({name for name in model_names if list(model_names).count(name) > 1})
     if repeated:
         raise ConfigError(f"model(s) {', '.join(repeated)} given more than once; list each model once")
-    configs = {name: model_config(name, settings) for name in model_names}
+    configs = {name: model_config(name, {**settings, **(model_settings or {}).get(name, {})}) for name in model_names}
     datasets = {config.dataset for config in configs.values()}
     if len(datasets) > 1:
         raise ConfigError(f"the models would train on different datasets ({', '.join(sorted(datasets))}); "
@@ -80,11 +84,13 @@ def run_compare(
     device: str = "cpu",
     ray_address: str | None = None,
     robustness: bool = False,
+    model_settings: dict[str, dict] | None = None,
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
     `settings` are the user's TrainConfig choices (see `config.read_settings`);
-    each model fills the rest from its recipe, then the study's defaults.
+    each model fills the rest from its recipe, then the study's defaults;
+    `model_settings` maps a model to its own choices, which win over `settings`.
     `seeds` defaults to the one seed in the config. With `resume`, (model, seed)
     jobs finished in `out_dir` are not trained again and a half-trained one
     continues from its last epoch. Jobs run one after another here, or in
@@ -96,7 +102,7 @@ def run_compare(
     `robustness`, its accuracy on corrupted, shifted and rotated test images.
     Returns the metrics written to `metrics.json`.
     """
-    configs = resolve_configs(model_names, settings)
+    configs = resolve_configs(model_names, settings, model_settings)
     first = configs[model_names[0]]
     seeds = list(seeds) if seeds is not None else [first.seed]
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:

@@ -1,0 +1,257 @@
+"""`mnistlab tune MODEL`: an Optuna search of a model's training settings, scored on the validation split only.
+
+    from mnistlab.tune import run_tune
+    summary = run_tune("cnn", {"epochs": 3}, "runs/tune-cnn", trials=12)
+    # then: mnistlab compare --models ann,cnn --config cnn=runs/tune-cnn/best.toml
+
+Each trial trains the model under settings drawn from the search space (see
+`tune_space`) and reports its validation accuracy after every epoch; from the
+second epoch on, a median pruner stops a trial whose accuracy is below the
+median of the finished trials' at the same epoch. A trial's score is its last
+epoch's validation accuracy; the test split is never read. The study lives in the run folder (Optuna's SQLite
+storage), so a killed run continues with `resume=True`: finished trials are
+kept, one that was running starts again.
+
+Reproducible: trial k draws from a TPE sampler seeded by (seed, k) that sees the
+trials finished before it, so the same seed, data and thread count give the same
+trials, in one go or resumed after a kill. With several workers, trials run side
+by side and each sees whichever trials have finished: a valid search, but not
+the same one twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import multiprocessing
+import os
+import signal
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import optuna
+import sqlalchemy.exc
+import torch
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from mnistlab.atomic import atomic_path
+from mnistlab.custom_data import open_dataset
+from mnistlab.datasets import Dataset
+from mnistlab.errors import ConfigError, MnistlabError, TrainingDiverged
+from mnistlab.jobs import default_devices, stop_pool
+from mnistlab.models import RECIPES
+from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, locked
+from mnistlab.runtime import apply_runtime, configured_runtime, resolve_device
+from mnistlab.study import model_config, resolve_configs
+from mnistlab.train import train
+from mnistlab.tune_report import write_tune_outputs
+from mnistlab.tune_space import SearchSpace, build_space
+
+STUDY_NAME = "mnistlab-tune"
+MAX_TRIALS = 10_000
+STARTUP_TRIALS = 5  # trials drawn at random before TPE models the results
+PRUNER_STARTUP_TRIALS = 3  # trials that must finish before the pruner stops any
+# The first epoch's accuracy says mostly how many steps a batch size allows (a batch of 64 takes four times as
+# many as one of 256), so a pruner judging it would favour small batches; it judges from the second epoch on.
+PRUNE_FROM_EPOCH = 2
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials that use up the budget
+
+
+@dataclass(frozen=True)
+class TuneTask:
+    """What every trial of a study shares: the model, the user's settings, the space, the seed and the budget."""
+
+    model_name: str
+    settings: dict
+    space: SearchSpace
+    seed: int
+    trials: int
+    device: str = "cpu"
+    progress: bool = False
+
+
+def run_tune(
+    model_name: str,
+    settings: dict,
+    out_dir: str | os.PathLike,
+    trials: int,
+    data_dir: str | os.PathLike | None = None,
+    space_file: str | os.PathLike | None = None,
+    resume: bool = False,
+    workers: int = 1,
+    threads: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Run (or with `resume`, continue) a study of `trials` trials in `out_dir`; write its outputs; return a summary.
+
+    `settings` are the user's TrainConfig choices (they are fixed, not searched); the
+    seed in them drives both the sampler and every trial's training. `workers` > 1
+    runs trials in that many local processes of `threads` threads each. On resume,
+    `trials` may be raised to extend the study.
+    """
+    if not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials {trials} is invalid; give an integer from 1 to {MAX_TRIALS:,}")
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1")
+    config = resolve_configs([model_name], settings)[model_name]
+    space = build_space(model_name, RECIPES[model_name], settings, space_file)
+    torch_device = resolve_device(device)
+    threads = threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else torch.get_num_threads())
+    dataset = open_dataset(config.dataset, data_dir, progress=progress)
+    task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
+    with locked(out_dir) as out_dir:
+        plan = {"model": model_name, "dataset": dataset.checksums, "config": config.to_dict(), "space": space.to_dict()}
+        storage_url = open_study(out_dir, plan, resume)
+        if workers == 1:
+            with configured_runtime(threads):
+                run_trials(task, storage_url, dataset, out_dir)
+        else:
+            run_workers(task, storage_url, config.dataset, data_dir, out_dir, workers, threads,
+                        default_devices(torch_device, workers))
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url)
+        return write_tune_outputs(out_dir, study, task, config)
+
+
+def open_study(run_dir: Path, plan: dict, resume: bool) -> str:
+    """Create the study in `run_dir` (or check it holds this `plan`, with `resume`); return the storage URL.
+
+    On resume, trials left running by a killed process are marked failed: they do not
+    count towards the budget, and the next trial takes their place.
+    """
+    path = run_dir / TUNE_DATABASE
+    url = f"sqlite:///{path.resolve()}"
+    if not resume:
+        if path.exists():
+            raise ConfigError(f"{path}: holds a study already; continue it with --resume or choose another --out")
+        with atomic_path(path) as temporary:  # a kill before the study is complete leaves no database behind
+            storage = optuna.storages.RDBStorage(f"sqlite:///{temporary.resolve()}")
+            study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
+            study.set_user_attr("plan", plan)
+            storage.engine.dispose()
+        return url
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: nothing to resume (no {TUNE_DATABASE}); run without --resume")
+    try:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=url)
+    except (KeyError, ValueError, sqlalchemy.exc.SQLAlchemyError):
+        raise ConfigError(f"{path}: not a study written by mnistlab tune; choose another --out") from None
+    saved, plan = study.user_attrs.get("plan", {}), json.loads(json.dumps(plan))  # as read back from storage
+    if saved != plan:
+        changed = sorted(key for key in set(saved) | set(plan) if saved.get(key) != plan.get(key))
+        raise ConfigError(f"{run_dir}: the study was started with different {', '.join(changed)}; resume with the "
+                          f"original model, flags and space file, or start a new --out")
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(trial.number, state=TrialState.FAIL)
+    return url
+
+
+def run_trials(task: TuneTask, storage_url: str, dataset: Dataset, run_dir: Path) -> None:
+    """Start trials until the study holds `task.trials` of them, finished or running; several processes may share it."""
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url,
+                              pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
+                                                                 n_warmup_steps=PRUNE_FROM_EPOCH))
+    while True:
+        with file_lock(Path(run_dir) / TUNE_ASK_LOCK):  # count and start as one step: no process overshoots
+            slot = len(study.get_trials(deepcopy=False, states=COUNTED))
+            if slot >= task.trials:
+                return
+            study.sampler = optuna.samplers.TPESampler(seed=trial_seed(task.seed, slot),
+                                                       n_startup_trials=STARTUP_TRIALS)
+            trial = study.ask()
+        run_trial(study, trial, task, dataset, slot)
+
+
+def trial_seed(seed: int, slot: int) -> int:
+    """The sampler seed of the study's `slot`-th trial (counting from 0): independent streams per trial."""
+    return int(np.random.SeedSequence([seed, slot]).generate_state(1)[0])
+
+
+def run_trial(study: optuna.Study, trial: optuna.Trial, task: TuneTask, dataset: Dataset, slot: int) -> None:
+    """Train one trial's settings, reporting validation accuracy each epoch; tell the study how it ended."""
+    values = task.space.suggest(trial)
+    config = model_config(task.model_name, {**task.space.fixed, **task.settings, **values})
+
+    def report(state: dict) -> None:
+        record = state["history"][-1]
+        trial.report(record["val_accuracy"], record["epoch"])
+        if trial.should_prune():
+            raise optuna.TrialPruned()  # out of train(): the remaining epochs never run
+
+    outcome = "complete"
+    try:
+        result = train(task.model_name, dataset, config, progress=False, on_epoch_end=report, device=task.device)
+    except optuna.TrialPruned:
+        outcome = "pruned"
+        study.tell(trial, state=TrialState.PRUNED)
+    except TrainingDiverged:  # a real outcome of these settings (too high a rate): scored as stopped early
+        outcome = "diverged"
+        trial.set_user_attr("diverged", True)
+        study.tell(trial, state=TrialState.PRUNED)
+    except BaseException:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    else:
+        study.tell(trial, result.history[-1]["val_accuracy"])
+    if task.progress:
+        tqdm.write(describe_trial(task, slot, outcome, study.trials[trial.number]))
+
+
+def describe_trial(task: TuneTask, slot: int, outcome: str, trial: optuna.trial.FrozenTrial) -> str:
+    """One progress line, e.g. "cnn trial 3 (4 of 12): pruned after epoch 1, val_acc 0.9712 (learning_rate=0.003, ...)"."""
+    reported = trial.intermediate_values
+    score = f", val_acc {reported[max(reported)]:.4f}" if reported else ""
+    params = ", ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+                       for name, value in trial.params.items())
+    return (f"{task.model_name} trial {trial.number} ({slot + 1} of {task.trials}): {outcome} after epoch "
+            f"{len(reported)}{score} ({params})")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on `path` for the block, waiting for it if another process holds it."""
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _worker_main(task: TuneTask, storage_url: str, dataset_name: str, data_dir, run_dir: str, threads: int) -> None:
+    """A worker process: its runtime and quiet Optuna logging (it is an entry point), the dataset, then trials."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops the workers
+    apply_runtime(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run_trials(task, storage_url, open_dataset(dataset_name, data_dir, progress=False), Path(run_dir))
+
+
+def run_workers(task: TuneTask, storage_url: str, dataset_name: str, data_dir, run_dir: Path, workers: int,
+                threads: int, devices: list[str]) -> None:
+    """`workers` processes, each running trials from the shared study until the budget is used up."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        futures = [pool.submit(_worker_main, dataclasses.replace(task, device=devices[index % len(devices)]),
+                               storage_url, dataset_name, data_dir, str(run_dir), threads) for index in range(workers)]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            future.result()
+    except BrokenProcessPool:
+        raise MnistlabError(f"a tune worker process died (out of memory?); finished trials are kept in "
+                            f"{run_dir / TUNE_DATABASE}, continue with --resume") from None
+    except MnistlabError:
+        raise
+    except Exception as error:  # a trial's own failure in a worker, as one line
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        raise MnistlabError(f"a trial failed ({type(error).__name__}: {first_line}); finished trials are kept, "
+                            f"continue with --resume") from None
+    finally:
+        stop_pool(pool)
