@@ -111,12 +111,17 @@ def live_server(app):
         listener.close()
 
 
-def png_of_zeros(width: int, height: int, bit_depth: int = 8, colour_type: int = 6, band: tuple | None = None) -> bytes:
+def png_of_zeros(width: int, height: int, bit_depth: int = 8, colour_type: int = 6, band: tuple | None = None,
+                 columns: tuple | None = None) -> bytes:
     """A PNG of `width` x `height` zero samples (colour type 6 = RGBA, 0 = gray, 2 = RGB) at `bit_depth`, compressed
-    row by row so a huge image costs little memory to build; `band` = (top, bottom) rows drawn at full value."""
+    row by row so a huge image costs little memory to build; `band` = (top, bottom) rows drawn at full value, between
+    `columns` = (left, right) (default: all columns; a bar across the whole image reads as a ruled line, not ink)."""
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
-    row_bytes = width * channels * bit_depth // 8
-    blank, full = b"\0" * (row_bytes + 1), b"\0" + b"\xff" * row_bytes
+    pixel_bytes = channels * bit_depth // 8
+    row_bytes = width * pixel_bytes
+    left, right = columns or (0, width)
+    blank = b"\0" * (row_bytes + 1)
+    full = b"\0" + b"\0" * (left * pixel_bytes) + b"\xff" * ((right - left) * pixel_bytes) + b"\0" * ((width - right) * pixel_bytes)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
