@@ -63,7 +63,7 @@ def test_memory_per_request_is_bounded_and_returns_after_a_burst(server):
     burst_peak = memory_kib(process.pid, "VmHWM") / 1024
     time.sleep(1)
     after = memory_kib(process.pid) / 1024
-    figures = {"image": f"4096x4096 8-bit RGBA PNG (a white bar on transparent) with {TEXT_CHUNKS} 1-MB zTXt chunks",
+    figures = {"image": f"4096x4096 8-bit RGBA PNG (a white block on transparent) with {TEXT_CHUNKS} 1-MB zTXt chunks",
                "body_bytes": len(worst[0]), "idle_mib": round(idle),
                "one_request_peak_mib": round(one_peak), "sixteen_parallel_peak_mib": round(burst_peak),
                "idle_after_burst_mib": round(after), "max_decode_bytes": MAX_DECODE_BYTES, "max_decoding": MAX_DECODING}
