@@ -21,7 +21,7 @@ from mnistlab.models import build_model, count_parameters
 CLASS_NAMES = [str(digit) for digit in range(10)]
 
 
-def save_untrained_checkpoints(folder: Path, names=("ann", "cnn")) -> list[Path]:
+def save_untrained_checkpoints(folder: Path, names=("ann", "cnn"), not_sure_threshold: float | None = None) -> list[Path]:
     """Freshly initialised models saved as real checkpoints: fast stand-ins with the real architectures."""
     paths = []
     for name in names:
@@ -29,7 +29,8 @@ def save_untrained_checkpoints(folder: Path, names=("ann", "cnn")) -> list[Path]
         path = folder / f"{name}.pt"
         save_checkpoint(path, model, name, config={"seed": 0},
                         dataset={"name": "mnist", "class_names": CLASS_NAMES},
-                        metrics={"test_accuracy": 0.1, "params": count_parameters(model)})
+                        metrics={"test_accuracy": 0.1, "params": count_parameters(model),
+                                 **({} if not_sure_threshold is None else {"not_sure_threshold": not_sure_threshold})})
         paths.append(path)
     return paths
 

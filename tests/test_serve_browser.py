@@ -42,6 +42,8 @@ def draw_on_page(browser, base_url: str, strokes, screenshot) -> dict:
         page.wait_for_timeout(300)  # the last answer's bars finish their 0.12 s transition
         top = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
                             ".map(panel => [panel.dataset.model, panel.querySelector('.top').dataset.topClass]))")
+        unsure = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
+                               ".map(panel => [panel.dataset.model, !!panel.querySelector('.top .not-sure')]))")
         seen_ink = page.evaluate("() => document.getElementById('seen').getContext('2d')"
                                  ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0).reduce((a, b) => a + b, 0)")
         screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,7 @@ def draw_on_page(browser, base_url: str, strokes, screenshot) -> dict:
     finally:
         page.close()
     assert not problems, problems
-    return {"top": top, "seen_ink": seen_ink, "requests": requests, "cleared": cleared}
+    return {"top": top, "seen_ink": seen_ink, "requests": requests, "cleared": cleared, "not_sure": unsure}
 
 
 def check_page_result(result: dict, base_url: str) -> None:
@@ -69,6 +71,15 @@ def test_draw_a_digit_and_see_both_models(chromium, tmp_path):
         result = draw_on_page(chromium, base_url, SEVEN, ARTIFACTS / "serve-page-untrained.png")
     check_page_result(result, base_url)
     assert (ARTIFACTS / "serve-page-untrained.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("threshold", "flagged"), [(None, False), (1.0, True), (0.0, False)])
+def test_a_prediction_below_the_checkpoints_threshold_is_marked_not_sure(chromium, tmp_path, threshold, flagged):
+    """A top probability under the checkpoint's "not sure" threshold (here: every one, or none) shows a flag."""
+    app = create_app(save_untrained_checkpoints(tmp_path, not_sure_threshold=threshold))
+    with live_server(app) as base_url:
+        result = draw_on_page(chromium, base_url, SEVEN, ARTIFACTS / f"serve-page-not-sure-{threshold}.png")
+    assert result["not_sure"] == {"ann": flagged, "cnn": flagged}
 
 
 @pytest.mark.slow
@@ -105,6 +116,8 @@ def upload_on_page(browser, base_url: str, photo: Path, screenshot: Path) -> dic
         page.wait_for_timeout(300)
         top = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
                             ".map(panel => [panel.dataset.model, panel.querySelector('.top').dataset.topClass]))")
+        unsure = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
+                               ".map(panel => [panel.dataset.model, !!panel.querySelector('.top .not-sure')]))")
         seen_ink = page.evaluate("() => document.getElementById('seen').getContext('2d')"
                                  ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0).reduce((a, b) => a + b, 0)")
         pad_ink = page.evaluate("() => document.getElementById('pad').getContext('2d').getImageData(0, 0, 280, 280)"

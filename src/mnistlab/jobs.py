@@ -126,13 +126,12 @@ class JobProgress:
 _worker: dict = {}  # in a worker process only: its dataset, non-digit sets and device, set once by `_start_worker`
 
 
-def _start_worker(threads: int, dataset_name: str, data_dir, devices: Sequence[str], counter) -> None:
+def _start_worker(threads: int, dataset_name: str, data_dir, devices: Sequence[str]) -> None:
     """Worker process set-up: its runtime, its device (one GPU per worker), and the dataset, loaded and verified."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops the workers
     apply_runtime(threads)  # for the life of this process, which exists only to run jobs
-    with counter.get_lock():
-        index, counter.value = counter.value, counter.value + 1
-    _worker["device"] = devices[index % len(devices)]
+    number = multiprocessing.current_process().name.rpartition("-")[2]  # "SpawnProcess-3": the 3rd one started
+    _worker["device"] = devices[int(number) % len(devices) if number.isdigit() else 0]
     _worker["dataset"] = open_dataset(dataset_name, data_dir, progress=False)
     _worker["non_digits"] = non_digit_sets(dataset_name, data_dir)
 
@@ -152,10 +151,8 @@ def run_local(jobs: Sequence[Job], dataset_name: str, data_dir, run_dir: Path, w
     tracker = JobProgress(len(pending), workers, progress)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
     while pending:
-        counter = context.Value("i", 0)
         pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
-                                   initializer=_start_worker,
-                                   initargs=(threads, dataset_name, data_dir, list(devices), counter))
+                                   initializer=_start_worker, initargs=(threads, dataset_name, data_dir, list(devices)))
         futures = {pool.submit(_run_in_worker, job, str(run_dir)): job for job in pending}
         for job in pending[:workers]:
             tracker.start(job)
@@ -185,14 +182,19 @@ def run_local(jobs: Sequence[Job], dataset_name: str, data_dir, run_dir: Path, w
             for job in pending:
                 tracker.started.pop(job.name, None)
         finally:
-            stop_pool(pool)
+            stop_pool(pool, kill=bool(futures))
 
 
-def stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Shut the pool down now, killing workers still busy (the executor would wait for their jobs)."""
-    for process in list(getattr(pool, "_processes", {}).values()):  # no public API until Python 3.14
-        if process.is_alive():
-            process.kill()
+def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
+    """Shut the pool down; with `kill` (jobs still running after an error), kill its workers first.
+
+    The executor alone would wait for the running jobs to finish. With nothing running,
+    workers are let go normally, so they release the pool's queues and locks.
+    """
+    if kill:
+        for process in list(getattr(pool, "_processes", {}).values()):  # no public API until Python 3.14
+            if process.is_alive():
+                process.kill()
     pool.shutdown(wait=True, cancel_futures=True)
 
 

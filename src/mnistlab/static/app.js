@@ -142,7 +142,8 @@ function showAnswer(answer) {
     const panel = panels.querySelector(`.model[data-model="${CSS.escape(prediction.model)}"]`);
     if (panel) showProbabilities(panel, prediction);
   }
-  statusLine.textContent = answer.predictions.map((p) => `${p.model}: ${p.top_class}`).join(" | ");
+  statusLine.textContent = answer.predictions
+    .map((p) => `${p.model}: ${p.top_class}${p.not_sure ? " (not sure)" : ""}`).join(" | ");
 }
 
 function showProbabilities(panel, prediction) {
@@ -153,6 +154,13 @@ function showProbabilities(panel, prediction) {
     const share = document.createElement("small");
     share.textContent = `${(100 * prediction.top_probability).toFixed(1)}%`;
     top.append(share);
+    if (prediction.not_sure) {  // below the checkpoint's threshold, chosen on validation digits
+      const unsure = document.createElement("small");
+      unsure.className = "not-sure";
+      unsure.textContent = "not sure";
+      unsure.title = "the model is less confident than on 95% of the digits it was validated on";
+      top.append(unsure);
+    }
   }
   panel.querySelectorAll(".bar").forEach((bar, index) => {
     const probability = prediction ? prediction.probabilities[index] : 0;
