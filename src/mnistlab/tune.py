@@ -238,6 +238,7 @@ def run_workers(task: TuneTask, storage_url: str, dataset_name: str, data_dir, r
     """`workers` processes, each running trials from the shared study until the budget is used up."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    futures = []
     try:
         futures = [pool.submit(_worker_main, dataclasses.replace(task, device=devices[index % len(devices)]),
                                storage_url, dataset_name, data_dir, str(run_dir), threads) for index in range(workers)]
@@ -254,4 +255,4 @@ def run_workers(task: TuneTask, storage_url: str, dataset_name: str, data_dir, r
         raise MnistlabError(f"a trial failed ({type(error).__name__}: {first_line}); finished trials are kept, "
                             f"continue with --resume") from None
     finally:
-        stop_pool(pool)
+        stop_pool(pool, kill=not all(future.done() for future in futures))
