@@ -14,6 +14,17 @@ from serve_support import draw_seven, live_server, save_untrained_checkpoints
 SEVEN = [[(70, 60), (210, 60), (150, 150), (110, 240)]]  # pen strokes in the 280x280 canvas's pixels
 
 
+def read_panels(page) -> tuple[dict, dict, int]:
+    """What the page shows: each model's top class, whether it is flagged "not sure", and the 28x28 preview's ink."""
+    top = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
+                        ".map(panel => [panel.dataset.model, panel.querySelector('.top').dataset.topClass]))")
+    unsure = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
+                           ".map(panel => [panel.dataset.model, !!panel.querySelector('.top .not-sure')]))")
+    seen_ink = page.evaluate("() => document.getElementById('seen').getContext('2d')"
+                             ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0).reduce((a, b) => a + b, 0)")
+    return top, unsure, seen_ink
+
+
 def draw_on_page(browser, base_url: str, strokes, screenshot) -> dict:
     """Open the page, draw `strokes` with mouse events, wait for every model's answer, save a screenshot.
 
@@ -40,12 +51,7 @@ def draw_on_page(browser, base_url: str, strokes, screenshot) -> dict:
             "() => [...document.querySelectorAll('.model .top')].every(top => top.dataset.topClass)", timeout=10_000)
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(300)  # the last answer's bars finish their 0.12 s transition
-        top = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
-                            ".map(panel => [panel.dataset.model, panel.querySelector('.top').dataset.topClass]))")
-        unsure = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
-                               ".map(panel => [panel.dataset.model, !!panel.querySelector('.top .not-sure')]))")
-        seen_ink = page.evaluate("() => document.getElementById('seen').getContext('2d')"
-                                 ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0).reduce((a, b) => a + b, 0)")
+        top, unsure, seen_ink = read_panels(page)
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot))
         page.click("#clear")
@@ -114,12 +120,7 @@ def upload_on_page(browser, base_url: str, photo: Path, screenshot: Path) -> dic
             " || document.getElementById('status').textContent.includes('no digit')", timeout=20_000)
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(300)
-        top = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
-                            ".map(panel => [panel.dataset.model, panel.querySelector('.top').dataset.topClass]))")
-        unsure = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.model')]"
-                               ".map(panel => [panel.dataset.model, !!panel.querySelector('.top .not-sure')]))")
-        seen_ink = page.evaluate("() => document.getElementById('seen').getContext('2d')"
-                                 ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0).reduce((a, b) => a + b, 0)")
+        top, unsure, seen_ink = read_panels(page)
         pad_ink = page.evaluate("() => document.getElementById('pad').getContext('2d').getImageData(0, 0, 280, 280)"
                                 ".data.filter((value, i) => i % 4 === 0 && value < 200).length")
         status = page.text_content("#status")
