@@ -59,6 +59,7 @@ EDGE_MARGIN = 2  # px at work scale; anti-aliased edges kept around the threshol
 FAINT_REACH = 0.1  # of the digit's size; faint strokes joined to it are kept this far beyond its strong ink
 LINE_SPAN = 0.9  # share of the image's height or width; a component this long may be a ruled line or a crease
 RULING_DIAGONALS = (1.5, 6.0)  # such a component's stroke length in box diagonals: under or over this is a line or grid
+RULING_WIDTH = 0.02  # of the image's shorter side; printed lines and creases are thinner, a tightly cropped 1 or 7 is not
 MIN_DIGIT_PIXELS = 20  # px at work scale (or 0.5% of a small image); a smaller main component is a speck
 NEAR_SHARE = 0.3  # of the main component's longest side; other components within this reach may be the digit's
 SPECK_SHARE = 0.03  # of the main component's ink; lighter components are specks
@@ -301,7 +302,8 @@ def ink_threshold(strength: np.ndarray) -> float:
 def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
     """The digit's pixels (H, W) bool: the heaviest connected component and the heavy ones near it.
 
-    Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, then specks under
+    Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, and components that
+    touch the frame (the sheet's edge and the table beyond it) unless nothing else is left; then specks under
     SPECK_SHARE of the heaviest component's ink and components away from its box.
     """
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
@@ -312,7 +314,11 @@ def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
     height, width = mask.shape
     for number, (rows, cols) in enumerate(boxes):
         if rows.stop - rows.start >= LINE_SPAN * height or cols.stop - cols.start >= LINE_SPAN * width:
-            mass[number] *= not _is_ruling(labels[rows, cols] == number + 1)
+            mass[number] *= not _is_ruling(labels[rows, cols] == number + 1, RULING_WIDTH * min(height, width))
+    touches = np.array([rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
+                        for rows, cols in boxes])
+    if mass[~touches].max(initial=0) >= SPECK_SHARE * mass.max():  # a digit inside the frame: what touches the
+        mass[touches] = 0  # frame is the sheet's edge, the table beyond it or a shadow (a tight crop has specks only)
     main = int(np.argmax(mass))
     if mass[main] <= 0 or np.count_nonzero(labels[boxes[main]] == main + 1) < min(MIN_DIGIT_PIXELS, mask.size // 200):
         raise PreprocessError(NO_DIGIT)  # specks of noise or paper texture are not a digit
@@ -334,13 +340,13 @@ def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _is_ruling(component: np.ndarray) -> bool:
+def _is_ruling(component: np.ndarray, widest: float) -> bool:
     """Whether a component that crosses the image (bool, cropped to its box) is a printed line, a crease or a grid
-    rather than a digit: its strokes' total length (area / stroke width) is about its box's diagonal (one line) or
-    many times it (a grid); a digit's strokes run two to four diagonals."""
-    length = np.count_nonzero(component) / max(stroke_width(component), 1.0)
-    diagonals = length / math.hypot(*component.shape)
-    return diagonals < RULING_DIAGONALS[0] or diagonals > RULING_DIAGONALS[1]
+    rather than a digit: its strokes are thinner than `widest` px and their total length (area / stroke width) is
+    about its box's diagonal (one line) or many times it (a grid); a digit's strokes run two to four diagonals."""
+    width = stroke_width(component)
+    diagonals = np.count_nonzero(component) / max(width, 1.0) / math.hypot(*component.shape)
+    return width < widest and (diagonals < RULING_DIAGONALS[0] or diagonals > RULING_DIAGONALS[1])
 
 
 def isolate_ink(gray: np.ndarray) -> np.ndarray:
