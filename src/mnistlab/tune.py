@@ -4,8 +4,8 @@
     summary = run_tune("cnn", {"epochs": 3}, "runs/tune-cnn", trials=12)
     # then: mnistlab compare --models ann,cnn --config cnn=runs/tune-cnn/best.toml
 
-Each trial trains the model under settings drawn from the search space (see
-`tune_space`) and reports its validation accuracy after every epoch; from the
+Each trial (see `tune_trial`) trains the model under settings drawn from the search
+space (see `tune_space`) and reports its validation accuracy after every epoch; from the
 second epoch on, a median pruner stops a trial whose accuracy is below the
 median of the finished trials' at the same epoch. A trial's score is its last
 epoch's validation accuracy; the test split is never read. The study lives in the run folder (Optuna's SQLite
@@ -30,51 +30,28 @@ import os
 import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import optuna
 import sqlalchemy.exc
 import torch
 from optuna.trial import TrialState
-from tqdm import tqdm
 
 from mnistlab.atomic import atomic_path
 from mnistlab.custom_data import open_dataset
 from mnistlab.datasets import Dataset
-from mnistlab.errors import ConfigError, MnistlabError, TrainingDiverged
+from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.jobs import default_devices, stop_pool
 from mnistlab.models import RECIPES
 from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, locked
 from mnistlab.runtime import apply_runtime, configured_runtime, resolve_device
-from mnistlab.study import model_config, resolve_configs
-from mnistlab.train import train
+from mnistlab.study import resolve_configs
 from mnistlab.tune_report import write_tune_outputs
-from mnistlab.tune_space import SearchSpace, build_space
+from mnistlab.tune_space import build_space
+from mnistlab.tune_trial import STUDY_NAME, TuneTask, ask_trial, counted_trials, median_pruner, run_trial
 
-STUDY_NAME = "mnistlab-tune"
 MAX_TRIALS = 10_000
-STARTUP_TRIALS = 5  # trials drawn at random before TPE models the results
-PRUNER_STARTUP_TRIALS = 3  # trials that must finish before the pruner stops any
-# The first epoch's accuracy says mostly how many steps a batch size allows (a batch of 64 takes four times as
-# many as one of 256), so a pruner judging it would favour small batches; it judges from the second epoch on.
-PRUNE_FROM_EPOCH = 2
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials that use up the budget
-
-
-@dataclass(frozen=True)
-class TuneTask:
-    """What every trial of a study shares: the model, the user's settings, the space, the seed and the budget."""
-
-    model_name: str
-    settings: dict
-    space: SearchSpace
-    seed: int
-    trials: int
-    device: str = "cpu"
-    progress: bool = False
 
 
 def run_tune(
@@ -155,63 +132,14 @@ def open_study(run_dir: Path, plan: dict, resume: bool) -> str:
 
 def run_trials(task: TuneTask, storage_url: str, dataset: Dataset, run_dir: Path) -> None:
     """Start trials until the study holds `task.trials` of them, finished or running; several processes may share it."""
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url,
-                              pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
-                                                                 n_warmup_steps=PRUNE_FROM_EPOCH))
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url, pruner=median_pruner())
     while True:
         with file_lock(Path(run_dir) / TUNE_ASK_LOCK):  # count and start as one step: no process overshoots
-            slot = len(study.get_trials(deepcopy=False, states=COUNTED))
+            slot = counted_trials(study)
             if slot >= task.trials:
                 return
-            study.sampler = optuna.samplers.TPESampler(seed=trial_seed(task.seed, slot),
-                                                       n_startup_trials=STARTUP_TRIALS)
-            trial = study.ask()
-        run_trial(study, trial, task, dataset, slot)
-
-
-def trial_seed(seed: int, slot: int) -> int:
-    """The sampler seed of the study's `slot`-th trial (counting from 0): independent streams per trial."""
-    return int(np.random.SeedSequence([seed, slot]).generate_state(1)[0])
-
-
-def run_trial(study: optuna.Study, trial: optuna.Trial, task: TuneTask, dataset: Dataset, slot: int) -> None:
-    """Train one trial's settings, reporting validation accuracy each epoch; tell the study how it ended."""
-    values = task.space.suggest(trial)
-    config = model_config(task.model_name, {**task.space.fixed, **task.settings, **values})
-
-    def report(state: dict) -> None:
-        record = state["history"][-1]
-        trial.report(record["val_accuracy"], record["epoch"])
-        if trial.should_prune():
-            raise optuna.TrialPruned()  # out of train(): the remaining epochs never run
-
-    outcome = "complete"
-    try:
-        result = train(task.model_name, dataset, config, progress=False, on_epoch_end=report, device=task.device)
-    except optuna.TrialPruned:
-        outcome = "pruned"
-        study.tell(trial, state=TrialState.PRUNED)
-    except TrainingDiverged:  # a real outcome of these settings (too high a rate): scored as stopped early
-        outcome = "diverged"
-        trial.set_user_attr("diverged", True)
-        study.tell(trial, state=TrialState.PRUNED)
-    except BaseException:
-        study.tell(trial, state=TrialState.FAIL)
-        raise
-    else:
-        study.tell(trial, result.history[-1]["val_accuracy"])
-    if task.progress:
-        tqdm.write(describe_trial(task, slot, outcome, study.trials[trial.number]))
-
-
-def describe_trial(task: TuneTask, slot: int, outcome: str, trial: optuna.trial.FrozenTrial) -> str:
-    """One progress line, e.g. "cnn trial 3 (4 of 12): pruned after epoch 1, val_acc 0.9712 (learning_rate=0.003, ...)"."""
-    reported = trial.intermediate_values
-    score = f", val_acc {reported[max(reported)]:.4f}" if reported else ""
-    params = ", ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
-                       for name, value in trial.params.items())
-    return (f"{task.model_name} trial {trial.number} ({slot + 1} of {task.trials}): {outcome} after epoch "
-            f"{len(reported)}{score} ({params})")
+            trial, values = ask_trial(study, task, slot)
+        run_trial(study, trial, values, task, dataset, slot)
 
 
 @contextlib.contextmanager
