@@ -14,9 +14,9 @@ kept, one that was running starts again.
 
 Reproducible: trial k draws from a TPE sampler seeded by (seed, k) that sees the
 trials finished before it, so the same seed, data and thread count give the same
-trials, in one go or resumed after a kill. With several workers, trials run side
-by side and each sees whichever trials have finished: a valid search, but not
-the same one twice.
+trials, in one go or resumed after a kill. With several workers, or on a Ray
+cluster (`ray_address`, see `tune_ray`), trials run side by side and each sees
+whichever trials have finished: a valid search, but not the same one twice.
 """
 
 from __future__ import annotations
@@ -62,37 +62,46 @@ def run_tune(
     data_dir: str | os.PathLike | None = None,
     space_file: str | os.PathLike | None = None,
     resume: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
     threads: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> dict:
     """Run (or with `resume`, continue) a study of `trials` trials in `out_dir`; write its outputs; return a summary.
 
     `settings` are the user's TrainConfig choices (they are fixed, not searched); the
     seed in them drives both the sampler and every trial's training. `workers` > 1
-    runs trials in that many local processes of `threads` threads each. On resume,
-    `trials` may be raised to extend the study.
+    runs trials in that many local processes of `threads` threads each; with
+    `ray_address`, trials run as tasks on that Ray cluster, at most `workers` at once
+    (default: as many as its CPUs allow). On resume, `trials` may be raised to extend
+    the study.
     """
     if not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"--trials {trials} is invalid; give an integer from 1 to {MAX_TRIALS:,}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1")
     config = resolve_configs([model_name], settings)[model_name]
     space = build_space(model_name, RECIPES[model_name], settings, space_file)
     torch_device = resolve_device(device)
-    threads = threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else torch.get_num_threads())
+    processes = workers or 1
+    threads = threads or (max(1, (os.cpu_count() or 1) // processes) if processes > 1 or ray_address
+                          else torch.get_num_threads())
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
     with locked(out_dir) as out_dir:
         plan = {"model": model_name, "dataset": dataset.checksums, "config": config.to_dict(), "space": space.to_dict()}
         storage_url = open_study(out_dir, plan, resume)
-        if workers == 1:
+        if ray_address:
+            from mnistlab.tune_ray import run_trials_on_ray  # Ray is an optional extra
+
+            run_trials_on_ray(task, storage_url, dataset, ray_address, threads, workers, out_dir)
+        elif processes == 1:
             with configured_runtime(threads):
                 run_trials(task, storage_url, dataset, out_dir)
         else:
-            run_workers(task, storage_url, config.dataset, data_dir, out_dir, workers, threads,
-                        default_devices(torch_device, workers))
+            run_workers(task, storage_url, config.dataset, data_dir, out_dir, processes, threads,
+                        default_devices(torch_device, processes))
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url)
         return write_tune_outputs(out_dir, study, task, config)
 

@@ -59,7 +59,7 @@ def counted_trials(study: optuna.Study) -> int:
 
 
 def ask_trial(study: optuna.Study, task: TuneTask, slot: int) -> tuple[optuna.Trial, dict]:
-    """Start the study's `slot`-th trial (counting from 0) and draw its settings with a sampler seeded by (seed, slot)."""
+    """Start the study's `slot`-th trial (from 0); draw its settings with a sampler seeded by (seed, slot)."""
     study.sampler = optuna.samplers.TPESampler(seed=trial_seed(task.seed, slot), n_startup_trials=STARTUP_TRIALS)
     trial = study.ask()
     return trial, task.space.suggest(trial)
