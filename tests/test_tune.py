@@ -3,6 +3,7 @@
 The studies here run on a small learnable synthetic dataset (ten ink templates,
 shifted and noisy), where a good learning rate reaches high validation accuracy
 within a few epochs and a bad one stays near chance, so the pruner has work to do.
+`tune --ray` runs on a real one-node Ray cluster on 127.0.0.1, started by this module.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import csv
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from mnistlab.datasets import FILE_NAMES, Dataset
 from mnistlab.idx import encode_idx
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
 QUICK = ["--trials", "8", "--epochs", "3", "--seed", "3"]
 
 
@@ -301,3 +304,94 @@ def test_workers_share_one_study(learnable_folder, tmp_path, capsys):
     assert [int(row["trial"]) for row in trials] == list(range(5))  # the budget exactly: no worker overshoots
     assert {row["state"] for row in trials} <= {"complete", "pruned"}
     assert len({row["learning_rate"] for row in trials}) == 5  # each worker draws its own settings
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A real one-node Ray cluster on 127.0.0.1 with 2 CPUs; yields (address, environment for its drivers).
+
+    `ray start --block` runs in a session of its own, so the end of the module (a failure
+    included) stops this cluster's processes and no other Ray on the machine.
+    """
+    pytest.importorskip("ray", reason="Ray is a test extra: pip install -e '.[test]'")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # binds every Ray server (and drivers) to 127.0.0.1 only
+           "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])}  # this checkout
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                             "--disable-usage-stats", f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
+                            env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, started = time.monotonic() + 180, []
+        while not any("Ray runtime started" in line for line in started):
+            assert head.poll() is None and time.monotonic() < deadline, "".join(started)[-2000:]
+            started.append(head.stdout.readline())
+        yield f"127.0.0.1:{port}", env
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # the head and every process it started: nothing here needs saving
+        head.wait(timeout=60)
+        head.stdout.close()
+
+
+def test_ray_with_one_trial_at_a_time_gives_the_local_study(tuned, learnable_folder, ray_cluster, tmp_path):
+    """Trials on Ray report every epoch to the driver's study and are pruned as local ones are: the same 8 trials."""
+    address, env = ray_cluster
+    out = tmp_path / "ray"
+    command = [sys.executable, "-m", "mnistlab", "--quiet", "--threads", "1", "tune", "ann", "--dataset",
+               str(learnable_folder), "--out", str(out), *QUICK, "--ray", address, "--workers", "1"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = read_trials(out)
+    assert "pruned" in {row["state"] for row in trials}
+    assert without_timing(trials) == without_timing(read_trials(tuned))
+
+
+POISONED_TUNE = """\
+import sys
+from mnistlab import cli, tune
+from test_tune import Untouchable
+
+load = tune.open_dataset
+def poisoned(*args, **kwargs):  # the real training split; a test split that fails the run if anything reads it
+    dataset = load(*args, **kwargs)
+    dataset.test_images, dataset.test_labels = Untouchable(), Untouchable()
+    return dataset
+tune.open_dataset = poisoned
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_ray_trials_run_side_by_side_within_budget_and_never_read_the_test_split(real_data_dir, ray_cluster,
+                                                                               tmp_path):
+    address, env = ray_cluster
+    out = tmp_path / "ray"
+    command = [sys.executable, "-c", POISONED_TUNE, "--quiet", "--threads", "1", "--data-dir", str(real_data_dir),
+               "tune", "ann", "--out", str(out), "--trials", "4", "--epochs", "2", "--limit-train", "600",
+               "--ray", address]  # two trials at once: the cluster's 2 CPUs at one thread each
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = read_trials(out)
+    assert [int(row["trial"]) for row in trials] == list(range(4))  # the budget exactly: the driver alone counts
+    assert {row["state"] for row in trials} <= {"complete", "pruned"}
+    assert all(int(row["epochs_run"]) == 2 for row in trials if row["state"] == "complete")  # every epoch reported
+    assert (out / "best.toml").is_file() and (out / "tune.md").is_file()
+
+
+def test_a_ray_address_where_nothing_listens_is_a_one_line_error(learnable_folder, tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is a test extra: pip install -e '.[test]'")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    started = time.monotonic()
+    code, _, err = tune(capsys, learnable_folder, tmp_path / "run", "--ray", address)
+    assert_one_line_error(code, err, f"--ray {address}: cannot connect to a Ray cluster", "ray start --head")
+    assert time.monotonic() - started < 60  # Ray alone would retry for minutes
+
+
+def test_tune_ray_without_the_extra_is_a_one_line_error(monkeypatch, learnable_folder, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    code, _, err = tune(capsys, learnable_folder, tmp_path / "run", "--ray", "auto")
+    assert_one_line_error(code, err, "pip install 'mnistlab[ray]'")

@@ -143,8 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--space", metavar="FILE",
                       help="TOML file whose [space] table narrows or widens the search space "
                            "(default: learning rate /10 to x10 of the recipe's, batch size, AdamW weight decay)")
-    tune.add_argument("--workers", type=int, default=1, metavar="N",
-                      help="run up to N trials at once in local worker processes (default: %(default)s)")
+    tune.add_argument("--workers", type=int, metavar="N",
+                      help="run up to N trials at once in local worker processes, or with --ray at most N on the "
+                           "cluster (default: 1; with --ray, as many as the cluster's CPUs allow at --threads each)")
+    tune.add_argument("--ray", metavar="ADDRESS",
+                      help="run the trials as tasks on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                           "(needs: pip install 'mnistlab[ray]')")
     _add_training_flags(tune)
 
     train = command("train", "train one model into a checkpoint (the test split is not used)")
@@ -342,7 +346,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough
     summary = run_tune(args.model, {**shared, **own.get(args.model, {})}, out_dir, args.trials, args.data_dir,
                        space_file=args.space, resume=args.resume, workers=args.workers, threads=args.threads,
-                       device=args.device or "cpu", progress=not args.quiet)
+                       device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray)
     counts = ", ".join(f"{count} {state}" for state, count in summary["trials"].items() if count)
     if summary["best_trial"] is None:
         print(f"{args.model}: no trial completed ({counts}); see {out_dir / TUNE_SUMMARY}")

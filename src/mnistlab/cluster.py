@@ -12,6 +12,7 @@ the retry continues from the job's last saved epoch.
 from __future__ import annotations
 
 import contextlib
+import socket
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -22,6 +23,7 @@ from mnistlab.run_folder import PLAN_FILE, STATE_DIR
 from mnistlab.runtime import configured_runtime
 
 MAX_RETRIES = 3  # times Ray reruns a task whose worker process died
+CONNECT_TIMEOUT = 10  # seconds to wait for the cluster's HOST:PORT to answer before giving up
 
 
 def require_ray():
@@ -44,6 +46,7 @@ def connected(address: str) -> Iterator:
         yield ray
         return
     try:
+        check_listening(address)
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         first_line = (str(error).splitlines() or [""])[0][:160]
@@ -53,6 +56,17 @@ def connected(address: str) -> Iterator:
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_listening(address: str) -> None:
+    """Raise ConnectionError when nothing answers at HOST:PORT (Ray itself would retry for minutes); "auto" passes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray judges itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise ConnectionError(f"nothing answers at {host}:{port}: {error.strerror or error}") from None
 
 
 def run_ray_job(job: Job, dataset: Dataset, device: str, threads: int, run_dir: str,

@@ -4,8 +4,8 @@
     summary = run_tune("cnn", {"epochs": 3}, "runs/tune-cnn", trials=12)
     # then: mnistlab compare --models ann,cnn --config cnn=runs/tune-cnn/best.toml
 
-Each trial trains the model under settings drawn from the search space (see
-`tune_space`) and reports its validation accuracy after every epoch; from the
+Each trial (see `tune_trial`) trains the model under settings drawn from the search
+space (see `tune_space`) and reports its validation accuracy after every epoch; from the
 second epoch on, a median pruner stops a trial whose accuracy is below the
 median of the finished trials' at the same epoch. A trial's score is its last
 epoch's validation accuracy; the test split is never read. The study lives in the run folder (Optuna's SQLite
@@ -14,9 +14,9 @@ kept, one that was running starts again.
 
 Reproducible: trial k draws from a TPE sampler seeded by (seed, k) that sees the
 trials finished before it, so the same seed, data and thread count give the same
-trials, in one go or resumed after a kill. With several workers, trials run side
-by side and each sees whichever trials have finished: a valid search, but not
-the same one twice.
+trials, in one go or resumed after a kill. With several workers, or on a Ray
+cluster (`ray_address`, see `tune_ray`), trials run side by side and each sees
+whichever trials have finished: a valid search, but not the same one twice.
 """
 
 from __future__ import annotations
@@ -30,51 +30,28 @@ import os
 import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import optuna
 import sqlalchemy.exc
 import torch
 from optuna.trial import TrialState
-from tqdm import tqdm
 
 from mnistlab.atomic import atomic_path
 from mnistlab.custom_data import open_dataset
 from mnistlab.datasets import Dataset
-from mnistlab.errors import ConfigError, MnistlabError, TrainingDiverged
+from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.jobs import default_devices, stop_pool
 from mnistlab.models import RECIPES
 from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, locked
 from mnistlab.runtime import apply_runtime, configured_runtime, resolve_device
-from mnistlab.study import model_config, resolve_configs
-from mnistlab.train import train
+from mnistlab.study import resolve_configs
 from mnistlab.tune_report import write_tune_outputs
-from mnistlab.tune_space import SearchSpace, build_space
+from mnistlab.tune_space import build_space
+from mnistlab.tune_trial import STUDY_NAME, TuneTask, ask_trial, counted_trials, median_pruner, run_trial
 
-STUDY_NAME = "mnistlab-tune"
 MAX_TRIALS = 10_000
-STARTUP_TRIALS = 5  # trials drawn at random before TPE models the results
-PRUNER_STARTUP_TRIALS = 3  # trials that must finish before the pruner stops any
-# The first epoch's accuracy says mostly how many steps a batch size allows (a batch of 64 takes four times as
-# many as one of 256), so a pruner judging it would favour small batches; it judges from the second epoch on.
-PRUNE_FROM_EPOCH = 2
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials that use up the budget
-
-
-@dataclass(frozen=True)
-class TuneTask:
-    """What every trial of a study shares: the model, the user's settings, the space, the seed and the budget."""
-
-    model_name: str
-    settings: dict
-    space: SearchSpace
-    seed: int
-    trials: int
-    device: str = "cpu"
-    progress: bool = False
 
 
 def run_tune(
@@ -85,37 +62,46 @@ def run_tune(
     data_dir: str | os.PathLike | None = None,
     space_file: str | os.PathLike | None = None,
     resume: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
     threads: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> dict:
     """Run (or with `resume`, continue) a study of `trials` trials in `out_dir`; write its outputs; return a summary.
 
     `settings` are the user's TrainConfig choices (they are fixed, not searched); the
     seed in them drives both the sampler and every trial's training. `workers` > 1
-    runs trials in that many local processes of `threads` threads each. On resume,
-    `trials` may be raised to extend the study.
+    runs trials in that many local processes of `threads` threads each; with
+    `ray_address`, trials run as tasks on that Ray cluster, at most `workers` at once
+    (default: as many as its CPUs allow). On resume, `trials` may be raised to extend
+    the study.
     """
     if not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"--trials {trials} is invalid; give an integer from 1 to {MAX_TRIALS:,}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1")
     config = resolve_configs([model_name], settings)[model_name]
     space = build_space(model_name, RECIPES[model_name], settings, space_file)
     torch_device = resolve_device(device)
-    threads = threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else torch.get_num_threads())
+    processes = workers or 1
+    threads = threads or (max(1, (os.cpu_count() or 1) // processes) if processes > 1 or ray_address
+                          else torch.get_num_threads())
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
     with locked(out_dir) as out_dir:
         plan = {"model": model_name, "dataset": dataset.checksums, "config": config.to_dict(), "space": space.to_dict()}
         storage_url = open_study(out_dir, plan, resume)
-        if workers == 1:
+        if ray_address:
+            from mnistlab.tune_ray import run_trials_on_ray  # Ray is an optional extra
+
+            run_trials_on_ray(task, storage_url, dataset, ray_address, threads, workers, out_dir)
+        elif processes == 1:
             with configured_runtime(threads):
                 run_trials(task, storage_url, dataset, out_dir)
         else:
-            run_workers(task, storage_url, config.dataset, data_dir, out_dir, workers, threads,
-                        default_devices(torch_device, workers))
+            run_workers(task, storage_url, config.dataset, data_dir, out_dir, processes, threads,
+                        default_devices(torch_device, processes))
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url)
         return write_tune_outputs(out_dir, study, task, config)
 
@@ -155,63 +141,14 @@ def open_study(run_dir: Path, plan: dict, resume: bool) -> str:
 
 def run_trials(task: TuneTask, storage_url: str, dataset: Dataset, run_dir: Path) -> None:
     """Start trials until the study holds `task.trials` of them, finished or running; several processes may share it."""
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url,
-                              pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS,
-                                                                 n_warmup_steps=PRUNE_FROM_EPOCH))
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url, pruner=median_pruner())
     while True:
         with file_lock(Path(run_dir) / TUNE_ASK_LOCK):  # count and start as one step: no process overshoots
-            slot = len(study.get_trials(deepcopy=False, states=COUNTED))
+            slot = counted_trials(study)
             if slot >= task.trials:
                 return
-            study.sampler = optuna.samplers.TPESampler(seed=trial_seed(task.seed, slot),
-                                                       n_startup_trials=STARTUP_TRIALS)
-            trial = study.ask()
-        run_trial(study, trial, task, dataset, slot)
-
-
-def trial_seed(seed: int, slot: int) -> int:
-    """The sampler seed of the study's `slot`-th trial (counting from 0): independent streams per trial."""
-    return int(np.random.SeedSequence([seed, slot]).generate_state(1)[0])
-
-
-def run_trial(study: optuna.Study, trial: optuna.Trial, task: TuneTask, dataset: Dataset, slot: int) -> None:
-    """Train one trial's settings, reporting validation accuracy each epoch; tell the study how it ended."""
-    values = task.space.suggest(trial)
-    config = model_config(task.model_name, {**task.space.fixed, **task.settings, **values})
-
-    def report(state: dict) -> None:
-        record = state["history"][-1]
-        trial.report(record["val_accuracy"], record["epoch"])
-        if trial.should_prune():
-            raise optuna.TrialPruned()  # out of train(): the remaining epochs never run
-
-    outcome = "complete"
-    try:
-        result = train(task.model_name, dataset, config, progress=False, on_epoch_end=report, device=task.device)
-    except optuna.TrialPruned:
-        outcome = "pruned"
-        study.tell(trial, state=TrialState.PRUNED)
-    except TrainingDiverged:  # a real outcome of these settings (too high a rate): scored as stopped early
-        outcome = "diverged"
-        trial.set_user_attr("diverged", True)
-        study.tell(trial, state=TrialState.PRUNED)
-    except BaseException:
-        study.tell(trial, state=TrialState.FAIL)
-        raise
-    else:
-        study.tell(trial, result.history[-1]["val_accuracy"])
-    if task.progress:
-        tqdm.write(describe_trial(task, slot, outcome, study.trials[trial.number]))
-
-
-def describe_trial(task: TuneTask, slot: int, outcome: str, trial: optuna.trial.FrozenTrial) -> str:
-    """One progress line, e.g. "cnn trial 3 (4 of 12): pruned after epoch 1, val_acc 0.9712 (learning_rate=0.003, ...)"."""
-    reported = trial.intermediate_values
-    score = f", val_acc {reported[max(reported)]:.4f}" if reported else ""
-    params = ", ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
-                       for name, value in trial.params.items())
-    return (f"{task.model_name} trial {trial.number} ({slot + 1} of {task.trials}): {outcome} after epoch "
-            f"{len(reported)}{score} ({params})")
+            trial, values = ask_trial(study, task, slot)
+        run_trial(study, trial, values, task, dataset, slot)
 
 
 @contextlib.contextmanager
