@@ -303,8 +303,9 @@ def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
     """The digit's pixels (H, W) bool: the heaviest connected component and the heavy ones near it.
 
     Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, and components that
-    touch the frame (the sheet's edge and the table beyond it) unless nothing else is left; then specks under
-    SPECK_SHARE of the heaviest component's ink and components away from its box.
+    touch the frame (the sheet's edge, the table beyond it) when one inside the frame carries at least
+    SPECK_SHARE of the heaviest's ink (a tight crop has only specks inside); then specks under SPECK_SHARE of
+    the heaviest component's ink and components away from its box.
     """
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
@@ -317,8 +318,8 @@ def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
             mass[number] *= not _is_ruling(labels[rows, cols] == number + 1, RULING_WIDTH * min(height, width))
     touches = np.array([rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
                         for rows, cols in boxes])
-    if mass[~touches].max(initial=0) >= SPECK_SHARE * mass.max():  # a digit inside the frame: what touches the
-        mass[touches] = 0  # frame is the sheet's edge, the table beyond it or a shadow (a tight crop has specks only)
+    if mass[~touches].max(initial=0) >= SPECK_SHARE * mass.max():  # a digit inside: the rest is the sheet's edge
+        mass[touches] = 0
     main = int(np.argmax(mass))
     if mass[main] <= 0 or np.count_nonzero(labels[boxes[main]] == main + 1) < min(MIN_DIGIT_PIXELS, mask.size // 200):
         raise PreprocessError(NO_DIGIT)  # specks of noise or paper texture are not a digit
