@@ -6,7 +6,12 @@ import functools
 import hashlib
 import http.server
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +187,35 @@ def chromium():
 
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots and other files a person may want to look at after a run
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A real one-node Ray cluster on 127.0.0.1 with 2 CPUs, for each test module that uses it; yields
+    (address, environment for its drivers).
+
+    `ray start --block` runs in a session of its own, so the end of the module (a failure
+    included) stops this cluster's processes and no other Ray on the machine.
+    """
+    pytest.importorskip("ray", reason="Ray is a test extra: pip install -e '.[test]'")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # binds every Ray server (and drivers) to 127.0.0.1 only
+           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}  # this checkout, for
+    # the workers: they import mnistlab and test helpers (pickled test classes)
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                             "--disable-usage-stats", f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
+                            env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, started = time.monotonic() + 180, []
+        while not any("Ray runtime started" in line for line in started):
+            assert head.poll() is None and time.monotonic() < deadline, "".join(started)[-2000:]
+            started.append(head.stdout.readline())
+        yield f"127.0.0.1:{port}", env
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # the head and every process it started: nothing here needs saving
+        head.wait(timeout=60)
+        head.stdout.close()

@@ -4,7 +4,6 @@ and a worker killed mid-job is retried to the same numbers. Devices and precisio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -98,31 +97,6 @@ def test_a_killed_local_worker_is_retried_to_the_same_numbers(sequential_run, re
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     assert numbers(out) == numbers(sequential_run)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A real one-node Ray cluster on 127.0.0.1 with 2 CPUs, stopped at the end of the module."""
-    pytest.importorskip("ray", reason="Ray is a test extra: pip install -e '.[test]'")
-    ray = str(Path(sys.executable).parent / "ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # binds every Ray server to 127.0.0.1 only
-    port = free_port()
-    started = subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                              f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
-                             capture_output=True, text=True, timeout=180, env=env)
-    assert started.returncode == 0, started.stderr[-2000:]
-    try:
-        yield f"127.0.0.1:{port}", env
-    finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=env)
 
 
 def test_ray_cluster_gives_the_sequential_numbers(sequential_run, real_data_dir, ray_cluster, tmp_path):

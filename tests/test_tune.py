@@ -30,7 +30,6 @@ from mnistlab.datasets import FILE_NAMES, Dataset
 from mnistlab.idx import encode_idx
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-TESTS = Path(__file__).resolve().parent
 QUICK = ["--trials", "8", "--epochs", "3", "--seed", "3"]
 
 
@@ -304,36 +303,6 @@ def test_workers_share_one_study(learnable_folder, tmp_path, capsys):
     assert [int(row["trial"]) for row in trials] == list(range(5))  # the budget exactly: no worker overshoots
     assert {row["state"] for row in trials} <= {"complete", "pruned"}
     assert len({row["learning_rate"] for row in trials}) == 5  # each worker draws its own settings
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A real one-node Ray cluster on 127.0.0.1 with 2 CPUs; yields (address, environment for its drivers).
-
-    `ray start --block` runs in a session of its own, so the end of the module (a failure
-    included) stops this cluster's processes and no other Ray on the machine.
-    """
-    pytest.importorskip("ray", reason="Ray is a test extra: pip install -e '.[test]'")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # binds every Ray server (and drivers) to 127.0.0.1 only
-           "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])}  # this checkout
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-                             "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                             "--disable-usage-stats", f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
-                            env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline, started = time.monotonic() + 180, []
-        while not any("Ray runtime started" in line for line in started):
-            assert head.poll() is None and time.monotonic() < deadline, "".join(started)[-2000:]
-            started.append(head.stdout.readline())
-        yield f"127.0.0.1:{port}", env
-    finally:
-        os.killpg(head.pid, signal.SIGKILL)  # the head and every process it started: nothing here needs saving
-        head.wait(timeout=60)
-        head.stdout.close()
 
 
 def test_ray_with_one_trial_at_a_time_gives_the_local_study(tuned, learnable_folder, ray_cluster, tmp_path):
