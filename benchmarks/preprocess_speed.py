@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 from mnistlab.datasets import load_dataset  # noqa: E402
 from mnistlab.errors import PreprocessError  # noqa: E402
 from mnistlab.photo_eval import render_photo  # noqa: E402
-from mnistlab.preprocess import decode_image, image_to_gray, preprocess, preprocess_image  # noqa: E402
+from mnistlab.image_decode import decode_image, image_to_gray  # noqa: E402
+from mnistlab.preprocess import preprocess, preprocess_image  # noqa: E402
 
 FRAMES = ((1152, 864), (1000, 1000))  # (width, height) px, each about one megapixel
 TARGET_MS = 50.0  # issue 13: at most this per 1-megapixel photo on one core

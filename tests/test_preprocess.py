@@ -9,7 +9,8 @@ from PIL import Image
 from conftest import ARTIFACTS
 from mnistlab import photo_eval
 from mnistlab.errors import PreprocessError
-from mnistlab.preprocess import decode_image, preprocess
+from mnistlab.image_decode import decode_image
+from mnistlab.preprocess import preprocess
 from serve_support import draw_seven, encode, png_header_only, render_like_a_user
 
 # The pipeline before issue 13 (commit 7b955ff) with the seed-protocol cnn on the held-out part's clean renderings

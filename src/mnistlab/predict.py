@@ -23,7 +23,8 @@ from mnistlab.atomic import atomic_path
 from mnistlab.checkpoint import load_checkpoint
 from mnistlab.errors import CheckpointError, ConfigError, PreprocessError
 from mnistlab.models import count_parameters, images_to_tensor, infer
-from mnistlab.preprocess import MAX_PIXELS, preprocess
+from mnistlab.image_decode import MAX_PIXELS
+from mnistlab.preprocess import preprocess
 from mnistlab.runtime import resolve_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")

@@ -40,7 +40,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mnistlab import __version__
 from mnistlab.errors import ConfigError, PreprocessError
 from mnistlab.predict import LoadedModel, load_models, predict_probabilities
-from mnistlab.preprocess import NO_DIGIT, SIZE, decode_image, preprocess_image
+from mnistlab.image_decode import decode_image
+from mnistlab.preprocess import NO_DIGIT, SIZE, preprocess_image
 from mnistlab.serve_guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
