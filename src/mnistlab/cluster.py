@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from mnistlab.datasets import Dataset
-from mnistlab.errors import ConfigError, MnistlabError
+from mnistlab.errors import ConfigError, MnistlabError, first_line
 from mnistlab.jobs import Job, JobProgress, JobResult, execute_job, job_failed
 from mnistlab.run_folder import PLAN_FILE, STATE_DIR
 from mnistlab.runtime import configured_runtime
@@ -49,9 +49,8 @@ def connected(address: str) -> Iterator:
         check_listening(address)
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        first_line = (str(error).splitlines() or [""])[0][:160]
-        raise ConfigError(f"--ray {address}: cannot connect to a Ray cluster ({first_line}); start one with "
-                          f"'ray start --head' or check the address") from None
+        raise ConfigError(f"--ray {address}: cannot connect to a Ray cluster ({first_line(error, 160)}); "
+                          f"start one with 'ray start --head' or check the address") from None
     try:
         yield ray
     finally:

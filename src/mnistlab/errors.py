@@ -1,6 +1,11 @@
 """Errors that mnistlab reports to users as one line (the CLI exits with code 2)."""
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, cut to `limit` characters: what a one-line report can quote."""
+    return (str(error).splitlines() or [""])[0][:limit]
+
+
 class MnistlabError(Exception):
     """Base class: a problem the user can fix, with the message saying how."""
 

@@ -30,7 +30,7 @@ from mnistlab.checkpoint import checkpoint_contents
 from mnistlab.config import TrainConfig
 from mnistlab.custom_data import open_dataset
 from mnistlab.datasets import Dataset, dataset_record
-from mnistlab.errors import MnistlabError
+from mnistlab.errors import MnistlabError, first_line
 from mnistlab.evaluate import evaluate
 from mnistlab.models import count_parameters
 from mnistlab.run_folder import load_epoch_state, save_epoch_state
@@ -205,8 +205,7 @@ def job_failed(job: Job, error: BaseException) -> MnistlabError:
                              f"finished jobs are kept, continue with --resume")
     if isinstance(error, MnistlabError):
         return MnistlabError(f"{job.name}: {error}")
-    first_line = (str(error).splitlines() or [""])[0][:200]
-    return MnistlabError(f"{job.name} failed ({type(error).__name__}: {first_line}); finished jobs are kept, "
+    return MnistlabError(f"{job.name} failed ({type(error).__name__}: {first_line(error)}); finished jobs are kept, "
                          f"continue with --resume")
 
 

@@ -49,7 +49,8 @@ from mnistlab.runtime import apply_runtime, configured_runtime, resolve_device
 from mnistlab.study import resolve_configs
 from mnistlab.tune_report import write_tune_outputs
 from mnistlab.tune_space import build_space
-from mnistlab.tune_trial import STUDY_NAME, TuneTask, ask_trial, counted_trials, median_pruner, run_trial
+from mnistlab.tune_trial import (STUDY_NAME, TuneTask, ask_trial, counted_trials, median_pruner, run_trial,
+                                 trial_failed)
 
 MAX_TRIALS = 10_000
 
@@ -188,8 +189,6 @@ def run_workers(task: TuneTask, storage_url: str, dataset_name: str, data_dir, r
     except MnistlabError:
         raise
     except Exception as error:  # a trial's own failure in a worker, as one line
-        first_line = (str(error).splitlines() or [""])[0][:200]
-        raise MnistlabError(f"a trial failed ({type(error).__name__}: {first_line}); finished trials are kept, "
-                            f"continue with --resume") from None
+        raise trial_failed("a trial", error) from None
     finally:
         stop_pool(pool, kill=not all(future.done() for future in futures))

@@ -36,7 +36,8 @@ from mnistlab.datasets import Dataset
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.run_folder import TUNE_DATABASE
 from mnistlab.runtime import configured_runtime
-from mnistlab.tune_trial import STUDY_NAME, TuneTask, ask_trial, counted_trials, median_pruner, tell_trial, train_trial
+from mnistlab.tune_trial import (STUDY_NAME, TuneTask, ask_trial, counted_trials, median_pruner, tell_trial, train_trial,
+                                 trial_failed)
 
 SERVER_START_TIMEOUT = 60  # seconds the study's proxy may take to start listening
 
@@ -84,9 +85,7 @@ def trial_result(ray, done, study: optuna.Study, trial: optuna.Trial, run_dir: P
         cause = error.cause if error.cause is not None else error
         if isinstance(cause, MnistlabError):
             raise MnistlabError(f"trial {trial.number}: {cause}") from None
-        first_line = (str(cause).splitlines() or [""])[0][:200]
-        raise MnistlabError(f"trial {trial.number} failed ({type(cause).__name__}: {first_line}); finished trials "
-                            f"are kept, continue with --resume") from None
+        raise trial_failed(f"trial {trial.number}", cause) from None
     except ray.exceptions.RayError as error:  # the worker died more than MAX_RETRIES times
         study.tell(trial, state=TrialState.FAIL)
         raise MnistlabError(f"trial {trial.number}: the Ray worker failed {MAX_RETRIES + 1} times "

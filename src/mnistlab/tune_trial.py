@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from tqdm import tqdm
 
 from mnistlab.datasets import Dataset
-from mnistlab.errors import TrainingDiverged
+from mnistlab.errors import MnistlabError, TrainingDiverged, first_line
 from mnistlab.study import model_config
 from mnistlab.train import train
 from mnistlab.tune_space import SearchSpace
@@ -114,6 +114,12 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, values: dict, task: Tune
         study.tell(trial, state=TrialState.FAIL)
         raise
     tell_trial(study, trial, task, slot, outcome, accuracy)
+
+
+def trial_failed(label: str, error: BaseException) -> MnistlabError:
+    """A trial's own error (a bug, not the settings) as one line naming the trial, e.g. "trial 3 failed (...)"."""
+    return MnistlabError(f"{label} failed ({type(error).__name__}: {first_line(error)}); finished trials are kept, "
+                         f"continue with --resume")
 
 
 def describe_trial(task: TuneTask, slot: int, outcome: str, trial: optuna.trial.FrozenTrial) -> str:
