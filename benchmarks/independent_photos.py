@@ -13,13 +13,12 @@ and JPEG.  Everything is driven by one seed.
 
     python -m benchmarks.independent_photos --seed 2027 --count 600 --out photos-2027
 
-Reads the MNIST test files from $MNISTLAB_DATA_DIR/mnist. Writes DIR with the images, labels.csv
-(file,label,mnist_index,conditions) and params.jsonl (numeric parameters and
+Reads the MNIST test set through mnistlab ($MNISTLAB_DATA_DIR first). Writes
+DIR with the images, labels.csv (file,label,mnist_index,conditions) and params.jsonl (numeric parameters and
 the digit's bounding box in the frame, one JSON object per image).
 """
 import argparse
 import csv
-import gzip
 import io
 import json
 import math
@@ -31,7 +30,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-MNIST_DIR = os.path.join(os.environ.get("MNISTLAB_DATA_DIR", "../shared/datasets"), "mnist")
+from mnistlab.datasets import load_dataset
+
 INDEX_LO, INDEX_HI = 5000, 10000  # test indices used: 5000..9999
 SKEL_LOST_MAX = 0.04  # max fraction of the MNIST shape a skeleton redraw may miss
 
@@ -39,35 +39,10 @@ BICUBIC = Image.Resampling.BICUBIC
 BILINEAR = Image.Resampling.BILINEAR
 
 
-# ----------------------------------------------------------------------------
-# MNIST IDX parsing
-# ----------------------------------------------------------------------------
-def _idx_path(stem):
-    for p in (os.path.join(MNIST_DIR, stem), os.path.join(MNIST_DIR, stem + ".gz")):
-        if os.path.exists(p):
-            return p
-    raise FileNotFoundError(stem)
-
-
-def load_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if data[0:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError("not an unsigned-byte IDX file: %s" % path)
-    ndim = data[3]
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(dims)):
-        raise ValueError("size mismatch in %s" % path)
-    return arr.reshape(dims)
-
-
 def load_mnist_test():
-    x = load_idx(_idx_path("t10k-images-idx3-ubyte"))
-    y = load_idx(_idx_path("t10k-labels-idx1-ubyte"))
-    assert x.shape == (10000, 28, 28) and y.shape == (10000,)
-    return x, y
+    """The MNIST test images and labels, read and checksum-verified by mnistlab ($MNISTLAB_DATA_DIR first)."""
+    test = load_dataset("mnist", progress=False)
+    return test.test_images, test.test_labels
 
 
 # ----------------------------------------------------------------------------

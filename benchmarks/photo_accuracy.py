@@ -15,9 +15,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
-from mnistlab.errors import PreprocessError
+from mnistlab.photo_eval import Photo, score_photos
 from mnistlab.predict import load_model, predict_probabilities
 from mnistlab.preprocess import preprocess
 
@@ -33,18 +31,14 @@ GROUPS = {
 def score_folder(checkpoint: Path, folder: Path) -> dict:
     """{"overall": [right, images], "no digit found": n, group: {value: [right, images]}}."""
     rows = list(csv.DictReader(open(folder / "labels.csv", encoding="utf-8")))
-    inputs, found = [], []
-    for row in rows:
-        try:
-            inputs.append(preprocess(folder / row["file"]))
-            found.append(True)
-        except PreprocessError:
-            found.append(False)
+    photos = (Photo("all", int(row["mnist_index"]), int(row["label"]), (folder / row["file"]).read_bytes(),
+                    Path(row["file"]).suffix) for row in rows)
     model = load_model(checkpoint).model
-    predicted = iter(predict_probabilities(model, np.stack(inputs)).argmax(axis=1) if inputs else [])
-    summary: dict = {"overall": [0, 0], "no digit found": found.count(False)}
-    for row, seen in zip(rows, found):
-        right = int(seen and int(next(predicted)) == int(row["label"]))
+    scored = score_photos(photos, preprocess, lambda images: predict_probabilities(model, images).argmax(axis=1))
+    scored = scored.get("all", [])  # in the order of labels.csv: (index, label, predicted or None)
+    summary: dict = {"overall": [0, 0], "no digit found": sum(predicted is None for _, _, predicted in scored)}
+    for row, (_, label, predicted) in zip(rows, scored):
+        right = int(predicted == label)
         tags = dict(pair.split("=", 1) for pair in row["conditions"].split(";") if "=" in pair)
         summary["overall"][0] += right
         summary["overall"][1] += 1
