@@ -49,6 +49,16 @@ def configured_runtime(threads: int | None = None) -> Iterator[None]:
         torch.backends.cudnn.benchmark = previous[3]
 
 
+def job_threads(threads: int | None, workers: int, on_cluster: bool) -> int:
+    """PyTorch threads for each job: `threads` if given; else this machine's cores shared among `workers`
+    processes (all of them for one job on a cluster, which asks for that many CPUs); else the current setting."""
+    if threads:
+        return threads
+    if workers > 1 or on_cluster:
+        return max(1, (os.cpu_count() or 1) // workers)
+    return torch.get_num_threads()
+
+
 def resolve_device(name: str = "cpu") -> torch.device:
     """`--device`: "auto" (CUDA, then Apple's MPS, then the CPU), "cpu", "cuda", "cuda:N" or "mps".
 

@@ -39,7 +39,8 @@ from mnistlab.run_arrays import build_run_arrays
 from mnistlab.robustness import model_logits_fn
 from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, checkpoint_name, load_finished,
                                  locked, read_metrics, save_finished, write_metrics, write_plan, write_run_arrays)
-from mnistlab.runtime import configured_runtime, device_name, has_native_bf16, machine_record, resolve_device
+from mnistlab.runtime import (configured_runtime, device_name, has_native_bf16, job_threads, machine_record,
+                              resolve_device)
 from mnistlab.train import train
 
 
@@ -113,7 +114,7 @@ def run_compare(
             for name in model_names for seed in seeds]
     torch_device = resolve_device(device)
     warn_without_native_bf16(configs.values(), torch_device)
-    threads = threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 or ray_address else torch.get_num_threads())
+    threads = job_threads(threads, workers, bool(ray_address))
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
     with locked(out_dir) as out_dir:
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums, "threads": threads,

@@ -35,7 +35,6 @@ from typing import Iterator
 
 import optuna
 import sqlalchemy.exc
-import torch
 from optuna.trial import TrialState
 
 from mnistlab.atomic import atomic_path
@@ -45,7 +44,7 @@ from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.jobs import default_devices, stop_pool
 from mnistlab.models import RECIPES
 from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, locked
-from mnistlab.runtime import apply_runtime, configured_runtime, resolve_device
+from mnistlab.runtime import apply_runtime, configured_runtime, job_threads, resolve_device
 from mnistlab.study import resolve_configs
 from mnistlab.tune_report import write_tune_outputs
 from mnistlab.tune_space import build_space
@@ -86,8 +85,7 @@ def run_tune(
     space = build_space(model_name, RECIPES[model_name], settings, space_file)
     torch_device = resolve_device(device)
     processes = workers or 1
-    threads = threads or (max(1, (os.cpu_count() or 1) // processes) if processes > 1 or ray_address
-                          else torch.get_num_threads())
+    threads = job_threads(threads, processes, bool(ray_address))
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
     with locked(out_dir) as out_dir:
