@@ -18,6 +18,7 @@ from mnistlab.corruptions import CORRUPTIONS
 from mnistlab.models import images_to_tensor, infer
 from mnistlab.robustness import CLEAN, ROTATION_DEGREES, SHIFT_PIXELS
 from mnistlab.run_folder import read_metrics, read_run_arrays
+from mnistlab.runtime import configured_runtime
 from mnistlab.serve import create_app
 from mnistlab.train import split_indices
 from serve_support import draw_seven, encode
@@ -77,7 +78,8 @@ def test_temperature_and_threshold_come_from_the_validation_split(robustness_run
     for record in metrics["models"]["ann"]["seeds"]:
         model, state = load_checkpoint(out / record["checkpoint"])
         _, validation = split_indices(dataset.train_labels, TrainConfig(**state["config"]))
-        logits = infer(model, images_to_tensor(dataset.train_images[validation])).numpy().astype(np.float64)
+        with configured_runtime(threads=metrics["machine"]["threads"]):  # the job's thread count fixes its logits
+            logits = infer(model, images_to_tensor(dataset.train_images[validation])).numpy().astype(np.float64)
         labels = dataset.train_labels[validation].astype(np.int64)
         assert record["calibration"]["temperature"] == pytest.approx(calibration.fit_temperature(logits, labels))
         top = calibration.apply_temperature(logits, 1.0).max(axis=1)
