@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab.models import build_model
-from mnistlab.runtime import apply_runtime
+from mnistlab.training.runtime import apply_runtime
 
 BATCH = 128
 STEPS_PER_RUN = 5 * 422  # the seed protocol: 5 epochs of 54,000 images in batches of 128

@@ -1,7 +1,7 @@
 """An independent generator of "phone photo of a handwritten digit on paper" images (issue 13).
 
-Written by a separate agent who had not seen `mnistlab.photo_eval` or
-`mnistlab.preprocess`, so that the preprocessing is scored on photos its
+Written by a separate agent who had not seen `mnistlab.evaluation.photo_eval` or
+`mnistlab.vision.preprocess`, so that the preprocessing is scored on photos its
 authors did not design (docs/preprocessing.md). Score a set with
 `python -m benchmarks.photo_accuracy CHECKPOINT DIR`.
 
@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from mnistlab.datasets import load_dataset
+from mnistlab.data.datasets import load_dataset
 
 INDEX_LO, INDEX_HI = 5000, 10000  # test indices used: 5000..9999
 SKEL_LOST_MAX = 0.04  # max fraction of the MNIST shape a skeleton redraw may miss

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.checkpoint import load_checkpoint
-from mnistlab.datasets import load_dataset
-from mnistlab.export import OnnxClassifier, export_onnx
+from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.data.datasets import load_dataset
+from mnistlab.vision.export import OnnxClassifier, export_onnx
 from mnistlab.models import images_to_tensor, infer
 
 

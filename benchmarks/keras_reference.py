@@ -1,6 +1,6 @@
 """The original study's stack, exactly as described: Keras 3 on TensorFlow, Sequential models.
 
-Reads the same IDX files as mnistlab (through `mnistlab.datasets`), trains with
+Reads the same IDX files as mnistlab (through `mnistlab.data.datasets`), trains with
 `validation_split=0.1`, Adam, categorical cross-entropy on one-hot labels,
 5 epochs, batch 128, and prints one JSON line with accuracies and timings.
 Needs the bench extra: `pip install -e .[bench]`.
@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from mnistlab.datasets import load_dataset  # noqa: E402
+from mnistlab.data.datasets import load_dataset  # noqa: E402
 
 
 def build(name: str):

@@ -1,4 +1,4 @@
-"""Score a folder of labelled photos through `mnistlab.preprocess` and a checkpoint: overall and per tag.
+"""Score a folder of labelled photos through `mnistlab.vision.preprocess` and a checkpoint: overall and per tag.
 
 The folder holds the images and a labels.csv with columns file, label and
 conditions (`key=value` pairs joined by ";"), as `benchmarks.independent_photos`
@@ -15,9 +15,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from mnistlab.photo_eval import Photo, score_photos
-from mnistlab.predict import load_model, predict_probabilities
-from mnistlab.preprocess import preprocess
+from mnistlab.evaluation.photo_eval import Photo, score_photos
+from mnistlab.vision.predict import load_model, predict_probabilities
+from mnistlab.vision.preprocess import preprocess
 
 # The tags reported on their own: (name, function of a photo's conditions -> group)
 GROUPS = {

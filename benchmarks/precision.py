@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab.runtime import cpu_model, has_native_bf16
+from mnistlab.training.runtime import cpu_model, has_native_bf16
 
 
 def mnistlab_cnn(seed: int, precision: str, out: Path) -> dict:

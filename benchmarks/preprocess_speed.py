@@ -1,6 +1,6 @@
 """Preprocessing time per 1-megapixel photo on one core: the whole `preprocess` from file bytes, and its parts.
 
-The photos are `mnistlab.photo_eval` renderings of MNIST test digits under the
+The photos are `mnistlab.evaluation.photo_eval` renderings of MNIST test digits under the
 "combined" condition (uneven light, paper, camera and pen effects mixed), at
 two frame sizes of about one megapixel: 1152x864 (a phone's 4:3, area-averaged
 to half size before the float steps) and 1000x1000 (kept at full size: the
@@ -25,11 +25,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from mnistlab.datasets import load_dataset  # noqa: E402
-from mnistlab.errors import PreprocessError  # noqa: E402
-from mnistlab.photo_eval import render_photo  # noqa: E402
-from mnistlab.image_decode import decode_image, image_to_gray  # noqa: E402
-from mnistlab.preprocess import preprocess, preprocess_image  # noqa: E402
+from mnistlab.data.datasets import load_dataset  # noqa: E402
+from mnistlab.common.errors import PreprocessError  # noqa: E402
+from mnistlab.evaluation.photo_eval import render_photo  # noqa: E402
+from mnistlab.vision.decode import decode_image, image_to_gray  # noqa: E402
+from mnistlab.vision.preprocess import preprocess, preprocess_image  # noqa: E402
 
 FRAMES = ((1152, 864), (1000, 1000))  # (width, height) px, each about one megapixel
 TARGET_MS = 50.0  # issue 13: at most this per 1-megapixel photo on one core

@@ -17,19 +17,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlab import datasets
-from mnistlab.datasets import FILE_NAMES, DatasetFile, DatasetSpec
-from mnistlab.idx import encode_idx
+from mnistlab.data import datasets
+from mnistlab.data.datasets import FILE_NAMES, DatasetFile, DatasetSpec
+from mnistlab.data.idx import encode_idx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
+MARKERS_BY_FIXTURE = {  # a test that uses the fixture gets the marker: `make test-fast` deselects all three
+    "real_data_dir": pytest.mark.slow,  # reads the real datasets; most such tests train on them
+    "chromium": pytest.mark.browser,
+    "ray_cluster": pytest.mark.ray,
+}
+
+
 def pytest_collection_modifyitems(items):
-    """Every test that reads the real datasets (most of them train on it) is `slow`: `make test-fast` skips them."""
+    """Mark each test by what it needs (see MARKERS_BY_FIXTURE), so the fast suite needs none of it."""
     for item in items:
-        if "real_data_dir" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.slow)
+        for fixture, marker in MARKERS_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +141,7 @@ def http_mirrors():
 
 def run_cli(capsys, *argv):
     """Run `mnistlab` in-process; return (exit code, stdout, stderr)."""
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     code = main([*map(str, argv)])
     out, err = capsys.readouterr()
@@ -159,7 +167,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def seed_protocol_run(real_data_dir, tmp_path_factory) -> Path:
     """One full run of `mnistlab compare` with the defaults (slow: about 2 minutes), shared by the tests that need it."""
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     out = tmp_path_factory.mktemp("seed-protocol") / "compare"
     assert main(["--quiet", "--data-dir", str(real_data_dir), "compare", "--out", str(out)]) == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from mnistlab.checkpoint import save_checkpoint
+from mnistlab.training.checkpoint import save_checkpoint
 from mnistlab.models import build_model, count_parameters
 
 CLASS_NAMES = [str(digit) for digit in range(10)]

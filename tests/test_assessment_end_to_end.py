@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab import calibration
-from mnistlab.cli import main
-from mnistlab.corruptions import CORRUPTIONS
-from mnistlab.robustness import CLEAN
-from mnistlab.run_folder import read_metrics, read_run_arrays
+from mnistlab.evaluation import calibration
+from mnistlab.cli.main import main
+from mnistlab.evaluation.corruptions import CORRUPTIONS
+from mnistlab.evaluation.robustness import CLEAN
+from mnistlab.runs.folder import read_metrics, read_run_arrays
 
 MODELS = ["ann", "cnn-fast"]
 

@@ -11,16 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import register_tiny_dataset, run_cli
-from mnistlab import calibration
-from mnistlab.checkpoint import load_checkpoint
-from mnistlab.config import TrainConfig
-from mnistlab.corruptions import CORRUPTIONS
+from mnistlab.evaluation import calibration
+from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.training.config import TrainConfig
+from mnistlab.evaluation.corruptions import CORRUPTIONS
 from mnistlab.models import images_to_tensor, infer
-from mnistlab.robustness import CLEAN, ROTATION_DEGREES, SHIFT_PIXELS
-from mnistlab.run_folder import read_metrics, read_run_arrays
-from mnistlab.runtime import configured_runtime
-from mnistlab.serve import create_app
-from mnistlab.train import split_indices
+from mnistlab.evaluation.robustness import CLEAN, ROTATION_DEGREES, SHIFT_PIXELS
+from mnistlab.runs.folder import read_metrics, read_run_arrays
+from mnistlab.training.runtime import configured_runtime
+from mnistlab.serve.app import create_app
+from mnistlab.data.splits import split_indices
 from serve_support import draw_seven, encode
 
 MODELS = ["logreg", "ann"]
@@ -29,7 +29,7 @@ MODELS = ["logreg", "ann"]
 @pytest.fixture(scope="module")
 def robustness_run(tmp_path_factory):
     """Two models, two seeds, one epoch on the tiny dataset, with --robustness (registered for the whole module)."""
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     folder = tmp_path_factory.mktemp("robustness")
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -71,13 +71,14 @@ def test_calibration_and_ensembles_recompute_from_the_stored_probabilities(robus
 
 def test_temperature_and_threshold_come_from_the_validation_split(robustness_run):
     out, data_dir = robustness_run
-    from mnistlab.custom_data import open_dataset
+    from mnistlab.data.folders import open_dataset
 
     dataset = open_dataset("tiny", data_dir, progress=False)
     metrics = read_metrics(out)
     for record in metrics["models"]["ann"]["seeds"]:
         model, state = load_checkpoint(out / record["checkpoint"])
-        _, validation = split_indices(dataset.train_labels, TrainConfig(**state["config"]))
+        config = TrainConfig(**state["config"])
+        _, validation = split_indices(dataset.train_labels, config.validation_fraction, config.seed, config.limit_train)
         with configured_runtime(threads=metrics["machine"]["threads"]):  # the job's thread count fixes its logits
             logits = infer(model, images_to_tensor(dataset.train_images[validation])).numpy().astype(np.float64)
         labels = dataset.train_labels[validation].astype(np.int64)

@@ -7,7 +7,7 @@ import pytest
 from scipy.special import softmax
 from sklearn.metrics import brier_score_loss, log_loss
 
-from mnistlab import calibration
+from mnistlab.evaluation import calibration
 
 # Four images, two classes; confidences chosen away from the 15-bin edges (multiples of 1/15).
 HAND_PROBABILITIES = np.array([[0.9, 0.1], [0.1, 0.9], [0.62, 0.38], [0.3, 0.7]])

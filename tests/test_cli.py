@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from conftest import assert_one_line_error, run_cli, snapshot
-from mnistlab.cli import main
-from mnistlab.datasets import cache_dir
+from mnistlab.cli.main import main
+from mnistlab.data.datasets import cache_dir
 
 QUICK = ["--epochs", "1", "--limit-train", "1500", "--batch-size", "64"]
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import ARTIFACTS
-from mnistlab import stats
-from mnistlab.cli import main, parse_seeds
-from mnistlab.errors import ConfigError
-from mnistlab.report import report_sections
-from mnistlab.report_document import FigureRef
-from mnistlab.run_folder import read_metrics, read_run_arrays
+from mnistlab.evaluation import stats
+from mnistlab.cli.main import main, parse_seeds
+from mnistlab.common.errors import ConfigError
+from mnistlab.reporting.report import report_sections
+from mnistlab.reporting.document import FigureRef
+from mnistlab.runs.folder import read_metrics, read_run_arrays
 
 QUICK = ["--epochs", "1", "--limit-train", "2000", "--threads", "1"]  # one thread: the CI machine is shared
 MODELS = ["ann", "logreg", "lenet5"]
@@ -67,7 +67,7 @@ def test_run_folder_holds_the_error_analysis(multi_seed_run):
 
 def test_report_states_each_models_own_recipe(multi_seed_run):
     """A model with a recipe trains differently from the seed protocol, and the summary must say so."""
-    from mnistlab.report import training_summary
+    from mnistlab.reporting.report import training_summary
 
     metrics = read_metrics(multi_seed_run)
     assert training_summary(metrics) == "Training: 1 epoch of Adam, learning rate 0.001, batch size 128."

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mnistlab.config import TrainConfig, load_config
-from mnistlab.errors import ConfigError
+from mnistlab.training.config import TrainConfig, load_config
+from mnistlab.common.errors import ConfigError
 
 
 def test_defaults_are_the_seed_protocol():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnistlab import corruptions
-from mnistlab.errors import ConfigError
+from mnistlab.evaluation import corruptions
+from mnistlab.common.errors import ConfigError
 
 from synthetic_digits import blobs
 

@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from conftest import make_tiny_arrays
-from mnistlab.cli import main
-from mnistlab.custom_data import open_dataset
-from mnistlab.datasets import FILE_NAMES
-from mnistlab.errors import DatasetError
-from mnistlab.idx import encode_idx
+from mnistlab.cli.main import main
+from mnistlab.data.folders import open_dataset
+from mnistlab.data.datasets import FILE_NAMES
+from mnistlab.common.errors import DatasetError
+from mnistlab.data.idx import encode_idx
 
 
 def write_idx_folder(folder, arrays, compress_roles=("train_images", "test_labels")):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import snapshot
-from mnistlab import datasets
-from mnistlab.datasets import cache_dir, fetch_dataset, load_dataset
-from mnistlab.errors import DatasetError
-from mnistlab.idx import encode_idx
+from mnistlab.data import datasets
+from mnistlab.data.datasets import cache_dir, fetch_dataset, load_dataset
+from mnistlab.common.errors import DatasetError
+from mnistlab.data.idx import encode_idx
 
 
 def test_loads_from_data_dir_compressed_or_not(tiny_dataset):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab.errors import PreprocessError
-from mnistlab.image_decode import WORK_LONGEST, decode_image, decoded_bytes, image_to_gray
+from mnistlab.common.errors import PreprocessError
+from mnistlab.vision.decode import WORK_LONGEST, decode_image, decoded_bytes, image_to_gray
 from serve_support import draw_seven, encode, png_of_zeros, with_text_chunks
 
 

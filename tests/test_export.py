@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab.checkpoint import load_checkpoint, save_checkpoint
-from mnistlab.cli import main
-from mnistlab.errors import ConfigError
-from mnistlab.export import OnnxClassifier, export_onnx
+from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
+from mnistlab.cli.main import main
+from mnistlab.common.errors import ConfigError
+from mnistlab.vision.export import OnnxClassifier, export_onnx
 from mnistlab.models import MODELS, build_model, images_to_tensor, infer
 
 

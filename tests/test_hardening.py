@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_one_line_error, run_cli
-from mnistlab.checkpoint import load_checkpoint
-from mnistlab.cli import main
-from mnistlab.errors import CheckpointError
+from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.cli.main import main
+from mnistlab.common.errors import CheckpointError
 from mnistlab.models import build_model
-from mnistlab.run_folder import locked
+from mnistlab.runs.folder import locked
 
 TINY = ["--dataset", "tiny", "--epochs", "1", "--batch-size", "32"]
 
@@ -56,7 +56,8 @@ def test_a_config_file_with_a_bad_train_table_is_a_one_line_error(tmp_path, caps
 
 def test_out_that_is_a_file_is_refused_before_training(tiny_dataset, tmp_path, capsys, monkeypatch):
     _, data_dir, _, _ = tiny_dataset
-    monkeypatch.setattr("mnistlab.study.train", lambda *args, **kwargs: pytest.fail("trained anyway"))
+    for module in ("mnistlab.study.single", "mnistlab.study.jobs"):  # train and compare
+        monkeypatch.setattr(f"{module}.train", lambda *args, **kwargs: pytest.fail("trained anyway"))
     a_file = tmp_path / "file.txt"
     a_file.write_text("keep me")
     for argv in (["compare", "--out", a_file], ["train", "logreg", "--out", a_file / "m.pt"]):
@@ -80,7 +81,7 @@ def test_a_second_process_cannot_write_a_locked_folder(tiny_dataset, tmp_path):
     """The lock is an OS lock between processes, released when its holder dies."""
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom mnistlab.run_folder import locked\n"
+        "import sys, time\nfrom mnistlab.runs.folder import locked\n"
         f"with locked({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -131,7 +132,7 @@ def test_a_full_disk_is_a_one_line_error_and_finished_jobs_stay(tiny_dataset, tm
 
     _, data_dir, _, _ = tiny_dataset
 
-    from mnistlab.study import write_report
+    from mnistlab.study.compare import write_report
     failures = [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "run" / "report.md"))]
 
     def disk_full_once(*args, **kwargs):
@@ -139,15 +140,15 @@ def test_a_full_disk_is_a_one_line_error_and_finished_jobs_stay(tiny_dataset, tm
             raise failures.pop()
         write_report(*args, **kwargs)
 
-    monkeypatch.setattr("mnistlab.study.write_report", disk_full_once)
+    monkeypatch.setattr("mnistlab.study.compare.write_report", disk_full_once)
     argv = ["--quiet", "--data-dir", data_dir, "compare", "--models", "logreg", *TINY, "--out", tmp_path / "run"]
     assert_one_line_error(*run_cli(capsys, *argv)[::2], "report.md", "No space left on device", "--resume")
-    monkeypatch.setattr("mnistlab.study.train", lambda *args, **kwargs: pytest.fail("trained again"))
+    monkeypatch.setattr("mnistlab.study.jobs.train", lambda *args, **kwargs: pytest.fail("trained again"))
     assert run_cli(capsys, *argv, "--resume")[0] == 0 and (tmp_path / "run" / "report.md").is_file()
 
 
 def test_evaluate_refuses_a_dataset_name_that_is_a_path(tmp_path, capsys):
-    from mnistlab.checkpoint import save_checkpoint
+    from mnistlab.training.checkpoint import save_checkpoint
 
     path = tmp_path / "m.pt"
     save_checkpoint(path, build_model("logreg"), "logreg", {}, {"name": "../../etc"}, {})
@@ -209,7 +210,7 @@ def test_fuzzed_settings_give_a_run_or_a_one_line_error(flags, tmp_path, capsys,
     def stop(*args, **kwargs):
         raise ReachedTraining
 
-    monkeypatch.setattr("mnistlab.study.open_dataset", stop)
+    monkeypatch.setattr("mnistlab.study.compare.open_dataset", stop)
     argv = ["--quiet", "compare", "--out", str(tmp_path / "run")]
     for flag, value in flags:
         argv += [flag, value] if not value.startswith("-") else [f"{flag}={value}"]

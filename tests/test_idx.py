@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from mnistlab.errors import DatasetError
-from mnistlab.idx import encode_idx, parse_idx, read_payload, write_idx
+from mnistlab.common.errors import DatasetError
+from mnistlab.data.idx import encode_idx, parse_idx, read_payload, write_idx
 
 
 def test_round_trip_images_and_labels(tmp_path):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.errors import ConfigError
+from mnistlab.common.errors import ConfigError
 from mnistlab.models import MODELS, build_model, count_parameters, images_to_tensor, infer
 
 
@@ -123,7 +123,7 @@ def test_cnn_fast_crop_computes_the_same_function():
 ])
 def test_rows_read_is_exactly_what_reaches_the_output(layers, side):
     """Every input row past `rows_read` has zero influence on the output; the last row it keeps has some."""
-    from mnistlab.models import rows_read
+    from mnistlab.models.zoo import rows_read
 
     torch.manual_seed(0)
     modules, output_side = [], side

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab import ood
+from mnistlab.evaluation import ood
 
 
 def test_max_softmax_is_the_top_probability():

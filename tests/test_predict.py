@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab.cli import main
+from mnistlab.cli.main import main
 from serve_support import draw_seven, encode, png_header_only, render_like_a_user, save_untrained_checkpoints
 
 
@@ -102,7 +102,7 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path, images, capsys):
 
 @pytest.mark.slow
 def test_trained_cnn_predicts_files_drawn_by_users(seed_protocol_run, real_data_dir, tmp_path, capsys):
-    from mnistlab.datasets import load_dataset
+    from mnistlab.data.datasets import load_dataset
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     rng = np.random.default_rng(1)
@@ -170,6 +170,6 @@ def test_files_without_read_permission_do_not_stop_the_batch(checkpoint, images,
 def test_show_input_that_cannot_be_a_folder_is_an_error_before_any_work(checkpoint, images, capsys, tmp_path,
                                                                         monkeypatch, make_target, fragment):
     (tmp_path / "notes.txt").write_text("a file")
-    monkeypatch.setattr("mnistlab.predict.predict_files", lambda *args, **kwargs: pytest.fail("work started"))
+    monkeypatch.setattr("mnistlab.vision.predict.predict_files", lambda *args, **kwargs: pytest.fail("work started"))
     code, out, err = run_cli(capsys, "predict", checkpoint, images[0], "--show-input", make_target(tmp_path))
     assert code == 2 and out == "" and err.count("\n") == 1 and fragment in err and "--show-input" in err

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from conftest import ARTIFACTS
-from mnistlab import photo_eval
-from mnistlab.errors import PreprocessError
-from mnistlab.image_decode import decode_image
-from mnistlab.preprocess import preprocess
+from mnistlab.evaluation import photo_eval
+from mnistlab.common.errors import PreprocessError
+from mnistlab.vision.decode import decode_image
+from mnistlab.vision.preprocess import preprocess
 from serve_support import draw_seven, encode, png_header_only, render_like_a_user
 
 # The pipeline before issue 13 (commit 7b955ff) with the seed-protocol cnn on the held-out part's clean renderings
@@ -193,8 +193,8 @@ def test_missing_file_names_the_path(tmp_path):
 @pytest.mark.slow
 def test_cnn_reads_digits_drawn_by_users(seed_protocol_run, real_data_dir):
     """300 MNIST test digits rendered as users make them -> preprocess -> the seed-protocol CNN gets >= 97% right."""
-    from mnistlab.datasets import load_dataset
-    from mnistlab.predict import load_model, predict_probabilities
+    from mnistlab.data.datasets import load_dataset
+    from mnistlab.vision.predict import load_model, predict_probabilities
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     cnn = load_model(seed_protocol_run / "cnn.pt")
@@ -221,8 +221,8 @@ def test_cnn_reads_digits_drawn_by_users(seed_protocol_run, real_data_dir):
 def held_out_photos(seed_protocol_run, real_data_dir) -> dict:
     """The held-out part of the photo set (MNIST test digits 5000-9999 on paper, photographed under every
     condition of issue 13) -> preprocess -> the seed-protocol CNN; per-condition accuracy, written to test-artifacts."""
-    from mnistlab.datasets import load_dataset
-    from mnistlab.predict import load_model, predict_probabilities
+    from mnistlab.data.datasets import load_dataset
+    from mnistlab.vision.predict import load_model, predict_probabilities
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     cnn = load_model(seed_protocol_run / "cnn.pt")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab.cli import main
+from mnistlab.cli.main import main
 
 RUN = ["compare", "--models", "ann", "--seeds", "2", "--epochs", "5", "--limit-train", "20000", "--batch-size", "64",
        "--threads", "1"]  # one thread: two threads on a busy 2-core machine run 50x slower

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab import corruptions, robustness
-from mnistlab.calibration import reliability_bins
+from mnistlab.evaluation import corruptions
+from mnistlab.evaluation import robustness
+from mnistlab.evaluation.calibration import reliability_bins
 from mnistlab.models import build_model, images_to_tensor, infer
-from mnistlab.robustness_plots import plot_reliability_diagram, plot_sweep
+from mnistlab.reporting.robustness_plots import plot_reliability_diagram, plot_sweep
 
 from synthetic_digits import blobs
 

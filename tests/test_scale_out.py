@@ -38,7 +38,7 @@ def numbers(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def sequential_run(real_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("sequential") / "run"
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     assert main(["--quiet", "--data-dir", str(real_data_dir), "compare", *QUICK, "--out", str(out)]) == 0
     return out
@@ -129,15 +129,18 @@ def test_ray_without_the_extra_is_a_one_line_error(monkeypatch, tiny_dataset, tm
 
 def test_a_job_that_fails_in_a_worker_is_a_one_line_error_naming_it(tiny_dataset, tmp_path):
     """A job's own error in a worker process (here: a model this mnistlab does not have) stops the study."""
-    from mnistlab.config import TrainConfig
-    from mnistlab.errors import MnistlabError
-    from mnistlab.jobs import Job, run_local
+    from mnistlab.training.config import TrainConfig
+    from mnistlab.common.errors import MnistlabError
+    from mnistlab.data.folders import open_dataset
+    from mnistlab.study.compare import run_jobs
+    from mnistlab.study.executor import Placement
+    from mnistlab.study.jobs import Job
 
     _, data_dir, _, _ = tiny_dataset
-    jobs = [Job("no-such-model", TrainConfig(epochs=1, seed=4))]
+    folder = str(data_dir / "tiny")
+    jobs = [Job("no-such-model", TrainConfig(epochs=1, seed=4, dataset=folder))]
     with pytest.raises(MnistlabError, match=r"^no-such-model seed 4: unknown model\(s\) no-such-model") as caught:
-        list(run_local(jobs, str(data_dir / "tiny"), None, tmp_path, workers=2, threads=1, devices=["cpu"],
-                       progress=False))
+        list(run_jobs(jobs, open_dataset(folder), Placement(workers=2, threads=1), tmp_path, None, progress=False))
     assert "\n" not in str(caught.value)
 
 
@@ -166,7 +169,7 @@ def test_device_auto_and_cpu_train_the_same_numbers_on_a_cpu_machine(tiny_datase
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
 def test_gpu_training_is_repeatable_and_its_checkpoint_loads_on_the_cpu(tiny_dataset, tmp_path, capsys):
-    from mnistlab.checkpoint import load_checkpoint
+    from mnistlab.training.checkpoint import load_checkpoint
 
     _, data_dir, _, _ = tiny_dataset
     for attempt in ("a", "b"):
@@ -180,7 +183,7 @@ def test_gpu_training_is_repeatable_and_its_checkpoint_loads_on_the_cpu(tiny_dat
 
 def test_bf16_trains_and_is_recorded(tiny_dataset, tmp_path, capsys, monkeypatch):
     _, data_dir, _, _ = tiny_dataset
-    monkeypatch.setattr("mnistlab.study.has_native_bf16", lambda device: False)
+    monkeypatch.setattr("mnistlab.study.compare.has_native_bf16", lambda device: False)
     argv = ["--quiet", "--data-dir", data_dir, "compare", "--dataset", "tiny", "--models", "cnn", "--epochs", "2",
             "--precision", "bf16", "--out", tmp_path / "bf16"]
     code, _, err = run_cli(capsys, *argv)
@@ -194,7 +197,7 @@ def test_bf16_trains_and_is_recorded(tiny_dataset, tmp_path, capsys, monkeypatch
 
 def test_the_bf16_warning_is_one_line_on_the_command_line(tiny_dataset, tmp_path, capsys, monkeypatch):
     _, data_dir, _, _ = tiny_dataset
-    monkeypatch.setattr("mnistlab.study.has_native_bf16", lambda device: False)
+    monkeypatch.setattr("mnistlab.study.compare.has_native_bf16", lambda device: False)
     code, _, err = run_cli(capsys, "--quiet", "--data-dir", data_dir, "compare", "--dataset", "tiny", "--models",
                            "logreg", "--epochs", "1", "--precision", "bf16", "--out", tmp_path / "run")
     assert code == 0

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mnistlab.cli import main
-from mnistlab.errors import CheckpointError
-from mnistlab.serve import create_app
+from mnistlab.cli.main import main
+from mnistlab.common.errors import CheckpointError
+from mnistlab.serve.app import create_app
 from serve_support import draw_seven, encode, png_header_only, png_of_zeros, save_untrained_checkpoints
 
 SEVEN_PNG = encode(draw_seven(size=(280, 280), box=(60, 40, 220, 240), width=18))

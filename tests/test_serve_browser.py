@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import ARTIFACTS
-from mnistlab.photo_eval import render_photo
-from mnistlab.serve import create_app
+from mnistlab.evaluation.photo_eval import render_photo
+from mnistlab.serve.app import create_app
 from serve_support import draw_seven, live_server, save_untrained_checkpoints
 
 SEVEN = [[(70, 60), (210, 60), (150, 150), (110, 240)]]  # pen strokes in the 280x280 canvas's pixels
@@ -170,7 +170,7 @@ def test_upload_a_blank_photo_says_no_digit(chromium, tmp_path):
 @pytest.mark.slow
 def test_trained_cnn_reads_a_photo_uploaded_in_the_browser(chromium, seed_protocol_run, real_data_dir, tmp_path):
     """MNIST test digit 0 (a 7) on paper half in shadow, photographed: the page shows what the models saw."""
-    from mnistlab.datasets import load_dataset
+    from mnistlab.data.datasets import load_dataset
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     data, suffix = render_photo(dataset.test_images[0], "shadow", np.random.default_rng(0))

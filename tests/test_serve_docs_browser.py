@@ -1,6 +1,6 @@
 """The API docs page in a real browser, under its content security policy: Swagger UI's scripts and styles run."""
 
-from mnistlab.serve import create_app
+from mnistlab.serve.app import create_app
 from serve_support import live_server, save_untrained_checkpoints
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import ARTIFACTS
-from mnistlab.serve import MAX_DECODE_BYTES, MAX_DECODING
+from mnistlab.serve.app import MAX_DECODE_BYTES, MAX_DECODING
 from serve_support import (memory_kib, png_of_zeros, request_mix, reset_peak_memory, save_untrained_checkpoints,
                            serve_process, with_text_chunks)
 

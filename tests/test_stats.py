@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from mnistlab import stats
-from mnistlab.analysis import compare_models, mean_history, select_disagreements, select_misclassified
-from mnistlab.evaluate import most_confused_pairs, row_normalise
+from mnistlab.evaluation import stats
+from mnistlab.evaluation.analysis import compare_models, mean_history, select_disagreements, select_misclassified
+from mnistlab.evaluation.evaluate import most_confused_pairs, row_normalise
 
 
 def test_t_interval_by_hand():

@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from conftest import make_tiny_arrays
-from mnistlab.checkpoint import load_checkpoint, save_checkpoint
-from mnistlab.config import TrainConfig
-from mnistlab.datasets import Dataset
-from mnistlab.errors import CheckpointError, ConfigError
+from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
+from mnistlab.training.config import TrainConfig
+from mnistlab.data.datasets import Dataset
+from mnistlab.common.errors import CheckpointError, ConfigError
 from mnistlab.models import MODELS, build_model, images_to_tensor, infer
-from mnistlab.runtime import configured_runtime
-from mnistlab.train import split_indices, train
+from mnistlab.training.runtime import configured_runtime
+from mnistlab.data.splits import split_indices
+from mnistlab.training.train import train
 
 
 def tiny_dataset_object(train_size=600, test_size=100) -> Dataset:
@@ -60,11 +61,11 @@ def test_training_learns_and_records_every_epoch():
 
 def test_split_is_stratified_disjoint_and_seeded():
     labels = np.repeat(np.arange(10), 100)
-    train_part, validation_part = split_indices(labels, TrainConfig(seed=3))
+    train_part, validation_part = split_indices(labels, 0.1, seed=3)
     assert len(validation_part) == 100 and not set(train_part) & set(validation_part)
     assert np.bincount(labels[validation_part]).tolist() == [10] * 10
-    again, _ = split_indices(labels, TrainConfig(seed=3))
-    other, _ = split_indices(labels, TrainConfig(seed=4))
+    again, _ = split_indices(labels, 0.1, seed=3)
+    other, _ = split_indices(labels, 0.1, seed=4)
     assert np.array_equal(train_part, again) and not np.array_equal(train_part, other)
 
 
@@ -73,7 +74,7 @@ def test_limit_train_takes_a_seeded_subset():
     labels = np.repeat(np.arange(10), 100)
 
     def subset(seed):
-        train_part, validation_part = split_indices(labels, TrainConfig(limit_train=200, seed=seed))
+        train_part, validation_part = split_indices(labels, 0.1, seed=seed, limit_train=200)
         assert not set(train_part) & set(validation_part)
         return np.sort(np.concatenate([train_part, validation_part])), validation_part
 
@@ -126,7 +127,7 @@ def test_too_small_limit_is_a_config_error():
 
 
 def test_onecycle_schedule_rises_to_the_learning_rate_then_decays():
-    from mnistlab.train import build_optimizer
+    from mnistlab.training.train import build_optimizer
 
     config = TrainConfig(learning_rate=0.01, schedule="onecycle", warmup_fraction=0.25)
     optimizer, scheduler = build_optimizer(build_model("ann"), config, total_steps=100)
@@ -140,7 +141,7 @@ def test_onecycle_schedule_rises_to_the_learning_rate_then_decays():
 
 
 def test_constant_schedule_keeps_the_study_learning_rate():
-    from mnistlab.train import build_optimizer
+    from mnistlab.training.train import build_optimizer
 
     optimizer, scheduler = build_optimizer(build_model("ann"), TrainConfig(), total_steps=10)
     for _ in range(10):
@@ -150,7 +151,7 @@ def test_constant_schedule_keeps_the_study_learning_rate():
 
 
 def test_augmentation_is_seeded_small_and_keeps_the_ink():
-    from mnistlab.train import augment_batch
+    from mnistlab.training.train import augment_batch
 
     images = images_to_tensor(tiny_dataset_object().train_images[:16])
     first = augment_batch(images, torch.Generator().manual_seed(1))
@@ -167,7 +168,7 @@ def test_fused_adam_is_the_plain_adam_update():
 
     import torch.nn.functional as F
 
-    from mnistlab.train import build_optimizer
+    from mnistlab.training.train import build_optimizer
 
     torch.manual_seed(0)
     fast = build_model("cnn")

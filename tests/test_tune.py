@@ -25,9 +25,9 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from synthetic_digits import blobs
 
-from mnistlab.config import read_settings
-from mnistlab.datasets import FILE_NAMES, Dataset
-from mnistlab.idx import encode_idx
+from mnistlab.training.config import read_settings
+from mnistlab.data.datasets import FILE_NAMES, Dataset
+from mnistlab.data.idx import encode_idx
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 QUICK = ["--trials", "8", "--epochs", "3", "--seed", "3"]
@@ -75,7 +75,7 @@ def without_timing(rows: list[dict], *also: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def tuned(learnable_folder, tmp_path_factory):
     """One study of 8 trials x 3 epochs (seed 3), shared by the tests that only read it."""
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     out = tmp_path_factory.mktemp("tuned") / "run"
     assert main(["--quiet", "--threads", "1", "tune", "ann", "--dataset", str(learnable_folder), "--out", str(out),
@@ -165,7 +165,7 @@ class Untouchable:
 
 
 def test_trials_never_read_the_test_split(monkeypatch, tmp_path):
-    from mnistlab import tune as tune_module
+    from mnistlab.tune import search as tune_module
 
     arrays = learnable_arrays()
     poisoned = Dataset("learnable", tuple("0123456789"), arrays["train_images"], arrays["train_labels"],
@@ -320,7 +320,8 @@ def test_ray_with_one_trial_at_a_time_gives_the_local_study(tuned, learnable_fol
 
 POISONED_TUNE = """\
 import sys
-from mnistlab import cli, tune
+from mnistlab.cli import main as cli
+from mnistlab.tune import search as tune
 from test_tune import Untouchable
 
 load = tune.open_dataset

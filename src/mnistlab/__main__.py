@@ -1,5 +1,5 @@
 """`python -m mnistlab` runs the command-line interface."""
 
-from mnistlab.cli import entry
+from mnistlab.cli.main import entry
 
 entry()

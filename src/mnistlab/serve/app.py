@@ -1,0 +1,333 @@
+"""A draw-a-digit page and a JSON API over loaded checkpoints (FastAPI, served by uvicorn).
+
+    mnistlab serve --checkpoints runs/x      # then open http://127.0.0.1:8000/
+
+Endpoints: `GET /` the page (no external resources), `POST /api/predict`,
+`GET /api/models`, `GET /healthz`, OpenAPI at `/docs` and `/openapi.json`.
+Bad input gets a 4xx with `{"error": "..."}` and the server keeps serving:
+bodies over `max_body_bytes` are refused from Content-Length before reading,
+or while streaming, before anything is decoded; images over `max_pixels` or
+whose decoded pixels would take over `max_decode_bytes` are refused from their
+header. At most `max_decoding` images decode at once, so the memory uploads can
+cost is bounded: about max_decoding x (max_decode_bytes + 40 MiB of working
+copies), whatever the number of clients; freed memory goes back to the OS when
+the last decode ends. No endpoint touches a path the client chooses.
+`serve_guard` checks Host and Origin and adds the security headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import functools
+import json
+import os
+import socket
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mnistlab.common.version import __version__
+from mnistlab.common.errors import ConfigError, PreprocessError
+from mnistlab.vision.predict import LoadedModel, load_models, predict_probabilities
+from mnistlab.vision.decode import decode_image
+from mnistlab.vision.preprocess import NO_DIGIT, SIZE, preprocess_image
+from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
+MAX_PIXELS = 16_777_216  # decoded pixels (width x height) per uploaded image: 4096 x 4096
+MAX_DECODE_BYTES = 64 * 1024 * 1024  # bytes an upload's decoded pixels may take: 4096 x 4096 8-bit RGBA
+MAX_DECODING = 2  # uploads decoded at once; others wait their turn (decoding is CPU-bound anyway)
+MAX_JSON_BYTES = 256 * 1024  # bytes; a JSON body of 784 numbers is under 20 kB, so larger ones are refused unparsed
+IMAGE_TYPES = ("image/png", "image/jpeg")  # raw-body content types; the bytes are sniffed, only PNG/JPEG decode
+UPLOAD_FIELD = "image"  # the multipart/form-data file field
+PAGE_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+              "style.css": "text/css; charset=utf-8"}
+PAGE_HEADERS = {  # the page may talk to this server only: no CDN, no third-party anything
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+DOCS_HEADERS = {  # Swagger UI's page starts itself with an inline script; everything it loads comes from here
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+}
+
+PREDICT_BODY_DOC = {  # request body schema for /docs: the endpoint parses the body itself to enforce limits
+    "required": True,
+    "content": {
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "required": [UPLOAD_FIELD], "properties": {
+            UPLOAD_FIELD: {"type": "string", "format": "binary", "description": "a PNG or JPEG file"}}}},
+        "application/json": {"schema": {
+            "description": "an MNIST-style image fed to the models as is: 784 numbers in [0, 1] row by row "
+                           "(or 28 arrays of 28), 0 = background, 1 = ink (white digit on black); "
+                           "divide 0-255 values by 255",
+            "type": "array", "minItems": 784, "maxItems": 784,
+            "items": {"type": "number", "minimum": 0, "maximum": 1}}},
+    },
+}
+
+
+def pixels_from_json(payload) -> np.ndarray:
+    """A JSON value -> (28, 28) uint8; `ValueError` naming what is wrong. Accepts 784 numbers or 28 rows of 28."""
+    if isinstance(payload, dict) and list(payload) == ["pixels"]:
+        payload = payload["pixels"]
+    if isinstance(payload, list) and len(payload) == SIZE and any(isinstance(row, list) for row in payload):
+        for index, row in enumerate(payload):
+            if not isinstance(row, list) or len(row) != SIZE:
+                what = f"{len(row)} items" if isinstance(row, list) else f"a JSON {type(row).__name__}"
+                raise ValueError(f"row {index} has {what}; send 28 rows of 28 numbers, or 784 numbers row by row")
+        values = [value for row in payload for value in row]
+    elif isinstance(payload, list) and len(payload) == SIZE * SIZE:
+        values = payload
+    else:
+        shape = f"an array of {len(payload)} items" if isinstance(payload, list) else f"a JSON {type(payload).__name__}"
+        raise ValueError(f"got {shape}; send a JSON array of 784 numbers (28x28, row by row) or 28 arrays of 28")
+    for index, value in enumerate(values):
+        if type(value) not in (int, float) or not 0 <= value <= 1:  # bool, strings, NaN, infinities fail too
+            raise ValueError(f"pixel {index} is {json.dumps(value)[:20]}; every pixel must be a number in [0, 1] "
+                             "(0 = background, 1 = ink); divide 0-255 values by 255")
+    pixels = np.array(values, dtype=np.float64).reshape(SIZE, SIZE)
+    if pixels.max() == 0:
+        raise ValueError(NO_DIGIT)
+    return np.round(pixels * 255).astype(np.uint8)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None where there is none (musl, macOS)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the OS. glibc keeps it for reuse otherwise: after a burst of large decodes
+    in several threads, idle memory would stay near the burst's peak."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+class DecodeGate:
+    """Uploads decode in a pool of `limit` threads, in turn; when the last one ends and none waits, freed memory
+    is released. Few threads matter as much as few decodes: glibc gives each thread its own heap (arena), and
+    what one thread frees only it reuses, so N decoding threads hold N high-water marks."""
+
+    def __init__(self, limit: int):
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="mnistlab-decode")
+        self.pending = 0
+
+    async def run(self, function, *args):
+        """`function(*args)` in one of the pool's threads, once one is free."""
+        loop = asyncio.get_running_loop()
+        self.pending += 1
+        try:
+            return await loop.run_in_executor(self.pool, function, *args)
+        finally:
+            self.pending -= 1
+            if self.pending == 0:
+                await loop.run_in_executor(self.pool, release_free_memory)
+
+
+def predict_all(models: list[LoadedModel], image: np.ndarray) -> list[dict]:
+    """Every model's class probabilities and top class for one (28, 28) uint8 image, and its "not sure" flag
+    when the checkpoint has a threshold (see `assessment.not_sure_threshold`)."""
+    predictions = []
+    for loaded in models:
+        probabilities = predict_probabilities(loaded.model, image[None])[0]
+        top = int(np.argmax(probabilities))
+        prediction = {"model": loaded.name, "dataset": loaded.dataset, "classes": loaded.class_names,
+                      "probabilities": [round(float(p), 6) for p in probabilities],
+                      "top_class": loaded.class_names[top], "top_probability": round(float(probabilities[top]), 6)}
+        not_sure = loaded.not_sure(float(probabilities[top]))
+        predictions.append(prediction if not_sure is None else {**prediction, "not_sure": not_sure})
+    return predictions
+
+
+DOCS_ASSET_TYPES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+
+
+def _swagger_ui_assets() -> dict[str, bytes]:
+    """Swagger UI's script and style sheet from the swagger-ui-bundle package, read once into memory."""
+    import swagger_ui_bundle
+
+    folder = Path(swagger_ui_bundle.swagger_ui_path)
+    return {name: (folder / name).read_bytes() for name in DOCS_ASSET_TYPES}
+
+
+def create_app(
+    checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_PIXELS,
+    max_decode_bytes: int = MAX_DECODE_BYTES, max_decoding: int = MAX_DECODING,
+    allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS, skipped: list[str] | None = None,
+    device: str = "cpu",
+) -> FastAPI:
+    """The web app for the checkpoints in `checkpoint_paths` (files or run folders), loaded now.
+
+    Requests must name one of `allowed_hosts` in their Host header. With a `skipped` list, a checkpoint that
+    cannot be loaded is skipped and its one-line reason appended there (an error only if none loads).
+    """
+    models = load_models(checkpoint_paths, skipped=skipped, device=device)
+    static = resources.files("mnistlab.serve") / "static"
+    page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
+    docs_assets = _swagger_ui_assets()
+    gate = DecodeGate(max_decoding)
+    app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
+                  description="Predict handwritten digits with mnistlab checkpoints. Errors are `{\"error\": \"...\"}`.")
+    app.openapi_version = "3.0.3"  # the bundled Swagger UI renders OpenAPI 3.0, not FastAPI's default 3.1
+    app.state.models = models
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
+    app.add_middleware(RequestGuard, allowed_hosts=allowed_hosts)  # added last: runs first
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = dict(error.headers or {})
+        if "GET" in headers.get("Allow", "").split(", "):
+            headers["Allow"] += ", HEAD"  # RequestGuard answers HEAD wherever GET exists
+        return error_response(error.status_code, str(error.detail), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, "; ".join(str(item.get("msg")) for item in error.errors()) or "invalid request")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Response:
+        return Response(page["index.html"], media_type=PAGE_FILES["index.html"], headers=PAGE_HEADERS)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static_file(name: str) -> Response:
+        if name not in page:  # a fixed set of names, never a path
+            raise HTTPException(404, f"no static file {name[:40]!r}")
+        return Response(page[name], media_type=PAGE_FILES[name], headers=PAGE_HEADERS)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        # FastAPI's stock /docs loads Swagger UI from a CDN; this one serves the bundled copy, so it works offline.
+        html = get_swagger_ui_html(openapi_url=app.openapi_url, title="mnistlab API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="")
+        html.headers.update(DOCS_HEADERS)
+        return html
+
+    @app.get("/docs-assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        if name not in docs_assets:  # a fixed set of names, never a path
+            raise HTTPException(404, f"no docs asset {name[:40]!r}")
+        return Response(docs_assets[name], media_type=DOCS_ASSET_TYPES[name], headers=PAGE_HEADERS)
+
+    @app.get("/healthz", summary="Liveness: 200 while the server runs")
+    def healthz() -> dict:
+        return {"status": "ok", "models": len(models)}
+
+    @app.get("/api/models", summary="The loaded models: name, dataset, test accuracy, parameters, class names")
+    def list_models() -> dict:
+        return {"models": [loaded.describe() for loaded in models]}
+
+    @app.post("/api/predict", summary="Classify one image with every loaded model", openapi_extra={
+        "requestBody": PREDICT_BODY_DOC})
+    async def predict(request: Request) -> dict:
+        """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style; JSON pixels are used as is.
+
+        Returns `input` (the 784 uint8 pixels the models saw, row by row) and `predictions`, one per model.
+        """
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        limits = (max_pixels, max_decode_bytes)
+        if content_type in IMAGE_TYPES:
+            image = await gate.run(decode_and_preprocess, await request.body(), *limits)
+        elif content_type == "multipart/form-data":
+            async with request.form(max_files=1, max_fields=4) as form:
+                upload = form.get(UPLOAD_FIELD)
+                if not isinstance(upload, UploadFile):
+                    raise HTTPException(422, f"multipart body needs a file field named {UPLOAD_FIELD!r}")
+                data = await upload.read()
+            image = await gate.run(decode_and_preprocess, data, *limits)
+        elif content_type == "application/json":
+            body = await request.body()
+            if len(body) > MAX_JSON_BYTES:
+                raise HTTPException(413, f"JSON body is {len(body):,} bytes, over the limit of {MAX_JSON_BYTES:,}; "
+                                         "send 784 numbers (under 20 kB)")
+            try:
+                payload = json.loads(body)
+            except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, or nesting deeper than Python's stack
+                raise HTTPException(422, f"body is not valid JSON ({type(error).__name__})") from None
+            try:
+                image = pixels_from_json(payload)
+            except ValueError as error:
+                raise HTTPException(422, str(error)) from None
+        else:
+            raise HTTPException(415, f"content type {content_type[:60]!r} is not accepted; send "
+                                     f"{', '.join(IMAGE_TYPES)}, multipart/form-data or application/json")
+        predictions = await run_in_threadpool(predict_all, models, image)
+        return {"input": image.ravel().tolist(), "predictions": predictions}
+
+    return app
+
+
+def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int) -> np.ndarray:
+    """Uploaded bytes -> (28, 28) uint8; only PNG and JPEG decode; `HTTPException` 422 with the reason otherwise."""
+    try:
+        return preprocess_image(decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes))
+    except PreprocessError as error:
+        raise HTTPException(422, str(error)) from None
+
+
+def open_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, so a bad or busy address is a one-line error before anything says "serving"."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is out of range; choose 1 to 65535 (8000 is the default)")
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise ConfigError(f"--host {host!r} is not an address of this machine ({error}); try 127.0.0.1") from None
+    listener = socket.socket(family, kind, protocol)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once after a stop
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --port, "
+                          "or stop the program using it") from None
+    return listener
+
+
+def allowed_hosts_for(host: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The Host names a server bound to `host` answers: the address itself, this machine's loopback names when it
+    listens there (a loopback or wildcard address), and `extra`."""
+    names = [host, *extra]
+    if host in ("0.0.0.0", "::", "") or host in LOOPBACK_HOSTS or host.startswith("127."):
+        names += LOOPBACK_HOSTS
+    return list(dict.fromkeys(names))
+
+
+def run_server(checkpoint_paths: list[str | os.PathLike], host: str = "127.0.0.1", port: int = 8000,
+               allowed_hosts: list[str] | tuple[str, ...] = (), device: str = "cpu") -> None:
+    """Bind host:port, load the checkpoints (skipping bad ones with a warning) and serve until Ctrl-C."""
+    import uvicorn
+
+    listener = open_listener(host, port)
+    try:
+        skipped: list[str] = []
+        hosts = allowed_hosts_for(host, allowed_hosts)
+        app = create_app(checkpoint_paths, allowed_hosts=hosts, skipped=skipped, device=device)
+        for problem in skipped:
+            print(f"mnistlab: warning: skipped {problem}", file=sys.stderr)
+        names = ", ".join(loaded.name for loaded in app.state.models)
+        print(f"mnistlab: serving {names} on http://{host}:{port}/ (API docs: /docs) for Host "
+              f"{', '.join(hosts)}; Ctrl-C stops", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        server.run(sockets=[listener])
+    finally:
+        listener.close()

@@ -1,0 +1,263 @@
+"""The tool's jobs as library functions: compare models into a run folder, train one, evaluate one.
+
+    from mnistlab.study.compare import run_compare
+    metrics = run_compare(["ann", "cnn"], {}, "runs/demo", seeds=[0, 1, 2], placement=plan_placement(workers=2))
+    # seed protocol on MNIST: ANN about 97.4%, CNN about 98.9% test accuracy; the CNN's lead is significant
+
+A comparison is a set of jobs, one per (model, seed); each trains, tests and
+saves its checkpoint and its finished state, so an interrupted run resumes
+job by job (and epoch by epoch within a job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mnistlab.evaluation.analysis import STATISTICS_METHODS, compare_models, summarise_model
+from mnistlab.evaluation.assessment import non_digit_sets, robustness_record
+from mnistlab.evaluation.assessment_summary import summarise_model_assessment, summarise_robustness
+from mnistlab.training.checkpoint import library_versions, load_checkpoint, write_checkpoint
+from mnistlab.training.config import TrainConfig, model_config
+from mnistlab.data.folders import open_dataset
+from mnistlab.data.datasets import Dataset, dataset_record
+from mnistlab.common.errors import ConfigError
+from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor, run_all
+from mnistlab.study.jobs import Job, JobProgress, JobResult, default_devices, job_failed, load_job_context, run_job
+from mnistlab.models import check_model_names
+from mnistlab.reporting.report import write_report
+from mnistlab.runs.arrays import build_run_arrays
+from mnistlab.evaluation.robustness import model_logits_fn
+from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, checkpoint_name, load_finished,
+                                 locked, read_metrics, save_finished, write_metrics, write_plan, write_run_arrays)
+from mnistlab.training.runtime import (device_name, has_native_bf16, job_threads, machine_record,
+                              resolve_device)
+
+
+def default_run_dir(kind: str) -> Path:
+    """`runs/<timestamp>-<kind>` under the current directory."""
+    return Path("runs") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{kind}"
+
+
+def resolve_configs(model_names: Sequence[str], settings: dict,
+                    model_settings: dict[str, dict] | None = None) -> dict[str, TrainConfig]:
+    """Each model's config, resolved once; refuses unknown or repeated names and models on different datasets.
+
+    `model_settings` maps a model to its own settings, which win over the shared `settings`.
+    """
+    check_model_names(list(model_names))
+    repeated = sorted({name for name in model_names if list(model_names).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"model(s) {', '.join(repeated)} given more than once; list each model once")
+    configs = {name: model_config(name, {**settings, **(model_settings or {}).get(name, {})}) for name in model_names}
+    datasets = {config.dataset for config in configs.values()}
+    if len(datasets) > 1:
+        raise ConfigError(f"the models would train on different datasets ({', '.join(sorted(datasets))}); "
+                          f"compare models on one dataset")
+    return configs
+
+
+def plan_placement(workers: int = 1, threads: int | None = None, device: str = "cpu",
+                   ray_address: str | None = None) -> Placement:
+    """Check the `--workers`, `--threads`, `--device` and `--ray` choices and resolve them into a `Placement`.
+
+    `threads=None` means this process's count in turn, or cores / workers side by side.
+    """
+    if workers < 1 or (workers > 1 and ray_address):
+        raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1, and not together with --ray")
+    torch_device = resolve_device(device)
+    return Placement(workers=workers, threads=job_threads(threads, workers, bool(ray_address)),
+                     device=str(torch_device), devices=tuple(default_devices(torch_device, workers)),
+                     ray_address=ray_address)
+
+
+def run_compare(
+    model_names: Sequence[str],
+    settings: dict,
+    out_dir: str | os.PathLike,
+    *,
+    seeds: Sequence[int] | None = None,
+    model_settings: dict[str, dict] | None = None,
+    robustness: bool = False,
+    resume: bool = False,
+    placement: Placement | None = None,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
+
+    `settings` are the user's TrainConfig choices (see `config.read_settings`);
+    each model fills the rest from its recipe, then the study's defaults;
+    `model_settings` maps a model to its own choices, which win over `settings`.
+    `seeds` defaults to the one seed in the config. Every job also scores its
+    calibration (and, on MNIST, its confidence on the non-digit sets found locally);
+    with `robustness`, its accuracy on corrupted, shifted and rotated test images.
+    With `resume`, (model, seed) jobs finished in `out_dir` are not trained again and a
+    half-trained one continues from its last epoch. `placement` (see `plan_placement`)
+    says where the jobs run: in turn here, in local workers or on Ray; for the same
+    threads per job, the numbers are the same every way. The folder is locked while
+    the run writes it. Returns the metrics written to `metrics.json`.
+    """
+    placement = placement or plan_placement()
+    configs = resolve_configs(model_names, settings, model_settings)
+    first = configs[model_names[0]]
+    seeds = list(seeds) if seeds is not None else [first.seed]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f"seeds {seeds} are invalid; give distinct integers >= 0, e.g. --seeds 5 or --seeds 0,1,2")
+    jobs = [Job(name, dataclasses.replace(configs[name], seed=seed), robustness)
+            for name in model_names for seed in seeds]
+    warn_without_native_bf16(configs.values(), torch.device(placement.device))
+    dataset = open_dataset(first.dataset, data_dir, progress=progress)
+    with locked(out_dir) as out_dir:
+        plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums,
+                "threads": placement.threads, "device": torch.device(placement.device).type,
+                "configs": {job_key(job): job.config.to_dict() for job in jobs}}
+        if robustness:
+            plan["robustness"] = True  # only then: plans of plain runs stay as they were
+        finished = resume_finished(out_dir, plan, jobs) if resume else start_plan(out_dir, plan)
+        todo = [job for job in jobs if job_key(job) not in finished]
+        for job, result in run_jobs(todo, dataset, placement, out_dir, data_dir, progress):
+            finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)  # saved at once
+        metrics = summarise_run(model_names, seeds, configs, dataset, finished, torch.device(placement.device))
+        write_run_arrays(out_dir, build_run_arrays(
+            dataset.test_labels, stacked_outputs(finished, model_names, seeds, "predicted"),
+            stacked_outputs(finished, model_names, seeds, "confidence"), dataset.test_images,
+            stacked_outputs(finished, model_names, seeds, "log_probabilities")))
+        write_metrics(out_dir, metrics)
+        write_report(out_dir, metrics)
+    return metrics
+
+
+def start_plan(out_dir: Path, plan: dict) -> dict:
+    """A new run: write its plan; nothing is finished yet."""
+    write_plan(out_dir, plan)
+    return {}
+
+
+def resume_finished(out_dir: Path, plan: dict, jobs: list[Job]) -> dict:
+    """A resumed run: check it is the same plan; return its finished jobs (job key -> (record, outputs))."""
+    check_plan(out_dir, plan)
+    finished = {}
+    for job in jobs:
+        done = load_finished(out_dir, job.model_name, job.config.seed)
+        if done is not None and "log_probabilities" in done[1]:  # older runs kept no probabilities: redo
+            finished[job_key(job)] = done
+    return finished
+
+
+def run_jobs(jobs: list[Job], dataset: Dataset, placement: Placement, out_dir: Path, data_dir,
+             progress: bool) -> Iterator[tuple[Job, JobResult]]:
+    """Run `jobs` where `placement` says; yield each (job, result) as it finishes.
+
+    In this process a job shows per-epoch progress bars; side by side, one line per finished job.
+    """
+    if not jobs:
+        return
+    in_process = placement.workers == 1 and not placement.ray_address
+    context = {"dataset": dataset, "device": placement.device, "progress": progress and in_process,
+               "non_digits": non_digit_sets(dataset.name, data_dir) if placement.workers == 1 else {}}
+    loader = ContextLoader(load_job_context, (jobs[0].config.dataset, data_dir))  # a name or the user's folder
+    tracker = JobProgress(len(jobs), placement.workers, progress and not in_process)
+    with open_executor(placement, context, loader, "finished jobs are kept, continue with --resume") as executor:
+        tasks = [(job, run_job, (job, str(out_dir))) for job in jobs]
+        try:
+            for job, result in run_all(executor, tasks, on_start=tracker.start):
+                tracker.finish(job, executor.running())
+                yield job, result
+        except TaskFailed as failure:
+            raise job_failed(failure.key, failure.cause) from None
+
+
+def stacked_outputs(finished: dict, model_names, seeds, key: str) -> dict[str, np.ndarray]:
+    """Per model, one finished output `key` of every seed stacked: (S, N, ...)."""
+    return {name: np.stack([finished[f"{name}-seed{seed}"][1][key] for seed in seeds]) for name in model_names}
+
+
+def job_key(job: Job) -> str:
+    """A job's name in the plan and the state folder: `<model>-seed<N>`."""
+    return f"{job.model_name}-seed{job.config.seed}"
+
+
+def save_job(out_dir: Path, job: Job, result: JobResult, several_seeds: bool) -> tuple[dict, dict]:
+    """Write a finished job's checkpoint, then mark it finished; return (record, outputs) as `load_finished` does."""
+    checkpoint = checkpoint_name(job.model_name, job.config.seed, several_seeds)
+    write_checkpoint(out_dir / checkpoint, result.checkpoint)
+    record = {**result.record, "checkpoint": checkpoint}
+    save_finished(out_dir, job.model_name, job.config.seed, record, result.outputs)
+    return record, result.outputs
+
+
+def warn_without_native_bf16(configs, device) -> None:
+    """bf16 autocast without hardware bf16 runs, but slower than fp32: say so once."""
+    if any(config.precision == "bf16" for config in configs) and not has_native_bf16(device):
+        warnings.warn(f"{device_name(device)} has no native bfloat16 (AVX512_BF16 or AMX on a CPU); "
+                      f"--precision bf16 will be slower than fp32 here", stacklevel=3)
+
+
+def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: Dataset, finished: dict,
+                  device: torch.device) -> dict:
+    """metrics.json of a run from its finished jobs: per model over seeds, pairwise comparisons, provenance."""
+    labels = dataset.test_labels
+    predicted = stacked_outputs(finished, model_names, seeds, "predicted")
+    records = {name: [finished[f"{name}-seed{seed}"][0] for seed in seeds] for name in model_names}
+    models = {}
+    for name in model_names:
+        models[name] = summarise_model(records[name], labels, predicted[name], dataset.class_names)
+        models[name]["config"] = dataclasses.replace(configs[name], seed=seeds[0]).to_dict()
+        models[name].update(summarise_model_assessment(
+            records[name], [finished[f"{name}-seed{seed}"][1] for seed in seeds], labels))
+    first_record = records[model_names[0]][0]
+    robustness = {}
+    if "robustness" in first_record:
+        robustness["robustness"] = summarise_robustness(
+            model_names, seeds, {name: [record["robustness"] for record in records[name]] for name in model_names},
+            stacked_outputs(finished, model_names, seeds, "corruption_correct"))
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seeds": seeds,
+        "dataset": dataset_record(dataset, first_record["train_size"], first_record["validation_size"]),
+        "machine": machine_record(device),
+        "versions": library_versions(),
+        "models": models,
+        "statistics": STATISTICS_METHODS,
+        "comparisons": compare_models(list(model_names), seeds, labels.astype(np.uint8), predicted),
+        "predictions": PREDICTIONS_FILE,
+        **robustness,
+    }
+
+
+def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
+                   device: str = "cpu") -> dict:
+    """Score a finished run's checkpoints as `compare --robustness` does; rewrite metrics.json and the report.
+
+    Each (model, seed) checkpoint is tested on the corrupted, shifted and rotated
+    test images of the run's dataset (checked against the run's checksums).
+    """
+    with locked(run_dir) as run_dir:
+        metrics = read_metrics(run_dir)
+        dataset = open_dataset(metrics["dataset"]["name"], data_dir, progress=progress)
+        if dataset.checksums != metrics["dataset"]["checksums"]:
+            raise ConfigError(f"{run_dir}: its dataset {metrics['dataset']['name']!r} differs from the copy found "
+                              f"now (checksums); pass --data-dir with the copy the run used")
+        names, seeds, labels = list(metrics["models"]), metrics["seeds"], dataset.test_labels.astype(np.int64)
+        correct = {name: [] for name in names}
+        for name in names:
+            for record in tqdm(metrics["models"][name]["seeds"], desc=f"robustness {name}", disable=not progress):
+                model, state = load_checkpoint(run_dir / record["checkpoint"])
+                logits_fn = model_logits_fn(model.to(resolve_device(device)), state["config"].get("precision", "fp32"))
+                record["robustness"], rows = robustness_record(logits_fn, dataset.test_images, labels)
+                correct[name].append(rows)
+        metrics["robustness"] = summarise_robustness(
+            names, seeds, {name: [record["robustness"] for record in metrics["models"][name]["seeds"]] for name in names},
+            {name: np.stack(rows) for name, rows in correct.items()})
+        write_metrics(run_dir, metrics)
+        write_report(run_dir, metrics)
+    return metrics

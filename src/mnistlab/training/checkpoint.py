@@ -1,0 +1,119 @@
+"""Self-describing checkpoints: weights plus everything needed to rebuild and trust them.
+
+A checkpoint is a `torch.save` dict of plain types and tensors, so it loads with
+`weights_only=True` (no arbitrary code runs when a checkpoint is opened).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mnistlab.common.version import __version__
+from mnistlab.common.atomic import atomic_path
+from mnistlab.common.errors import CheckpointError
+from mnistlab.models import MODELS, NUM_CLASSES, build_model
+
+FORMAT_VERSION = 1
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that can change a run's numbers, recorded with every run."""
+    return {
+        "mnistlab": __version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def checkpoint_contents(model: nn.Module, model_name: str, config: dict, dataset: dict, metrics: dict) -> dict:
+    """What a checkpoint holds: CPU weights and the records that describe them (plain types, for weights_only)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_name": model_name,
+        "model_arguments": {},  # registered models are built with their defaults; kept for the format
+        "state_dict": {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()},
+        "config": config,
+        "dataset": dataset,
+        "metrics": metrics,
+        "versions": library_versions(),
+    }
+
+
+def write_checkpoint(path: str | os.PathLike, contents: dict) -> None:
+    """Write `checkpoint_contents` to `path` atomically."""
+    with atomic_path(path) as temporary:
+        torch.save(contents, temporary)
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, model_name: str, config: dict, dataset: dict, metrics: dict
+) -> None:
+    """Write a checkpoint atomically. `dataset` holds its name, class names and payload checksums."""
+    write_checkpoint(path, checkpoint_contents(model, model_name, config, dataset, metrics))
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """Rebuild the model from a checkpoint; return (model in eval mode, the checkpoint dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file; pass the .pt file a training run wrote")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types (pickle, zip, runtime) for a bad file
+        raise CheckpointError(
+            f"{path}: not a readable mnistlab checkpoint ({type(error).__name__}); train again or pass another file"
+        ) from None
+    check_fields(state, path)
+    model = build_model(state["model_name"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except (RuntimeError, TypeError, AttributeError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: weights do not fit model {state['model_name']!r} ({first_line[:200]})") from None
+    return model.eval(), state
+
+
+def check_fields(state, path: Path) -> None:
+    """Raise `CheckpointError` naming the first field that is missing or wrong, before anything is built.
+
+    A file that passes `weights_only` can still hold any dicts, lists and tensors,
+    so every field the loaders use is checked for type and range here.
+    """
+    def fail(problem: str):
+        raise CheckpointError(f"{path}: not a valid mnistlab checkpoint ({problem}); train again or pass another file")
+
+    if not isinstance(state, dict) or type(state.get("format_version")) is not int \
+            or state["format_version"] != FORMAT_VERSION:
+        fail(f"format version {FORMAT_VERSION} expected")
+    name = state.get("model_name")
+    if not isinstance(name, str) or name not in MODELS:
+        raise CheckpointError(
+            f"{path}: model {str(name)[:60]!r} is not registered in this mnistlab; known: {', '.join(MODELS)}")
+    arguments = state.get("model_arguments", {})
+    if not isinstance(arguments, dict) or arguments:
+        fail("model_arguments must be empty: registered models are built with their own sizes")
+    weights = state.get("state_dict")
+    if not isinstance(weights, dict) or not all(isinstance(key, str) and isinstance(value, torch.Tensor)
+                                                for key, value in weights.items()):
+        fail("state_dict must map parameter names to tensors")
+    dataset = state.get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("name", ""), str):
+        fail("dataset must be a dict, its name a string")
+    class_names = dataset.get("class_names", ["0"])
+    if not (isinstance(class_names, list) and 1 <= len(class_names) <= NUM_CLASSES
+            and all(isinstance(label, str) and len(label) <= 100 for label in class_names)):
+        fail(f"dataset class_names must be 1 to {NUM_CLASSES} short strings")
+    for field in ("config", "metrics"):
+        if not isinstance(state.get(field), dict):
+            fail(f"{field} must be a dict")
+    for key in ("test_accuracy", "not_sure_threshold"):
+        value = state["metrics"].get(key)
+        if value is not None and not (isinstance(value, float) and 0 <= value <= 1):
+            fail(f"metrics {key} must be a fraction")

@@ -1,0 +1,245 @@
+"""Predict digits in image files with trained checkpoints: preprocessing, probabilities, top-k.
+
+    mnistlab predict runs/x/cnn.pt my-digit.jpg photos/ 'scans/*.png' --top-k 3 --show-input seen/
+
+Each image goes through `preprocess` (MNIST-style 28x28) and the model; a file
+that cannot be read gets its own one-line error while the others still get
+predictions.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from mnistlab.common.atomic import atomic_path
+from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.common.errors import CheckpointError, ConfigError, PreprocessError
+from mnistlab.models import count_parameters, images_to_tensor, infer
+from mnistlab.vision.decode import MAX_PIXELS
+from mnistlab.vision.preprocess import preprocess
+from mnistlab.training.runtime import resolve_device
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint ready to predict: its display name, the model in eval mode, and what it says about itself."""
+
+    name: str  # unique among the loaded models: the model name, or "<model>@<run folder>" on a clash
+    model: nn.Module
+    class_names: list[str]
+    dataset: str
+    test_accuracy: float | None  # as measured when the checkpoint was written; None if it was never tested
+    params: int
+    path: Path
+    not_sure_threshold: float | None = None  # top probability below which a prediction is "not sure"; None if unknown
+
+    def describe(self) -> dict:
+        """Plain-JSON summary (no weights)."""
+        return {"name": self.name, "dataset": self.dataset, "test_accuracy": self.test_accuracy,
+                "params": self.params, "class_names": self.class_names, "checkpoint": self.path.name}
+
+    def not_sure(self, top_probability: float) -> bool | None:
+        """Is a prediction with this top probability "not sure"? None when the checkpoint has no threshold."""
+        return None if self.not_sure_threshold is None else bool(top_probability < self.not_sure_threshold)
+
+
+@dataclass
+class ImagePrediction:
+    """One image's outcome: the 28x28 input the model saw and its top classes, or the reason it failed."""
+
+    source: str
+    image: np.ndarray | None = None  # (28, 28) uint8
+    top: list[tuple[str, float]] = field(default_factory=list)  # (class name, probability), most likely first
+    error: str | None = None
+    not_sure: bool | None = None  # top probability below the checkpoint's threshold; None without one
+
+    def to_dict(self) -> dict:
+        """Plain JSON: the image path, its top classes, the error (None when it was classified), and `not_sure`
+        when the checkpoint has a threshold."""
+        result = {"image": self.source, "top": [{"class": name, "probability": p} for name, p in self.top],
+                  "error": self.error}
+        return result if self.not_sure is None else {**result, "not_sure": self.not_sure}
+
+
+def find_checkpoints(paths: list[str | os.PathLike]) -> list[Path]:
+    """Checkpoint files from files and folders (a folder gives its *.pt files, sorted)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(path.glob("*.pt"))
+            if not inside:
+                raise CheckpointError(f"{path}: folder holds no .pt checkpoints; pass a run folder or .pt files")
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CheckpointError(f"{path}: no such checkpoint file or folder; pass a run folder or .pt files")
+    if not found:
+        raise CheckpointError("no checkpoints given; pass a run folder or .pt files")
+    return found
+
+
+def load_model(path: str | os.PathLike, name: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Load one checkpoint file for prediction on `device`; `name` defaults to its model name."""
+    model, state = load_checkpoint(path)
+    model.to(resolve_device(device))
+    metrics = state.get("metrics") or {}
+    dataset = state.get("dataset") or {}
+    return LoadedModel(
+        name=name or state["model_name"], model=model,
+        class_names=[str(label) for label in dataset.get("class_names") or range(10)],
+        dataset=str(dataset.get("name", "unknown")), test_accuracy=metrics.get("test_accuracy"),
+        params=count_parameters(model),
+        path=Path(path), not_sure_threshold=metrics.get("not_sure_threshold"),
+    )
+
+
+def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None,
+                device: str = "cpu") -> list[LoadedModel]:
+    """Load every checkpoint in `paths` (files or folders) with a unique display name each.
+
+    With a `skipped` list, a checkpoint that cannot be loaded is left out and its one-line reason appended there;
+    `CheckpointError` only when none loads. Without it, the first bad checkpoint raises.
+    """
+    loaded: list[LoadedModel] = []
+    for path in find_checkpoints(paths):
+        try:
+            model = load_model(path, device=device)
+        except CheckpointError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
+            continue
+        taken = {other.name for other in loaded}
+        if model.name in taken:
+            model.name = f"{model.name}@{path.resolve().parent.name}"
+        if model.name in taken:
+            model.name = f"{model.name}/{path.name}"
+        loaded.append(model)
+    if not loaded:
+        raise CheckpointError(f"none of the checkpoints could be loaded: {'; '.join(skipped or [])}")
+    return loaded
+
+
+def predict_probabilities(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> class probabilities (N, classes), float64 rows summing to 1."""
+    logits = infer(model, images_to_tensor(images))
+    return torch.softmax(logits.double(), dim=1).numpy()
+
+
+def top_classes(probabilities: np.ndarray, class_names: list[str], top_k: int) -> list[tuple[str, float]]:
+    """The `top_k` most likely (class name, probability) of one image's probabilities, most likely first."""
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    return [(class_names[index], float(probabilities[index])) for index in order]
+
+
+def expand_image_paths(patterns: list[str]) -> list[tuple[str, str | None]]:
+    """Files, folders (their image files, sorted) and globs -> (path, problem or None) pairs; a folder that is empty
+    or cannot be listed, and a glob that matches nothing, come back with their problem, to be reported in place."""
+    paths: list[tuple[str, str | None]] = []
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            try:
+                inside = sorted(str(path) for path in Path(pattern).iterdir()
+                                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError as error:  # permission denied, an I/O error, a folder removed meanwhile
+                reason = "permission denied" if isinstance(error, PermissionError) else error.strerror
+                paths.append((pattern, f"{pattern}: cannot list this folder ({reason}); check its permissions"))
+                continue
+            paths.extend((path, None) for path in inside)
+            if not inside:
+                paths.append((pattern, f"{pattern}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})"))
+        elif not os.path.exists(pattern) and glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            paths.extend((path, None) for path in matches)
+            if not matches:
+                paths.append((pattern, f"{pattern}: no files match this pattern"))
+        else:
+            paths.append((pattern, None))
+    return paths
+
+
+def predict_files(
+    loaded: LoadedModel, patterns: list[str], top_k: int = 3, max_pixels: int = MAX_PIXELS
+) -> list[ImagePrediction]:
+    """Preprocess and classify every image in `patterns`; failures are recorded per image, never raised."""
+    if not 1 <= top_k <= len(loaded.class_names):
+        raise ConfigError(f"--top-k {top_k} is out of range; choose 1 to {len(loaded.class_names)}")
+    results = []
+    for source, problem in expand_image_paths(patterns):
+        result = ImagePrediction(source, error=problem)
+        if problem is None:
+            try:
+                result.image = preprocess(source, max_pixels)
+            except PreprocessError as error:  # the message starts with the path
+                result.error = str(error)
+        results.append(result)
+    done = [result for result in results if result.image is not None]
+    if done:
+        probabilities = predict_probabilities(loaded.model, np.stack([result.image for result in done]))
+        for result, row in zip(done, probabilities):
+            result.top = top_classes(row, loaded.class_names, top_k)
+            result.not_sure = loaded.not_sure(float(row.max()))
+    return results
+
+
+def prepare_input_folder(folder: str | os.PathLike) -> Path:
+    """Create the `--show-input` folder before any work, so a path that is a file or cannot be written to is a
+    one-line error now rather than after every image was predicted."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--show-input {folder}: is a file, not a folder; pass a folder to save the inputs in")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--show-input {folder}: cannot create this folder ({error.strerror}); "
+                          "pass a folder you can write to") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--show-input {folder}: folder is not writable; pass a folder you can write to")
+    return folder
+
+
+def save_inputs(results: list[ImagePrediction], folder: str | os.PathLike) -> list[Path]:
+    """Save each preprocessed 28x28 input as <folder>/<image name>.png (numbered on a clash); return the paths."""
+    folder = Path(folder)
+    saved: list[Path] = []
+    for result in results:
+        if result.image is None:
+            continue
+        stem = Path(result.source).stem
+        path, number = folder / f"{stem}.png", 2
+        while path in saved:
+            path, number = folder / f"{stem}-{number}.png", number + 1
+        try:
+            with atomic_path(path) as temporary:
+                Image.fromarray(result.image).save(temporary, format="PNG")
+        except OSError as error:  # disk full, the folder removed meanwhile
+            raise ConfigError(f"--show-input {folder}: cannot write {path.name} ({error.strerror}); "
+                              "free some space or pass another folder") from None
+        saved.append(path)
+    return saved
+
+
+def format_table(results: list[ImagePrediction]) -> str:
+    """The terminal table: one row per predicted image, its top classes with probabilities in %."""
+    rows = [result for result in results if result.error is None]
+    if not rows:
+        return ""
+    width = max(len("image"), *(len(result.source) for result in rows))
+    top_k = len(rows[0].top)
+    header = f"{'image':<{width}}  " + "  ".join(f"{f'top-{rank + 1}':>12}" for rank in range(top_k))
+    lines = [header]
+    for result in rows:
+        cells = "  ".join(f"{name:>4} {100 * probability:6.2f}%" for name, probability in result.top)
+        lines.append(f"{result.source:<{width}}  {cells}" + ("  not sure" if result.not_sure else ""))
+    return "\n".join(lines)

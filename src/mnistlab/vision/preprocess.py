@@ -1,0 +1,264 @@
+"""Turn any reasonable image into an MNIST-style input: 28x28 uint8, white digit on black.
+
+MNIST digits are white on black, scaled so the longest side of the ink fills a
+20x20 box (with anti-aliasing), and pasted into 28x28 with their centre of mass
+at the centre. A digit drawn on a large white canvas or photographed on paper
+is none of these, and a model fed the raw pixels guesses. The steps here redo
+the MNIST authors' normalisation on any image:
+
+1. decode within a memory budget and flatten to gray in [0, 1] (`image_decode`);
+2. polarity and background: the paper's brightness is estimated at every pixel (a
+   grey closing wider than any stroke, on a small copy), so a sheet lit unevenly or
+   half in shadow is still paper; the ink's strength is its departure from it;
+3. threshold at half the ink's peak, clear of the paper's noise; keep the heaviest
+   connected component and those near it (a 5 or a 7 can be two strokes), dropping
+   specks and lines that cross the image; keep the ink's gray levels around them;
+4. crop to the digit and bring the stroke width, measured with a distance transform,
+   into MNIST's range (a 1-pixel pen line on a big canvas would vanish when shrunk);
+5. scale the longest side to 20 px keeping the aspect ratio (area averaging);
+6. paste into 28x28 with the centre of mass at the centre.
+
+    >>> from mnistlab.vision.preprocess import preprocess
+    >>> preprocess("my-digit.jpg").shape   # (28, 28) uint8, ready for models.images_to_tensor
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from mnistlab.common.errors import PreprocessError
+from mnistlab.vision.decode import MAX_PIXELS, decode_image, image_to_gray, read_image_bytes, shrink
+
+STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
+MIN_STROKE, MAX_STROKE = 7.5, 14.5  # px at STROKE_SIZE; the middle 80% of MNIST test digits lie in this range
+STROKE_TARGET = 10.0  # px at STROKE_SIZE; MNIST's median; strokes outside the range above are moved to it
+BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
+BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
+UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
+LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
+MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
+BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
+NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
+FAINT_SHARE = 0.5  # of the ink threshold; weaker values are paper, stronger ones ramp up to the ink's peak
+EDGE_MARGIN = 2  # px at work scale; anti-aliased edges kept around the thresholded strokes
+FAINT_REACH = 0.1  # of the digit's size; faint strokes joined to it are kept this far beyond its strong ink
+LINE_SPAN = 0.9  # share of the image's height or width; a component this long may be a ruled line or a crease
+RULING_DIAGONALS = (1.5, 6.0)  # such a component's stroke length in box diagonals: under or over this is a line or grid
+RULING_WIDTH = 0.02  # of the image's shorter side; printed lines and creases are thinner, a tightly cropped 1 or 7 is not
+MIN_DIGIT_PIXELS = 20  # px at work scale (or 0.5% of a small image); a smaller main component is a speck
+NEAR_SHARE = 0.3  # of the main component's longest side; other components within this reach may be the digit's
+SPECK_SHARE = 0.03  # of the main component's ink; lighter components are specks
+DIGIT_BOX = 20  # px; the longest side of the digit in an MNIST image
+SIZE = 28  # px; MNIST images are SIZE x SIZE
+CENTRE = (14.0, 14.0)  # (row, column) where the centre of mass lands, as in MNIST (pixel-index coordinates)
+
+NO_DIGIT = "no digit found: the image is blank or has too little contrast; draw or photograph one digit, dark on light or light on dark"
+
+
+def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The paper's brightness at each pixel (H, W), and whether the ink is darker than the paper.
+
+    A grey closing (max then min filter) wider than any pen stroke erases dark strokes but keeps what varies
+    slowly or in steps: gradients, vignetting, shadow edges; an opening does the same for light strokes. Both are
+    computed on a copy area-averaged to BACKGROUND_SIZE px (fast, and it averages out sensor noise). The
+    polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse tail on the
+    dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
+    """
+    small = shrink(gray, BACKGROUND_SIZE)
+    size = max(3, round(BACKGROUND_KERNEL * max(small.shape)))
+    # padded by odd reflection, which continues a gradient past the border; a mirror or a copied edge would make
+    # a valley or a plateau there, and the closing would fill it with a brighter paper than the border's
+    pad = size // 2 + 1
+    padded = np.pad(small, pad, mode="reflect", reflect_type="odd")
+    closed = ndimage.grey_closing(padded, size=size)[pad:-pad, pad:-pad]
+    opened = ndimage.grey_opening(padded, size=size)[pad:-pad, pad:-pad]
+    residual = small - ndimage.gaussian_filter(small, sigma=max(size / 4, 5.0))  # polarity-neutral: ink is the sparse tail
+    spread = max(float(residual.std()), 1e-6)
+    dark_ink = float(np.mean(residual ** 3)) / spread ** 3 < LIGHT_INK_SKEW
+    background = ndimage.uniform_filter(closed if dark_ink else opened, size=3)
+    if float(np.ptp(background)) < UNIFORM_SPREAD:  # an even canvas: one level is exact, a map only adds error
+        background = np.full_like(background, float(np.median(background)))
+    full = Image.fromarray(background.astype(np.float32)).resize(gray.shape[::-1], Image.Resampling.BILINEAR)
+    return np.asarray(full, dtype=np.float32), dark_ink
+
+
+def ink_strength(gray: np.ndarray) -> np.ndarray:
+    """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper.
+
+    Dark ink is measured as a fraction of the local paper brightness (light and paper multiply, so a stroke in a
+    shadow keeps its contrast); light ink as a difference from the local background.
+    """
+    background, dark_ink = estimate_background(gray)
+    if dark_ink:
+        return np.clip(1.0 - gray / np.maximum(background, 0.05), 0.0, 1.0)
+    return np.clip(gray - background, 0.0, 1.0)
+
+
+def ink_threshold(strength: np.ndarray) -> float:
+    """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
+    least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
+
+    Otsu's threshold is the textbook choice, but on ruled or squared paper with a small digit the lines'
+    pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
+    """
+    sample = strength[::4, ::4]
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    floor = max(NOISE_SIGMAS * noise, MIN_CONTRAST / 2)
+    peak = float(strength.max())
+    if peak < max(MIN_CONTRAST, BLANK_FLOORS * floor):  # nothing stands out from the paper's texture and noise
+        raise PreprocessError(NO_DIGIT)
+    return max(0.5 * peak, floor)
+
+
+def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """The digit's pixels (H, W) bool: the heaviest connected component and the heavy ones near it.
+
+    Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, and components that
+    touch the frame (the sheet's edge, the table beyond it) when one inside the frame carries at least
+    SPECK_SHARE of the heaviest's ink (a tight crop has only specks inside); then specks under SPECK_SHARE of
+    the heaviest component's ink and components away from its box.
+    """
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        raise PreprocessError(NO_DIGIT)
+    boxes = ndimage.find_objects(labels)
+    mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]  # ink per component
+    height, width = mask.shape
+    for number, (rows, cols) in enumerate(boxes):
+        if rows.stop - rows.start >= LINE_SPAN * height or cols.stop - cols.start >= LINE_SPAN * width:
+            mass[number] *= not _is_ruling(labels[rows, cols] == number + 1, RULING_WIDTH * min(height, width))
+    touches = np.array([rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
+                        for rows, cols in boxes])
+    if mass[~touches].max(initial=0) >= SPECK_SHARE * mass.max():  # a digit inside: the rest is the sheet's edge
+        mass[touches] = 0
+    main = int(np.argmax(mass))
+    if mass[main] <= 0 or np.count_nonzero(labels[boxes[main]] == main + 1) < min(MIN_DIGIT_PIXELS, mask.size // 200):
+        raise PreprocessError(NO_DIGIT)  # specks of noise or paper texture are not a digit
+    box = np.array([[b.start for b in boxes[main]], [b.stop for b in boxes[main]]])  # [[top, left], [bottom, right]]
+    reach = NEAR_SHARE * float(np.max(box[1] - box[0]))
+    starts = np.array([[b.start for b in rows_cols] for rows_cols in boxes])  # (count, 2)
+    stops = np.array([[b.stop for b in rows_cols] for rows_cols in boxes])
+    heavy = (mass >= SPECK_SHARE * mass[main]) & (mass > 0)
+    keep = np.zeros(count, dtype=bool)
+    keep[main] = True
+    while True:  # grow the digit by the components near it; light ones only where they touch its box
+        margin = np.where(heavy, reach, 2.0)[:, None]
+        near = np.all((starts < box[1] + margin) & (stops > box[0] - margin), axis=1) & (mass > 0)
+        if not (near & ~keep).any():
+            break
+        keep |= near
+        box = np.array([starts[keep].min(axis=0), stops[keep].max(axis=0)])
+    keep = np.flatnonzero(keep) + 1
+    return np.isin(labels, keep)
+
+
+def _is_ruling(component: np.ndarray, widest: float) -> bool:
+    """Whether a component that crosses the image (bool, cropped to its box) is a printed line, a crease or a grid
+    rather than a digit: its strokes are thinner than `widest` px and their total length (area / stroke width) is
+    about its box's diagonal (one line) or many times it (a grid); a digit's strokes run two to four diagonals."""
+    width = stroke_width(component)
+    diagonals = np.count_nonzero(component) / max(width, 1.0) / math.hypot(*component.shape)
+    return width < widest and (diagonals < RULING_DIAGONALS[0] or diagonals > RULING_DIAGONALS[1])
+
+
+def isolate_ink(gray: np.ndarray) -> np.ndarray:
+    """Gray (H, W) -> the digit's ink (h, w) in [0, 1], 0 = background, cropped to the digit with anti-aliased
+    gray levels kept: background flattened, ink thresholded, clutter dropped."""
+    strength = ink_strength(gray)
+    threshold = ink_threshold(strength)
+    digit = select_digit(strength > threshold, strength)
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    margin = EDGE_MARGIN + round(FAINT_REACH * max(rows[-1] - rows[0], cols[-1] - cols[0]))
+    top, left = max(rows[0] - margin, 0), max(cols[0] - margin, 0)
+    window = (slice(top, rows[-1] + margin + 1), slice(left, cols[-1] + margin + 1))
+    strength, digit = strength[window], digit[window]
+    peak = float(np.percentile(strength[digit], 90))
+    floor = FAINT_SHARE * threshold
+    ink = np.clip((strength - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
+    faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))  # hysteresis: faint ink joined to the strokes
+    support = np.isin(faint, np.unique(faint[digit])) | ndimage.binary_dilation(digit, iterations=EDGE_MARGIN)
+    return crop_to_ink(ink * support)
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """The smallest rectangle holding every nonzero pixel."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        raise PreprocessError(NO_DIGIT)
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def _resize(values: np.ndarray, longest: int) -> np.ndarray:
+    """Resize (H, W) keeping the aspect ratio so the longest side is `longest`; area averaging when shrinking."""
+    height, width = values.shape
+    scale = longest / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(values.astype(np.float32)).resize(size, method), dtype=np.float32)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of a binary image, from its distance transform: across a stroke of width w
+    the distance to the paper runs 1, 2, ..., w/2, ..., 2, 1, whose mean is about (w + 2) / 4."""
+    if not mask.any():
+        return 0.0
+    return 4.0 * float(ndimage.distance_transform_edt(mask)[mask].mean()) - 2.0
+
+
+def normalise_strokes(ink: np.ndarray) -> np.ndarray:
+    """Cropped ink -> ink at STROKE_SIZE; a stroke width outside MNIST's range (MIN_STROKE..MAX_STROKE) is moved
+    to STROKE_TARGET by a grey dilation or erosion with a disc (a round pen)."""
+    work = _resize(ink, STROKE_SIZE)
+    strong = np.percentile(work[work > 0.02], 90) if np.count_nonzero(work > 0.02) else work.max()
+    work = np.clip(work / max(float(strong), 1e-6), 0.0, 1.0)  # a thin line shrunk from a big canvas is faint
+    width = stroke_width(work > 0.5)
+    if width < MIN_STROKE:
+        work = ndimage.grey_dilation(work, footprint=_disc(STROKE_TARGET - width))
+    elif width > MAX_STROKE:
+        thinner = ndimage.grey_erosion(work, footprint=_disc(width - STROKE_TARGET))
+        if np.count_nonzero(thinner > 0.5) >= 0.3 * np.count_nonzero(work > 0.5):  # never erase a blob
+            work = thinner
+    return work
+
+
+def _disc(diameter: float) -> np.ndarray:
+    """A disc footprint of odd size about `diameter` px: moves each edge of a stroke by diameter / 2."""
+    radius = max(1, round(diameter / 2))
+    rows, cols = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    return rows ** 2 + cols ** 2 <= radius ** 2 + radius
+
+
+def center_by_mass(digit: np.ndarray) -> np.ndarray:
+    """Paste (h, w) with h, w <= 28 into 28x28 so its centre of mass lies at CENTRE (clamped to stay in frame)."""
+    height, width = digit.shape
+    total = float(digit.sum())
+    row_mass = float(digit.sum(axis=1) @ np.arange(height)) / total
+    col_mass = float(digit.sum(axis=0) @ np.arange(width)) / total
+    top = min(max(round(CENTRE[0] - row_mass), 0), SIZE - height)
+    left = min(max(round(CENTRE[1] - col_mass), 0), SIZE - width)
+    canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
+    canvas[top:top + height, left:left + width] = digit
+    return canvas
+
+
+def preprocess_image(image: Image.Image) -> np.ndarray:
+    """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit."""
+    ink = isolate_ink(image_to_gray(image))
+    digit = _resize(normalise_strokes(ink), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
+    digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)
+    return np.round(center_by_mass(digit) * 255.0).astype(np.uint8)
+
+
+def preprocess(source: bytes | str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Image bytes or a file path -> MNIST-style (28, 28) uint8. Raises `PreprocessError` with a one-line reason."""
+    if isinstance(source, (bytes, bytearray)):
+        return preprocess_image(decode_image(bytes(source), max_pixels))
+    try:
+        return preprocess_image(decode_image(read_image_bytes(source), max_pixels))
+    except PreprocessError as error:
+        raise PreprocessError(f"{source}: {error}") from None
