@@ -1,0 +1,60 @@
+"""The public Python API, re-exported by `mnistlab` itself: what a notebook or script needs, nothing internal.
+
+    import mnistlab as ml
+    run = ml.compare(["ann", "cnn"], seeds=2, epochs=1, limit_train=3000)
+    print(run.table())
+    model = ml.load(run.checkpoints["cnn"][0])
+    model.predict(ml.load_dataset("mnist").test_images[:5])
+
+Every call sets the thread count and deterministic kernels for its own duration and restores them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mnistlab.api.classifier import Classifier, as_images, load
+from mnistlab.api.study import Run, TrainedModel, compare, train
+from mnistlab.data.datasets import Dataset
+from mnistlab.data.folders import open_dataset
+from mnistlab.models import MODELS, build_model
+from mnistlab.training.runtime import configured_runtime
+
+__all__ = ["Classifier", "Dataset", "Run", "TrainedModel", "compare", "create_model", "list_models", "load",
+           "load_dataset", "preprocess", "runtime", "train"]
+
+
+def list_models() -> list[str]:
+    """The registered model names, e.g. ['ann', 'cnn', 'logreg', 'lenet5', 'cnn-fast', 'cnn-strong']."""
+    return list(MODELS)
+
+
+def create_model(name: str, **arguments):
+    """A fresh, initialised `torch.nn.Module` of a registered model (input (B, 1, 28, 28) in [0, 1], logits out)."""
+    return build_model(name, **arguments)
+
+
+def load_dataset(name_or_folder: str | os.PathLike = "mnist", data_dir: str | os.PathLike | None = None,
+                 progress: bool = False) -> Dataset:
+    """A registered dataset ('mnist', 'fashion-mnist', 'kmnist') or a folder of your own, verified.
+
+    The result has `train_images`, `train_labels`, `test_images`, `test_labels` (uint8 arrays) and `class_names`.
+    """
+    return open_dataset(str(name_or_folder), data_dir, progress=progress)
+
+
+def preprocess(image) -> np.ndarray:
+    """Any image (a path, a PIL image) or photo of a digit -> the MNIST-style (28, 28) uint8 the models read."""
+    images, _ = as_images(image)
+    return images[0]
+
+
+def runtime(threads: int | None = None):
+    """A context manager that fixes the numbers for its block: `threads` CPU threads and deterministic kernels.
+
+        with mnistlab.runtime(threads=1):
+            ...  # training and inference here repeat bit for bit on this machine
+    """
+    return configured_runtime(threads)
