@@ -143,3 +143,21 @@ def test_data_fetch_from_a_mirror_flag(tiny_dataset, http_mirrors, capsys):
 def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "mnistlab", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("mnistlab ")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["models"], ["data", "list"], ["compare", "--no-such-flag"]])
+def test_listing_help_and_argument_errors_start_without_pytorch(argv):
+    """What only prints or refuses never imports PyTorch (nor scikit-learn or SciPy): it starts at once."""
+    code = ("import sys\nfrom mnistlab.cli.main import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', 'scipy', 'matplotlib'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr[-2000:]
+
+
+def test_deterministic_mode_is_set_without_the_compiler_stack():
+    code = ("import sys, torch\nfrom mnistlab.training.runtime import configured_runtime\n"
+            "with configured_runtime(1):\n    on = torch.are_deterministic_algorithms_enabled()\n"
+            "print(on, torch.are_deterministic_algorithms_enabled(), 'torch._inductor.config' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["True", "False", "False"], result.stderr[-2000:]

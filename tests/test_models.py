@@ -137,3 +137,15 @@ def test_rows_read_is_exactly_what_reaches_the_output(layers, side):
     read = rows_read(layers, output_side)
     assert read < side
     assert torch.all(influence[read:] == 0) and influence[read - 1] > 0
+
+
+def test_the_catalogue_describes_every_built_in_network():
+    """The CLI lists models from `models.catalogue` without PyTorch: each entry matches the network it names."""
+    from mnistlab.models import RECIPES
+    from mnistlab.models.catalogue import BUILT_IN
+
+    assert list(BUILT_IN) == list(MODELS)
+    for name, entry in BUILT_IN.items():
+        assert count_parameters(build_model(name)) == entry.parameters, name
+        assert MODELS[name].__doc__.strip().splitlines()[0] == entry.summary, name
+        assert RECIPES[name] == entry.recipe, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -31,7 +32,7 @@ def _settings_from(args: argparse.Namespace, model_names: list[str]) -> tuple[di
 
 def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str | None, dict[str, str]]:
     """`--config` values: at most one FILE for every model, and MODEL=FILE (a registered model's name) for one."""
-    from mnistlab.models import MODELS
+    from mnistlab.models.catalogue import BUILT_IN as MODELS
 
     shared, own = None, {}
     for value in values or []:
@@ -53,8 +54,6 @@ def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error, 130 interrupted)."""
-    from mnistlab.training.runtime import configured_runtime
-
     argv = sys.argv[1:] if argv is None else list(argv)
     if any("\x00" in argument for argument in argv):  # no shell can pass one; a caller of main() can
         print_error("an argument contains a NUL character; remove it")
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
             raise ConfigError(f"--threads {args.threads} is invalid; give an integer from 1 to {MAX_THREADS}")
-        with configured_runtime(args.threads), warnings.catch_warnings():
+        with command_runtime(args), warnings.catch_warnings():
             warnings.showwarning = show_warning  # restored when the block ends
             return COMMANDS[args.command](args)
     except MnistlabError as error:
@@ -77,6 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def command_runtime(args: argparse.Namespace):
+    """The runtime a command's numbers need (threads, deterministic kernels); none for the commands that only
+    list or check files, which so start without importing PyTorch."""
+    if args.command in ("models", "data"):
+        return contextlib.nullcontext()
+    from mnistlab.training.runtime import configured_runtime
+
+    return configured_runtime(args.threads)
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -158,13 +167,12 @@ def parse_seeds(text: str | None, first_seed: int, seed_given: bool) -> list[int
 
 
 def run_models_command(args: argparse.Namespace) -> int:
-    from mnistlab.training.config import describe_training
-    from mnistlab.models import describe_models
-    from mnistlab.training.config import model_config
+    from mnistlab.models.catalogue import BUILT_IN
+    from mnistlab.training.config import describe_training, load_config
 
-    for name, params, summary in describe_models():
-        print(f"{name:11} {params:>9,} parameters  {summary}")
-        print(f"{'':11} recipe: {describe_training(model_config(name, {}).to_dict())}")
+    for entry in BUILT_IN.values():
+        print(f"{entry.name:11} {entry.parameters:>9,} parameters  {entry.summary}")
+        print(f"{'':11} recipe: {describe_training(load_config(recipe=entry.recipe).to_dict())}")
     return 0
 
 

@@ -59,7 +59,7 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
-    from mnistlab.models import MODELS
+    from mnistlab.models.catalogue import BUILT_IN as MODELS  # names only: no PyTorch for --help
 
     parser = argparse.ArgumentParser(prog="mnistlab", description=DESCRIPTION, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,7 +1,7 @@
 """The built-in networks: the study's ANN and CNN, the linear baseline, LeNet-5, and two faster or stronger CNNs.
 
 Each maps images (B, 1, 28, 28), float32 in [0, 1], to class logits (B, 10) and
-registers itself with its training recipe (`mnistlab.models.registry`).
+registers itself with its training recipe (from `models.catalogue`, which the CLI reads without PyTorch).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnistlab.models.catalogue import BUILT_IN
 from mnistlab.models.registry import NUM_CLASSES, register_model
 
 def keras_initialise(model: nn.Module) -> None:
@@ -153,10 +154,7 @@ class LeNet5(nn.Module):
 CNN_FAST_ROWS_READ = rows_read([("conv", 3), ("pool", 2)], output_side=5)  # 12 of 13
 
 
-@register_model("cnn-fast", recipe={
-    "epochs": 2, "batch_size": 128, "learning_rate": 1e-2,  # peak rate of the one-cycle schedule
-    "schedule": "onecycle", "warmup_fraction": 0.2,
-})
+@register_model("cnn-fast", recipe=BUILT_IN["cnn-fast"].recipe)
 class CNNFast(nn.Module):
     """A speed recipe: the study's CNN shape, 16 and 32 channels, batch norm, a one-cycle schedule, 2 epochs.
 
@@ -184,10 +182,7 @@ class CNNFast(nn.Module):
         return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, 10) logits
 
 
-@register_model("cnn-strong", recipe={
-    "epochs": 15, "batch_size": 128, "learning_rate": 3e-3,  # peak rate of the one-cycle schedule
-    "schedule": "onecycle", "warmup_fraction": 0.2, "augment": "shift-rotate",
-})
+@register_model("cnn-strong", recipe=BUILT_IN["cnn-strong"].recipe)
 class CNNStrong(nn.Module):
     """A modern small CNN: 32-32 and 64-64 channel 3x3 conv pairs, batch norm, dropout, augmentation, one cycle.
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistlab.common.errors import ConfigError
-from mnistlab.models import RECIPES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -152,4 +151,6 @@ def _matches(annotation: str, value) -> bool:
 
 def model_config(model_name: str, settings: dict) -> TrainConfig:
     """The config a model trains with: the study's defaults, then its registered recipe, then the user's `settings`."""
+    from mnistlab.models import RECIPES  # the registry imports PyTorch; the rest of this module does not
+
     return load_config(recipe=RECIPES[model_name], **settings)

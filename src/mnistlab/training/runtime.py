@@ -44,7 +44,7 @@ def configured_runtime(threads: int | None = None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous[0])
-        torch.use_deterministic_algorithms(previous[1])
+        set_deterministic(previous[1])
         torch.utils.deterministic.fill_uninitialized_memory = previous[2]
         torch.backends.cudnn.benchmark = previous[3]
 
@@ -114,12 +114,27 @@ def apply_runtime(threads: int | None = None) -> None:
         torch.set_num_threads(threads)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: not repeatable
-    torch.use_deterministic_algorithms(True)
+    set_deterministic(True)
     # Deterministic mode also fills every new tensor with NaN to expose kernels that read
     # uninitialised memory. None of ours does (a test trains both ways and compares), and the
     # fill writes every activation and gradient twice.
     torch.utils.deterministic.fill_uninitialized_memory = False
     keep_freed_memory()
+
+
+def set_deterministic(mode: bool) -> None:
+    """`torch.use_deterministic_algorithms(mode)` without importing PyTorch's compiler stack.
+
+    The public function first sets TorchInductor's `deterministic` flag, which imports
+    torch._inductor (seconds of start-up on every command); the kernels eager PyTorch
+    runs read only the flag set by `torch._C._set_deterministic_algorithms`. Where the
+    compiler is already loaded (a user of torch.compile), or this PyTorch lacks the
+    private call, the public function is used.
+    """
+    if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(mode)
+    else:
+        torch._C._set_deterministic_algorithms(mode)
 
 
 def keep_freed_memory() -> None:
