@@ -1,0 +1,234 @@
+"""The run folder's layout, in one place: file names, metrics.json, predictions.npz, checkpoints, state/ and the lock.
+
+    RUN_DIR/
+      metrics.json          every number of the run (see study.run_compare)
+      predictions.npz       per-image test outputs of every model and seed (see run_arrays)
+      report.md, report.html and the figures named below
+      <model>.pt            checkpoints; <model>-seed<N>.pt when the run has several seeds
+      state/plan.json       what the run computes, checked by --resume
+      state/<model>-seed<N>.epoch.pt   the last finished epoch of a job in progress
+      state/<model>-seed<N>.json/.npz  a finished job's record and test outputs (the json is written last)
+      .lock                 held by the process writing the folder
+
+A tuning run (mnistlab tune) writes its own files, named below: tune.db (the
+Optuna study, SQLite), best.toml, trials.csv, tune.md and two figures.
+
+Every file is written atomically, so a run killed at any instant (even by
+SIGKILL) leaves each file either as before or complete; `--resume` then skips
+finished jobs and continues a half-trained one from its last epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from mnistlab.common.atomic import atomic_path, write_text_atomic
+from mnistlab.common.errors import ConfigError, MnistlabError
+from mnistlab.runs.arrays import RunArrays
+
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npz"
+REPORT_MARKDOWN = "report.md"
+REPORT_HTML = "report.html"
+ACCURACY_PLOT = "accuracy_plot.png"
+DISAGREEMENT_PLOT = "disagreements.png"
+SHIFT_SWEEP_PLOT = "shift_sweep.png"
+ROTATION_SWEEP_PLOT = "rotation_sweep.png"
+STATE_DIR = "state"
+PLAN_FILE = "plan.json"
+LOCK_FILE = ".lock"
+TUNE_DATABASE = "tune.db"  # the Optuna study (SQLite): every trial, what --resume continues
+TUNE_BEST = "best.toml"
+TUNE_TRIALS = "trials.csv"
+TUNE_SUMMARY = "tune.md"
+TUNE_HISTORY_PLOT = "optimization_history.png"
+TUNE_IMPORTANCE_PLOT = "param_importances.png"
+
+
+def checkpoint_name(model_name: str, seed: int, several_seeds: bool) -> str:
+    """File name of a (model, seed) checkpoint: `<model>.pt`, or `<model>-seed<N>.pt` in a multi-seed run."""
+    return f"{model_name}-seed{seed}.pt" if several_seeds else f"{model_name}.pt"
+
+
+def confusion_plot_name(model_name: str, normalised: bool = False) -> str:
+    """File name of a model's confusion-matrix figure."""
+    return f"cm_{model_name}{'_normalised' if normalised else ''}.png"
+
+
+def curves_plot_name(model_name: str) -> str:
+    """File name of a model's loss and accuracy curves."""
+    return f"curves_{model_name}.png"
+
+
+def errors_plot_name(model_name: str) -> str:
+    """File name of a model's gallery of misclassified test images."""
+    return f"errors_{model_name}.png"
+
+
+def reliability_plot_name(model_name: str) -> str:
+    """File name of a model's reliability diagram (before and after temperature scaling)."""
+    return f"reliability_{model_name}.png"
+
+
+@contextlib.contextmanager
+def locked(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Create `run_dir` if needed and hold its lock until the block ends; a second holder gets `ConfigError`.
+
+    An OS file lock (flock): the kernel releases it when the process exits or dies,
+    so a killed run never leaves a stale lock behind.
+    """
+    run_dir = Path(run_dir)
+    check_folder_writable(run_dir)
+    try:
+        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{run_dir}: cannot create its lock file ({error.strerror}); choose another folder") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ConfigError(f"{run_dir}: another mnistlab run (pid {holder}) is writing this folder; "
+                              f"wait for it to finish or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield run_dir
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_folder_writable(folder: str | os.PathLike) -> None:
+    """Create `folder` if needed and prove a file can be written there; `ConfigError` naming the problem if not.
+
+    Called before any training starts, so that no finished work is lost to a bad --out.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: exists and is not a folder; choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / ".write-test") as temporary:
+            temporary.write_bytes(b"")
+        (folder / ".write-test").unlink()
+    except OSError as error:
+        raise ConfigError(f"{folder}: cannot write there ({error.strerror}); choose another --out") from None
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict:
+    """Load `metrics.json` from a run folder."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise MnistlabError(f"{path}: cannot read ({error.strerror}); pass a run folder written by mnistlab compare") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MnistlabError(f"{path}: not valid JSON ({error}); rerun mnistlab compare to write it again") from None
+
+
+def write_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
+    """Write `metrics.json` atomically."""
+    write_text_atomic(Path(run_dir) / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+
+
+def write_run_arrays(run_dir: str | os.PathLike, arrays: RunArrays) -> None:
+    """Write `predictions.npz` (compressed) atomically."""
+    with atomic_path(Path(run_dir) / PREDICTIONS_FILE) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(handle, **arrays.to_columns())
+
+
+def read_run_arrays(run_dir: str | os.PathLike) -> RunArrays:
+    """Load `predictions.npz`; `MnistlabError` if it is missing or unreadable."""
+    path = Path(run_dir) / PREDICTIONS_FILE
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return RunArrays.from_columns({key: data[key] for key in data.files})
+    except (OSError, ValueError, KeyError) as error:
+        raise MnistlabError(f"{path}: not a readable predictions file ({error}); rerun mnistlab compare") from None
+
+
+def _state_path(run_dir, model_name: str, seed: int, suffix: str) -> Path:
+    return Path(run_dir) / STATE_DIR / f"{model_name}-seed{seed}{suffix}"
+
+
+def write_plan(run_dir: str | os.PathLike, plan: dict) -> None:
+    """Start a fresh run's state: forget any earlier run's progress, record what this run will compute."""
+    folder = Path(run_dir) / STATE_DIR
+    for pattern in ("*-seed*.json", "*-seed*.npz", "*-seed*.epoch.pt"):
+        for stale in folder.glob(pattern):  # only the files this module writes
+            stale.unlink()
+    write_text_atomic(folder / PLAN_FILE, json.dumps(plan, indent=2, sort_keys=True) + "\n")
+
+
+def check_plan(run_dir: str | os.PathLike, plan: dict) -> None:
+    """Raise `ConfigError` unless `run_dir` holds a run started with exactly this plan."""
+    path = Path(run_dir) / STATE_DIR / PLAN_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: nothing to resume (no {STATE_DIR}/{PLAN_FILE}); run without --resume")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: unreadable ({type(error).__name__}); the run cannot be resumed, "
+                          f"start it again without --resume") from None
+    plan = json.loads(json.dumps(plan))  # as it reads back from JSON: tuples become lists
+    if not isinstance(saved, dict) or saved != plan:
+        saved = saved if isinstance(saved, dict) else {}
+        changed = sorted(key for key in set(saved) | set(plan) if saved.get(key) != plan.get(key))
+        raise ConfigError(
+            f"{run_dir}: was started with different {', '.join(changed)}; resume with the original flags "
+            f"or start a new run folder"
+        )
+
+
+def save_epoch_state(run_dir: str | os.PathLike, model_name: str, seed: int, state: dict) -> None:
+    """Save a `train.training_state` dict, replacing the previous epoch's."""
+    with atomic_path(_state_path(run_dir, model_name, seed, ".epoch.pt")) as temporary:
+        torch.save(state, temporary)
+
+
+def load_epoch_state(run_dir: str | os.PathLike, model_name: str, seed: int) -> dict | None:
+    """The last saved epoch state of (model, seed), or None (also when the file is damaged: that epoch reruns)."""
+    path = _state_path(run_dir, model_name, seed, ".epoch.pt")
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for a damaged file; the job restarts from its first epoch
+        return None
+
+
+def save_finished(
+    run_dir: str | os.PathLike, model_name: str, seed: int, record: dict, outputs: dict[str, np.ndarray]
+) -> None:
+    """Mark (model, seed) done: its test outputs, then its record (written last: it is the completion mark)."""
+    with atomic_path(_state_path(run_dir, model_name, seed, ".npz")) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **outputs)
+    write_text_atomic(_state_path(run_dir, model_name, seed, ".json"), json.dumps(record, indent=2) + "\n")
+    _state_path(run_dir, model_name, seed, ".epoch.pt").unlink(missing_ok=True)
+
+
+def load_finished(run_dir: str | os.PathLike, model_name: str, seed: int) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """(record, test outputs) of a finished (model, seed), or None if it has not finished (or its files are damaged)."""
+    record_path = _state_path(run_dir, model_name, seed, ".json")
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        with np.load(_state_path(run_dir, model_name, seed, ".npz"), allow_pickle=False) as arrays:
+            return record, {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError, UnicodeDecodeError):  # damaged: train the job again
+        return None
