@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from mnistlab.training.checkpoint import save_checkpoint
 from mnistlab.cli.main import main
 from mnistlab.common.errors import CheckpointError
+from mnistlab.models import build_model, count_parameters
 from mnistlab.serve.app import create_app
 from serve_support import draw_seven, encode, png_header_only, png_of_zeros, save_untrained_checkpoints
 
@@ -41,7 +43,7 @@ def assert_error(response, status):
 def assert_predictions(response):
     assert response.status_code == 200, response.text
     body = response.json()
-    assert len(body["input"]) == 784 and all(isinstance(v, int) and 0 <= v <= 255 for v in body["input"])
+    assert len(body["input"]) == 784 and all(type(v) in (int, float) and 0 <= v <= 1 for v in body["input"])
     assert [p["model"] for p in body["predictions"]] == ["ann", "cnn"]
     for prediction in body["predictions"]:
         probabilities = prediction["probabilities"]
@@ -59,8 +61,8 @@ def test_health_and_models(client):
 
 def test_predict_png_jpeg_multipart(client):
     from_png = assert_predictions(client.post("/api/predict", content=SEVEN_PNG, headers={"Content-Type": "image/png"}))
-    seen = np.array(from_png["input"], dtype=np.uint8).reshape(28, 28)
-    assert seen.max() == 255 and seen[0].max() == 0  # the preprocessed, MNIST-style input
+    seen = np.array(from_png["input"]).reshape(28, 28)
+    assert seen.max() == 1 and seen[0].max() == 0  # the preprocessed, MNIST-style input, on the JSON pixels' scale
     jpeg = encode(draw_seven(size=(280, 280), box=(60, 40, 220, 240), width=18).convert("RGB"), "JPEG")
     assert_predictions(client.post("/api/predict", content=jpeg, headers={"Content-Type": "image/jpeg"}))
     multipart = assert_predictions(client.post("/api/predict", files={"image": ("seven.png", SEVEN_PNG, "image/png")}))
@@ -71,10 +73,18 @@ def test_predict_json_pixels_used_as_is(client):
     pixels = np.zeros((28, 28))
     pixels[6:22, 12:15] = 1.0  # a "1", already MNIST-style
     flat = assert_predictions(client.post("/api/predict", json=pixels.ravel().tolist()))
-    assert flat["input"] == (pixels.ravel() * 255).astype(int).tolist()
+    assert flat["input"] == pixels.ravel().tolist()  # the same scale both ways
     nested = assert_predictions(client.post("/api/predict", json=pixels.tolist()))
     wrapped = assert_predictions(client.post("/api/predict", json={"pixels": pixels.ravel().tolist()}))
     assert nested["predictions"] == flat["predictions"] == wrapped["predictions"]
+
+
+def test_the_input_seen_posted_back_gives_the_same_answer(client):
+    """`input` is on the JSON pixels' scale ([0, 1], 4 decimals): posting it back reproduces the 28x28 exactly."""
+    from_png = assert_predictions(client.post("/api/predict", content=SEVEN_PNG, headers={"Content-Type": "image/png"}))
+    assert any(0 < value < 1 for value in from_png["input"])  # anti-aliased levels survive the rounding
+    again = assert_predictions(client.post("/api/predict", json={"pixels": from_png["input"]}))
+    assert again == from_png
 
 
 def post_raw(client, data, content_type):
@@ -100,7 +110,7 @@ def post_raw(client, data, content_type):
     (json.dumps([[0.5] * 28] * 5 + [[0.5] * 27] + [[0.5] * 28] * 22).encode(), "application/json", 422,
      "row 5 has 27 items"),
     (json.dumps([[0.5] * 28] * 27 + [0.5]).encode(), "application/json", 422, "row 27 has a JSON float"),
-    (json.dumps({"image": [0.5] * 784}).encode(), "application/json", 422, "JSON dict"),
+    (json.dumps({"image": [0.5] * 784}).encode(), "application/json", 422, 'keys "image"; send {"pixels": '),
     (json.dumps("0.5").encode(), "application/json", 422, "JSON str"),
     (json.dumps([0.5] * 783 + [255]).encode(), "application/json", 422, "pixel 783 is 255"),
     (json.dumps([-0.1] + [0.5] * 783).encode(), "application/json", 422, "pixel 0 is -0.1"),
@@ -119,6 +129,9 @@ def test_bad_input_gets_a_4xx_json_error(client, data, content_type, status, fra
 def test_multipart_without_an_image_field(client):
     message = assert_error(client.post("/api/predict", files={"picture": ("x.png", SEVEN_PNG, "image/png")}), 422)
     assert "'image'" in message
+    message = assert_error(client.post("/api/predict", files={"image": ("x.png", SEVEN_PNG, "image/png")},
+                                       data={"note": "mine"}), 422)  # the documented body has no other field
+    assert "no other (it has 'note')" in message
     assert_error(client.post("/api/predict", content=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}), 400)
 
 
@@ -314,3 +327,45 @@ def test_serve_on_a_busy_port_says_so_before_serving(checkpoints, capsys):
         assert main(["serve", "--checkpoints", str(checkpoints[0]), "--port", str(port)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_checkpoints_of_the_same_model_are_named_after_their_files(tmp_path):
+    folder, other = tmp_path / "runs", tmp_path / "other"
+    folder.mkdir(), other.mkdir()
+    for stem in ("cnn-seed1", "best", "cnn"):  # three checkpoints of the model "cnn" in one folder
+        save_untrained_checkpoints(folder, names=("cnn",))[0].rename(folder / f"{stem}.pt")
+    save_untrained_checkpoints(folder, names=("ann",))
+    save_untrained_checkpoints(other, names=("cnn",))  # other/cnn.pt: the same stem as runs/cnn.pt
+    models = TestClient(create_app([folder, other], allowed_hosts=["testserver"])).get("/api/models").json()["models"]
+    assert [(model["name"], model["checkpoint"]) for model in models] == [
+        ("ann", "ann.pt"), ("best", "best.pt"), ("cnn-seed1", "cnn-seed1.pt"), ("runs/cnn", "cnn.pt"),
+        ("other/cnn", "cnn.pt")]
+
+
+def test_models_show_no_server_path(tmp_path):
+    """A model trained on one's own data records the folder's absolute path as its dataset: only its name shows."""
+    data = tmp_path / "private" / "my-digits"
+    model = build_model("ann")
+    save_checkpoint(tmp_path / "ann.pt", model, "ann", config={"seed": 0},
+                    dataset={"name": str(data.resolve()), "class_names": [str(digit) for digit in range(10)]},
+                    metrics={"test_accuracy": 0.5, "params": count_parameters(model)})
+    client = TestClient(create_app([tmp_path / "ann.pt"], allowed_hosts=["testserver"]))
+    models = client.get("/api/models")
+    answer = client.post("/api/predict", content=SEVEN_PNG, headers={"Content-Type": "image/png"})
+    assert models.json()["models"][0]["dataset"] == answer.json()["predictions"][0]["dataset"] == "my-digits"
+    assert str(tmp_path) not in models.text + answer.text and "private" not in models.text + answer.text
+
+
+def test_openapi_documents_every_status_with_its_schema(client):
+    """Each status the API answers is in its OpenAPI description; every error has the {"error": ...} schema
+    (Schemathesis holds a live server to this in test_serve_contract.py)."""
+    spec = client.get("/openapi.json").json()
+    predict = spec["paths"]["/api/predict"]["post"]
+    assert sorted(predict["responses"]) == ["200", "400", "403", "413", "415", "422"]
+    for status, response in predict["responses"].items():
+        schema = response["content"]["application/json"]["schema"]
+        assert schema["required"] == (["input", "predictions"] if status == "200" else ["error"])
+    assert set(predict["requestBody"]["content"]) == {"image/png", "image/jpeg", "multipart/form-data",
+                                                      "application/json"}
+    for path in ("/api/models", "/healthz"):
+        assert sorted(spec["paths"][path]["get"]["responses"]) == ["200", "400"]

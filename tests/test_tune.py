@@ -320,7 +320,7 @@ def test_ray_with_one_trial_at_a_time_gives_the_local_study(tuned, learnable_fol
 
 POISONED_TUNE = """\
 import sys
-from mnistlab.cli import main as cli
+import mnistlab.cli.main as cli
 from mnistlab.tune import search as tune
 from test_tune import Untouchable
 

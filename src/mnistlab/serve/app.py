@@ -43,6 +43,7 @@ from mnistlab.vision.predict import LoadedModel, load_models, predict_probabilit
 from mnistlab.vision.decode import decode_image
 from mnistlab.vision.preprocess import NO_DIGIT, SIZE, preprocess_image
 from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
+from mnistlab.serve.openapi import HEALTH_RESPONSES, MODELS_RESPONSES, PREDICT_BODY, PREDICT_RESPONSES, UPLOAD_FIELD
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
 MAX_PIXELS = 16_777_216  # decoded pixels (width x height) per uploaded image: 4096 x 4096
@@ -50,7 +51,6 @@ MAX_DECODE_BYTES = 64 * 1024 * 1024  # bytes an upload's decoded pixels may take
 MAX_DECODING = 2  # uploads decoded at once; others wait their turn (decoding is CPU-bound anyway)
 MAX_JSON_BYTES = 256 * 1024  # bytes; a JSON body of 784 numbers is under 20 kB, so larger ones are refused unparsed
 IMAGE_TYPES = ("image/png", "image/jpeg")  # raw-body content types; the bytes are sniffed, only PNG/JPEG decode
-UPLOAD_FIELD = "image"  # the multipart/form-data file field
 PAGE_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
               "style.css": "text/css; charset=utf-8"}
 PAGE_HEADERS = {  # the page may talk to this server only: no CDN, no third-party anything
@@ -62,26 +62,14 @@ DOCS_HEADERS = {  # Swagger UI's page starts itself with an inline script; every
                                "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
 }
 
-PREDICT_BODY_DOC = {  # request body schema for /docs: the endpoint parses the body itself to enforce limits
-    "required": True,
-    "content": {
-        "image/png": {"schema": {"type": "string", "format": "binary"}},
-        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        "multipart/form-data": {"schema": {"type": "object", "required": [UPLOAD_FIELD], "properties": {
-            UPLOAD_FIELD: {"type": "string", "format": "binary", "description": "a PNG or JPEG file"}}}},
-        "application/json": {"schema": {
-            "description": "an MNIST-style image fed to the models as is: 784 numbers in [0, 1] row by row "
-                           "(or 28 arrays of 28), 0 = background, 1 = ink (white digit on black); "
-                           "divide 0-255 values by 255",
-            "type": "array", "minItems": 784, "maxItems": 784,
-            "items": {"type": "number", "minimum": 0, "maximum": 1}}},
-    },
-}
-
-
 def pixels_from_json(payload) -> np.ndarray:
     """A JSON value -> (28, 28) uint8; `ValueError` naming what is wrong. Accepts 784 numbers or 28 rows of 28."""
-    if isinstance(payload, dict) and list(payload) == ["pixels"]:
+    if isinstance(payload, dict):
+        if list(payload) != ["pixels"]:
+            keys = ", ".join(json.dumps(key)[:20] for key in list(payload)[:3]) or "none"
+            raise ValueError(f"got a JSON object with keys {keys}; send {{\"pixels\": [784 numbers in [0, 1]]}} or the "
+                             "array alone (28x28 row by row, or 28 arrays of 28); send an image file as image/png "
+                             "or image/jpeg, not inside JSON")
         payload = payload["pixels"]
     if isinstance(payload, list) and len(payload) == SIZE and any(isinstance(row, list) for row in payload):
         for index, row in enumerate(payload):
@@ -227,20 +215,23 @@ def create_app(
             raise HTTPException(404, f"no docs asset {name[:40]!r}")
         return Response(docs_assets[name], media_type=DOCS_ASSET_TYPES[name], headers=PAGE_HEADERS)
 
-    @app.get("/healthz", summary="Liveness: 200 while the server runs")
+    @app.get("/healthz", summary="Liveness: 200 while the server runs", response_model=None,
+             responses=HEALTH_RESPONSES)
     def healthz() -> dict:
         return {"status": "ok", "models": len(models)}
 
-    @app.get("/api/models", summary="The loaded models: name, dataset, test accuracy, parameters, class names")
+    @app.get("/api/models", summary="The loaded models: name, dataset, test accuracy, parameters, class names",
+             response_model=None, responses=MODELS_RESPONSES)
     def list_models() -> dict:
         return {"models": [loaded.describe() for loaded in models]}
 
-    @app.post("/api/predict", summary="Classify one image with every loaded model", openapi_extra={
-        "requestBody": PREDICT_BODY_DOC})
+    @app.post("/api/predict", summary="Classify one image with every loaded model", response_model=None,
+              responses=PREDICT_RESPONSES, openapi_extra={"requestBody": PREDICT_BODY})
     async def predict(request: Request) -> dict:
         """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style; JSON pixels are used as is.
 
-        Returns `input` (the 784 uint8 pixels the models saw, row by row) and `predictions`, one per model.
+        Returns `input` (the 784 pixels the models saw, row by row, in [0, 1] like JSON pixels) and `predictions`,
+        one per model. Errors are 4xx with `{"error": "..."}`.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         limits = (max_pixels, max_decode_bytes)
@@ -248,9 +239,11 @@ def create_app(
             image = await gate.run(decode_and_preprocess, await request.body(), *limits)
         elif content_type == "multipart/form-data":
             async with request.form(max_files=1, max_fields=4) as form:
-                upload = form.get(UPLOAD_FIELD)
-                if not isinstance(upload, UploadFile):
-                    raise HTTPException(422, f"multipart body needs a file field named {UPLOAD_FIELD!r}")
+                upload, others = form.get(UPLOAD_FIELD), sorted({key for key in form.keys() if key != UPLOAD_FIELD})
+                if not isinstance(upload, UploadFile) or others:
+                    found = f" (it has {', '.join(repr(key[:20]) for key in others[:4])})" if others else ""
+                    raise HTTPException(422, f"multipart body needs one file field named {UPLOAD_FIELD!r} and no "
+                                             f"other{found}")
                 data = await upload.read()
             image = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":
@@ -270,7 +263,7 @@ def create_app(
             raise HTTPException(415, f"content type {content_type[:60]!r} is not accepted; send "
                                      f"{', '.join(IMAGE_TYPES)}, multipart/form-data or application/json")
         predictions = await run_in_threadpool(predict_all, models, image)
-        return {"input": image.ravel().tolist(), "predictions": predictions}
+        return {"input": np.round(image.ravel() / 255.0, 4).tolist(), "predictions": predictions}
 
     return app
 

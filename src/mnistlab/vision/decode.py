@@ -33,6 +33,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024  # bytes; larger files are refused before rea
 STRIP_PIXELS = 1 << 18  # pixels converted at a time while a large image is shrunk: bounds the working copies
 DECODE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # Pillow decoders we trust with user files
 WORK_LONGEST = 1024  # px; larger images are area-averaged down to this before the float steps (speed, memory)
+MAX_ASPECT = 50  # the longer side may be at most this many times the shorter: a digit needs room both ways
 
 
 def read_image_bytes(path: str | os.PathLike) -> bytes:
@@ -76,8 +77,7 @@ def decode_image(
         raise PreprocessError(
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}; scale it down"
         )
-    if width == 0 or height == 0:
-        raise PreprocessError(f"image is {width}x{height} pixels; nothing to classify")
+    check_shape(width, height)
     if image.format == "JPEG" and max(width, height) > 2 * WORK_LONGEST:
         image.draft(image.mode, (WORK_LONGEST, WORK_LONGEST))  # JPEG can decode at 1/2, 1/4, 1/8 scale: less memory
     cost = decoded_bytes(image)
@@ -115,6 +115,17 @@ def _png_pixels_only(data: bytes) -> bytes:
     return b"".join(kept)
 
 
+def check_shape(width: int, height: int) -> None:
+    """`PreprocessError` for an empty image or one more than MAX_ASPECT times longer one way than the other (from the
+    header: a 100000x1 PNG is 178 bytes, and no digit fits in it)."""
+    if width == 0 or height == 0:
+        raise PreprocessError(f"image is {width}x{height} pixels; nothing to classify")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        long_way = "wide as it is high" if width > height else "high as it is wide"
+        raise PreprocessError(f"image is {width}x{height} pixels, over {MAX_ASPECT} times as {long_way}; "
+                              "crop it around the digit")
+
+
 def _sample_bits(image: Image.Image) -> int:
     """Bits per sample in the file (16 for a 16-bit PNG, which Pillow keeps in 8), from the decoder's raw mode."""
     args = image.tile[0][3] if image.tile else ""
@@ -136,7 +147,8 @@ def decoded_bytes(image: Image.Image) -> int:
 
 def image_to_gray(image: Image.Image) -> np.ndarray:
     """Gray levels in [0, 1] (H, W) float32: EXIF rotation applied, palette, alpha and 16-bit handled; a large image
-    is area-averaged down by an integer factor so its longest side is at most WORK_LONGEST.
+    is area-averaged down by an integer factor so its longest side is at most WORK_LONGEST (a sliver thinner than
+    the factor only along its length).
 
     The image is read a strip of rows at a time (STRIP_PIXELS), so the float copies stay small whatever the size:
     the decoded image is the only full-size array. Alpha is flattened after averaging, which is exact because the
@@ -146,11 +158,9 @@ def image_to_gray(image: Image.Image) -> np.ndarray:
     alpha = image.mode in ("LA", "La", "PA", "RGBa", "RGBA") or (image.mode == "P" and "transparency" in image.info)
     full_scale = _full_scale(image)
     width, height = image.size
-    factor = math.ceil(max(width, height) / WORK_LONGEST)
-    if min(width, height) < factor:  # a sliver thinner than the factor is kept as it is
-        factor = 1
-    width, height = (width // factor) * factor, (height // factor) * factor  # the remainder rows/columns are dropped
-    rows = factor * max(1, STRIP_PIXELS // (width * factor))
+    factors = _shrink_factors(height, width, WORK_LONGEST)  # (rows, columns) averaged into one pixel
+    width, height = (width // factors[1]) * factors[1], (height // factors[0]) * factors[0]  # remainders dropped
+    rows = factors[0] * max(1, STRIP_PIXELS // (width * factors[0]))
     grays, alphas, alpha_min, covered_sum, covered_count = [], [], 1.0, 0.0, 0
     for top in range(0, height, rows):
         strip = image.crop((0, top, width, min(height, top + rows)))
@@ -160,14 +170,14 @@ def image_to_gray(image: Image.Image) -> np.ndarray:
             covered = opacity > 0.5
             alpha_min = min(alpha_min, float(opacity.min()))
             covered_sum, covered_count = covered_sum + float(luminance[covered].sum()), covered_count + int(covered.sum())
-            grays.append(_block_mean(luminance * opacity, factor))
-            alphas.append(_block_mean(opacity, factor))
+            grays.append(_block_mean(luminance * opacity, factors))
+            alphas.append(_block_mean(opacity, factors))
         elif image.mode.startswith("I") or image.mode == "F":
-            grays.append(_block_mean(np.clip(np.asarray(strip, dtype=np.float32) / full_scale, 0.0, 1.0), factor))
+            grays.append(_block_mean(np.clip(np.asarray(strip, dtype=np.float32) / full_scale, 0.0, 1.0), factors))
         else:
             if strip.mode != "L":  # RGB, CMYK, YCbCr, 1-bit, palette...
                 strip = strip.convert("RGB").convert("L")
-            grays.append(_block_mean(np.asarray(strip, dtype=np.float32) / 255.0, factor))
+            grays.append(_block_mean(np.asarray(strip, dtype=np.float32) / 255.0, factors))
     gray = np.concatenate(grays)
     if alpha and alpha_min < 1.0:  # opaque pixels are ink, laid on a background of the opposite brightness
         ink_is_dark = covered_count == 0 or covered_sum / covered_count < 0.5
@@ -192,18 +202,24 @@ def _full_scale(image: Image.Image) -> float:
     return 1.0 if image.mode == "F" and peak <= 1 else 255.0
 
 
-def _block_mean(values: np.ndarray, factor: int) -> np.ndarray:
-    """Average (H, W) over factor x factor blocks; H and W are multiples of `factor`."""
-    if factor == 1:
+def _shrink_factors(height: int, width: int, longest: int) -> tuple[int, int]:
+    """(rows, columns) to average into one pixel so the longest side is at most `longest`: the same integer factor
+    both ways, or, for a side shorter than that factor (a sliver), the whole side: its length still shrinks."""
+    factor = max(1, math.ceil(max(height, width) / longest))
+    return min(factor, height), min(factor, width)
+
+
+def _block_mean(values: np.ndarray, factors: tuple[int, int]) -> np.ndarray:
+    """Average (H, W) over blocks of factors = (rows, columns); H and W are multiples of them."""
+    if factors == (1, 1):
         return values
-    height, width = values.shape
-    return values.reshape(height // factor, factor, width // factor, factor).mean(axis=(1, 3), dtype=np.float32)
+    (height, width), (rows, columns) = values.shape, factors
+    return values.reshape(height // rows, rows, width // columns, columns).mean(axis=(1, 3), dtype=np.float32)
 
 
 def shrink(values: np.ndarray, longest: int) -> np.ndarray:
-    """Area-average (H, W) down by an integer factor so the longest side is at most `longest`."""
-    factor = math.ceil(max(values.shape) / longest)
-    if factor <= 1 or min(values.shape) < factor:  # a sliver thinner than the factor is kept as it is
-        return values
-    height, width = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
-    return _block_mean(values[:height, :width], factor)
+    """Area-average (H, W) down by an integer factor so the longest side is at most `longest` (a sliver thinner
+    than the factor: along its length only)."""
+    rows, columns = _shrink_factors(*values.shape, longest)
+    height, width = (values.shape[0] // rows) * rows, (values.shape[1] // columns) * columns
+    return _block_mean(values[:height, :width], (rows, columns))

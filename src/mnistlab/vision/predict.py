@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +35,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".we
 class LoadedModel:
     """A checkpoint ready to predict: its display name, the model in eval mode, and what it says about itself."""
 
-    name: str  # unique among the loaded models: the model name, or "<model>@<run folder>" on a clash
+    name: str  # unique among the loaded models: the model name, or the file's stem on a clash (see `load_models`)
     model: nn.Module
     class_names: list[str]
-    dataset: str
+    dataset: str  # a registered dataset's name, or the folder's name (never its path) for one's own data
     test_accuracy: float | None  # as measured when the checkpoint was written; None if it was never tested
     params: int
     path: Path
@@ -98,15 +99,25 @@ def load_model(path: str | os.PathLike, name: str | None = None, device: str = "
     return LoadedModel(
         name=name or state["model_name"], model=model,
         class_names=[str(label) for label in dataset.get("class_names") or range(10)],
-        dataset=str(dataset.get("name", "unknown")), test_accuracy=metrics.get("test_accuracy"),
+        dataset=public_dataset_name(str(dataset.get("name", "unknown"))), test_accuracy=metrics.get("test_accuracy"),
         params=count_parameters(model),
         path=Path(path), not_sure_threshold=metrics.get("not_sure_threshold"),
     )
 
 
+def public_dataset_name(name: str) -> str:
+    """A dataset's name fit to show to anyone: one's own data is recorded by its absolute folder path, whose last
+    part is kept ("/home/me/data/my-digits" -> "my-digits")."""
+    if not re.search(r"[\\/]", name):
+        return name
+    return ([part for part in re.split(r"[\\/]", name) if part] or ["(a folder)"])[-1]
+
+
 def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None,
                 device: str = "cpu") -> list[LoadedModel]:
-    """Load every checkpoint in `paths` (files or folders) with a unique display name each.
+    """Load every checkpoint in `paths` (files or folders) with a unique display name each: its model name, or
+    where several checkpoints hold the same model, each one's file stem ("cnn-seed1"), then "<folder>/<stem>",
+    then a number, until the names differ.
 
     With a `skipped` list, a checkpoint that cannot be loaded is left out and its one-line reason appended there;
     `CheckpointError` only when none loads. Without it, the first bad checkpoint raises.
@@ -120,15 +131,28 @@ def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None
                 raise
             skipped.append(str(error))
             continue
-        taken = {other.name for other in loaded}
-        if model.name in taken:
-            model.name = f"{model.name}@{path.resolve().parent.name}"
-        if model.name in taken:
-            model.name = f"{model.name}/{path.name}"
         loaded.append(model)
     if not loaded:
         raise CheckpointError(f"none of the checkpoints could be loaded: {'; '.join(skipped or [])}")
+    _name_uniquely(loaded)
     return loaded
+
+
+def _name_uniquely(models: list[LoadedModel]) -> None:
+    """Rename the models whose names clash after their files: stem, then folder/stem, then a number."""
+    clashing = [model for model in models if [other.name for other in models].count(model.name) > 1]
+    renames = (lambda model: model.path.stem, lambda model: f"{model.path.resolve().parent.name}/{model.path.stem}")
+    for rename in renames:
+        names = [model.name for model in models]  # before this round: every clashing name changes, not all but one
+        for model in clashing:
+            if names.count(model.name) > 1:
+                model.name = rename(model)
+    seen: set[str] = set()
+    for model in models:  # the same file given twice
+        base, number = model.name, 2
+        while model.name in seen:
+            model.name, number = f"{base}#{number}", number + 1
+        seen.add(model.name)
 
 
 def predict_probabilities(model: nn.Module, images: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision.decode import MAX_PIXELS, decode_image, image_to_gray, read_image_bytes, shrink
+from mnistlab.vision.decode import MAX_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes, shrink
 
 STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
 MIN_STROKE, MAX_STROKE = 7.5, 14.5  # px at STROKE_SIZE; the middle 80% of MNIST test digits lie in this range
@@ -53,6 +53,9 @@ RULING_WIDTH = 0.02  # of the image's shorter side; printed lines and creases ar
 MIN_DIGIT_PIXELS = 20  # px at work scale (or 0.5% of a small image); a smaller main component is a speck
 NEAR_SHARE = 0.3  # of the main component's longest side; other components within this reach may be the digit's
 SPECK_SHARE = 0.03  # of the main component's ink; lighter components are specks
+RULING_CHECKS, RULING_WORK = 64, 4  # components checked one by one for being lines, at most; their boxes' area, at
+# most, in times the image's pixels (the rest are checked together, see `_drop_rulings`)
+MAX_GROW_ROUNDS = 64  # rounds of joining nearby components to the digit; photos need at most 5
 DIGIT_BOX = 20  # px; the longest side of the digit in an MNIST image
 SIZE = 28  # px; MNIST images are SIZE x SIZE
 CENTRE = (14.0, 14.0)  # (row, column) where the centre of mass lands, as in MNIST (pixel-index coordinates)
@@ -121,40 +124,83 @@ def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
     Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, and components that
     touch the frame (the sheet's edge, the table beyond it) when one inside the frame carries at least
     SPECK_SHARE of the heaviest's ink (a tight crop has only specks inside); then specks under SPECK_SHARE of
-    the heaviest component's ink and components away from its box.
+    the heaviest component's ink and components away from its box. Work and memory are linear in the pixels
+    whatever the number of components (see `_drop_rulings` and MAX_GROW_ROUNDS).
     """
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         raise PreprocessError(NO_DIGIT)
-    boxes = ndimage.find_objects(labels)
+    starts, stops = _bounding_boxes(labels, count)  # (count, 2) each: [top, left], [bottom, right)
     mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]  # ink per component
-    height, width = mask.shape
-    for number, (rows, cols) in enumerate(boxes):
-        if rows.stop - rows.start >= LINE_SPAN * height or cols.stop - cols.start >= LINE_SPAN * width:
-            mass[number] *= not _is_ruling(labels[rows, cols] == number + 1, RULING_WIDTH * min(height, width))
-    touches = np.array([rows.start == 0 or cols.start == 0 or rows.stop == height or cols.stop == width
-                        for rows, cols in boxes])
+    frame = np.array(mask.shape)
+    _drop_rulings(labels, starts, stops, mass)
+    touches = (starts == 0).any(axis=1) | (stops == frame).any(axis=1)
     if mass[~touches].max(initial=0) >= SPECK_SHARE * mass.max():  # a digit inside: the rest is the sheet's edge
         mass[touches] = 0
     main = int(np.argmax(mass))
-    if mass[main] <= 0 or np.count_nonzero(labels[boxes[main]] == main + 1) < min(MIN_DIGIT_PIXELS, mask.size // 200):
+    main_box = tuple(slice(start, stop) for start, stop in zip(starts[main], stops[main]))
+    if mass[main] <= 0 or np.count_nonzero(labels[main_box] == main + 1) < min(MIN_DIGIT_PIXELS, mask.size // 200):
         raise PreprocessError(NO_DIGIT)  # specks of noise or paper texture are not a digit
-    box = np.array([[b.start for b in boxes[main]], [b.stop for b in boxes[main]]])  # [[top, left], [bottom, right]]
+    box = np.array([starts[main], stops[main]])  # [[top, left], [bottom, right]]
     reach = NEAR_SHARE * float(np.max(box[1] - box[0]))
-    starts = np.array([[b.start for b in rows_cols] for rows_cols in boxes])  # (count, 2)
-    stops = np.array([[b.stop for b in rows_cols] for rows_cols in boxes])
     heavy = (mass >= SPECK_SHARE * mass[main]) & (mass > 0)
     keep = np.zeros(count, dtype=bool)
     keep[main] = True
-    while True:  # grow the digit by the components near it; light ones only where they touch its box
-        margin = np.where(heavy, reach, 2.0)[:, None]
-        near = np.all((starts < box[1] + margin) & (stops > box[0] - margin), axis=1) & (mass > 0)
-        if not (near & ~keep).any():
+    candidates = np.flatnonzero((mass > 0) & ~keep)
+    margin = np.where(heavy[candidates], reach, 2.0)[:, None]
+    for _ in range(MAX_GROW_ROUNDS):  # grow the digit by the components near it; light ones only where they touch
+        near = np.all((starts[candidates] < box[1] + margin) & (stops[candidates] > box[0] - margin), axis=1)
+        if not near.any():
             break
-        keep |= near
-        box = np.array([starts[keep].min(axis=0), stops[keep].max(axis=0)])
+        joined = candidates[near]
+        keep[joined] = True
+        box = np.array([np.minimum(box[0], starts[joined].min(axis=0)), np.maximum(box[1], stops[joined].max(axis=0))])
+        candidates, margin = candidates[~near], margin[~near]
     keep = np.flatnonzero(keep) + 1
     return np.isin(labels, keep)
+
+
+def _bounding_boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's box (1..count): starts [top, left] and stops [bottom, right), (count, 2) each, in one pass
+    (`ndimage.find_objects` builds a Python tuple per component: tens of MB for a speckled image)."""
+    rows, cols = np.nonzero(labels)
+    index = labels[rows, cols] - 1
+    starts = np.full((count, 2), np.iinfo(np.intp).max, dtype=np.intp)
+    stops = np.zeros((count, 2), dtype=np.intp)
+    for axis, positions in enumerate((rows, cols)):
+        np.minimum.at(starts[:, axis], index, positions)
+        np.maximum.at(stops[:, axis], index, positions + 1)
+    return starts, stops
+
+
+def _drop_rulings(labels: np.ndarray, starts: np.ndarray, stops: np.ndarray, mass: np.ndarray) -> None:
+    """Set to 0 the `mass` of the components that span LINE_SPAN of the image and are printed lines, creases or
+    grids (`_is_ruling`).
+
+    Each is measured in its own box, heaviest first, up to RULING_CHECKS components whose boxes add up to at most
+    RULING_WORK times the image (a photo has a handful of such components; stripes or nested rings can have
+    thousands, each with a box the size of the image); the rest are measured together on a distance transform of
+    the whole mask, which differs only near their boxes' edges.
+    """
+    height, width = labels.shape
+    widest = RULING_WIDTH * min(height, width)
+    spans = stops - starts
+    spanning = np.flatnonzero((spans[:, 0] >= LINE_SPAN * height) | (spans[:, 1] >= LINE_SPAN * width))
+    order = spanning[np.argsort(-mass[spanning], kind="stable")]  # heaviest first
+    work = np.cumsum(np.prod(spans[order], axis=1))  # pixels of the boxes measured one by one so far
+    fits = (work <= RULING_WORK * labels.size) & (np.arange(len(order)) < RULING_CHECKS)
+    for number in order[fits]:
+        box = tuple(slice(start, stop) for start, stop in zip(starts[number], stops[number]))
+        mass[number] *= not _is_ruling(labels[box] == number + 1, widest)
+    rest = order[~fits]
+    if rest.size:
+        distances = ndimage.distance_transform_edt(labels > 0)
+        pixels = np.bincount(labels.ravel(), minlength=len(mass) + 1)[1:]
+        total = np.bincount(labels.ravel(), weights=distances.ravel(), minlength=len(mass) + 1)[1:]
+        stroke = 4.0 * total[rest] / pixels[rest] - 2.0
+        diagonals = pixels[rest] / np.maximum(stroke, 1.0) / np.hypot(spans[rest, 0], spans[rest, 1])
+        ruling = (stroke < widest) & ((diagonals < RULING_DIAGONALS[0]) | (diagonals > RULING_DIAGONALS[1]))
+        mass[rest[ruling]] = 0
 
 
 def _is_ruling(component: np.ndarray, widest: float) -> bool:
@@ -169,6 +215,8 @@ def _is_ruling(component: np.ndarray, widest: float) -> bool:
 def isolate_ink(gray: np.ndarray) -> np.ndarray:
     """Gray (H, W) -> the digit's ink (h, w) in [0, 1], 0 = background, cropped to the digit with anti-aliased
     gray levels kept: background flattened, ink thresholded, clutter dropped."""
+    if gray.size == 0 or gray.min() == gray.max():  # one level: no ink (a black one is not ink on black paper)
+        raise PreprocessError(NO_DIGIT)
     strength = ink_strength(gray)
     threshold = ink_threshold(strength)
     digit = select_digit(strength > threshold, strength)
@@ -218,19 +266,34 @@ def normalise_strokes(ink: np.ndarray) -> np.ndarray:
     work = np.clip(work / max(float(strong), 1e-6), 0.0, 1.0)  # a thin line shrunk from a big canvas is faint
     width = stroke_width(work > 0.5)
     if width < MIN_STROKE:
-        work = ndimage.grey_dilation(work, footprint=_disc(STROKE_TARGET - width))
+        work = disc_filter(work, STROKE_TARGET - width, largest=True)
     elif width > MAX_STROKE:
-        thinner = ndimage.grey_erosion(work, footprint=_disc(width - STROKE_TARGET))
+        thinner = disc_filter(work, width - STROKE_TARGET, largest=False)
         if np.count_nonzero(thinner > 0.5) >= 0.3 * np.count_nonzero(work > 0.5):  # never erase a blob
             work = thinner
     return work
 
 
-def _disc(diameter: float) -> np.ndarray:
-    """A disc footprint of odd size about `diameter` px: moves each edge of a stroke by diameter / 2."""
-    radius = max(1, round(diameter / 2))
-    rows, cols = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    return rows ** 2 + cols ** 2 <= radius ** 2 + radius
+def disc_filter(values: np.ndarray, diameter: float, largest: bool) -> np.ndarray:
+    """Grey dilation (`largest`) or erosion of (H, W) with a disc about `diameter` px wide, edges mirrored: each
+    edge of a stroke moves by diameter / 2.
+
+    The disc is taken a row of it at a time, each a running max or min along the rows (`ndimage`'s 1-D filters),
+    so the work is (disc's height) x pixels, not (disc's area) x pixels; a disc wider than the image's diagonal
+    takes in the whole image from every pixel, so its radius stops there (the same result). `ndimage.grey_erosion`
+    with a disc footprint gives the same values, but took seconds and gigabytes for a wide disc, and read memory
+    outside its buffer once the disc's radius passed four times the image's shorter side.
+    """
+    height, width = values.shape
+    radius = min(max(1, round(diameter / 2)), math.ceil(math.hypot(height - 1, width - 1)) + 1)
+    line_filter = ndimage.maximum_filter1d if largest else ndimage.minimum_filter1d
+    padded = np.pad(values, ((radius, radius), (0, 0)), mode="symmetric")  # ndimage's "reflect" edges
+    result = None
+    for offset in range(-radius, radius + 1):  # the disc's row at this offset: |column| <= sqrt(r^2 + r - offset^2)
+        half = math.isqrt(radius * radius + radius - offset * offset)
+        line = line_filter(padded[radius + offset:radius + offset + height], size=2 * half + 1, axis=1, mode="reflect")
+        result = line if result is None else (np.maximum if largest else np.minimum)(result, line)
+    return result
 
 
 def center_by_mass(digit: np.ndarray) -> np.ndarray:
@@ -247,7 +310,12 @@ def center_by_mass(digit: np.ndarray) -> np.ndarray:
 
 
 def preprocess_image(image: Image.Image) -> np.ndarray:
-    """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit."""
+    """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit
+    (an image of one colour at once, from its extrema) or its shape is refused (`image_decode.check_shape`)."""
+    check_shape(*image.size)
+    extrema = image.getextrema()  # (low, high), or one pair a band
+    if all(low == high for low, high in (extrema if isinstance(extrema[0], tuple) else [extrema])):
+        raise PreprocessError(NO_DIGIT)
     ink = isolate_ink(image_to_gray(image))
     digit = _resize(normalise_strokes(ink), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
     digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)

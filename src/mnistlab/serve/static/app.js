@@ -134,8 +134,9 @@ function requestPrediction() {
 
 function showAnswer(answer) {
   const pixels = seen.createImageData(28, 28);
-  answer.input.forEach((value, index) => {
-    pixels.data.set([value, value, value, 255], index * 4);
+  answer.input.forEach((value, index) => {  // in [0, 1], like JSON pixels
+    const level = Math.round(value * 255);
+    pixels.data.set([level, level, level, 255], index * 4);
   });
   seen.putImageData(pixels, 0, 0);
   for (const prediction of answer.predictions) {
