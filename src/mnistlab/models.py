@@ -1,8 +1,10 @@
 """The model registry: `build_model(name)` returns a fresh, initialised network.
 
 Every model maps a batch of images (B, 1, 28, 28), float32 in [0, 1], to class
-logits (B, 10); softmax is applied only at prediction time. Register a new
-model with `@register_model("name")` and the tests cover it automatically.
+logits (B, num_classes): 10 by default (the digits), the dataset's class count
+when trained on other data; softmax is applied only at prediction time. Register
+a new model with `@register_model("name")`; its constructor takes `num_classes`,
+and the tests cover it automatically.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from torch import nn
 
 from mnistlab.errors import ConfigError
 
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # outputs of a model built without `num_classes`: the ten digits
+MAX_CLASSES = 256  # labels and predictions are stored as uint8 (IDX labels, predictions.npz)
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 RECIPES: dict[str, dict] = {}  # model name -> TrainConfig fields it trains with unless the user says otherwise
 
@@ -84,19 +87,19 @@ class ANN(nn.Module):
     Reaches about 97.4% test accuracy on MNIST under the seed protocol (5 epochs of Adam).
     """
 
-    def __init__(self, hidden: tuple[int, int] = (128, 64)):
+    def __init__(self, hidden: tuple[int, int] = (128, 64), num_classes: int = NUM_CLASSES):
         super().__init__()
         self.hidden = hidden
         self.fc1 = nn.Linear(28 * 28, hidden[0])
         self.fc2 = nn.Linear(hidden[0], hidden[1])
-        self.out = nn.Linear(hidden[1], NUM_CLASSES)
+        self.out = nn.Linear(hidden[1], num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.flatten(1)  # (B, 1, 28, 28) -> (B, 784)
         x = F.relu(self.fc1(x))  # (B, 128)
         x = F.relu(self.fc2(x))  # (B, 64)
-        return self.out(x)  # (B, 10) logits
+        return self.out(x)  # (B, classes) logits
 
 
 @register_model("cnn")
@@ -106,13 +109,13 @@ class CNN(nn.Module):
     Reaches about 98.9-99.0% test accuracy on MNIST under the seed protocol (5 epochs of Adam).
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 64):
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 64, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.channels = channels
         self.conv1 = nn.Conv2d(1, channels[0], kernel_size=3)
         self.conv2 = nn.Conv2d(channels[0], channels[1], kernel_size=3)
         self.fc = nn.Linear(channels[1] * 5 * 5, hidden)
-        self.out = nn.Linear(hidden, NUM_CLASSES)
+        self.out = nn.Linear(hidden, num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -123,7 +126,7 @@ class CNN(nn.Module):
         # Flatten in (height, width, channel) order, as Keras does; free for a channels-last tensor.
         x = x.permute(0, 2, 3, 1).flatten(1)  # (B, 1600)
         x = F.relu(self.fc(x))  # (B, 64)
-        return self.out(x)  # (B, 10) logits
+        return self.out(x)  # (B, classes) logits
 
 
 @register_model("logreg")
@@ -135,13 +138,13 @@ class LogisticRegression(nn.Module):
     reaches about 92.1% test accuracy on MNIST (mean over seeds 0-4).
     """
 
-    def __init__(self):
+    def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
-        self.out = nn.Linear(28 * 28, NUM_CLASSES)
+        self.out = nn.Linear(28 * 28, num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.out(images.flatten(1))  # (B, 1, 28, 28) -> (B, 784) -> (B, 10) logits
+        return self.out(images.flatten(1))  # (B, 1, 28, 28) -> (B, 784) -> (B, classes) logits
 
 
 @register_model("lenet5")
@@ -157,13 +160,13 @@ class LeNet5(nn.Module):
     about 98.1% test accuracy on MNIST (mean over seeds 0-4); the paper's 20 epochs get closer to 99%.
     """
 
-    def __init__(self):
+    def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.c1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)  # padding 2 = the paper's 32x32 input
         self.c3 = nn.Conv2d(6, 16, kernel_size=5)
         self.c5 = nn.Conv2d(16, 120, kernel_size=5)
         self.f6 = nn.Linear(120, 84)
-        self.out = nn.Linear(84, NUM_CLASSES)
+        self.out = nn.Linear(84, num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -171,7 +174,7 @@ class LeNet5(nn.Module):
         x = F.avg_pool2d(torch.tanh(self.c3(x)), 2)  # -> (B, 16, 10, 10) -> (B, 16, 5, 5)
         x = torch.tanh(self.c5(x)).flatten(1)  # -> (B, 120, 1, 1) -> (B, 120)
         x = torch.tanh(self.f6(x))  # (B, 84)
-        return self.out(x)  # (B, 10) logits
+        return self.out(x)  # (B, classes) logits
 
 
 CNN_FAST_ROWS_READ = rows_read([("conv", 3), ("pool", 2)], output_side=5)  # 12 of 13
@@ -191,21 +194,21 @@ class CNNFast(nn.Module):
     cost more time than the accuracy they add.
     """
 
-    def __init__(self, channels: tuple[int, int] = (16, 32)):
+    def __init__(self, channels: tuple[int, int] = (16, 32), num_classes: int = NUM_CLASSES):
         super().__init__()
         self.channels = channels
         self.conv1 = nn.Conv2d(1, channels[0], kernel_size=3, bias=False)  # batch norm supplies the bias
         self.norm1 = nn.BatchNorm2d(channels[0])
         self.conv2 = nn.Conv2d(channels[0], channels[1], kernel_size=3, bias=False)
         self.norm2 = nn.BatchNorm2d(channels[1])
-        self.out = nn.Linear(channels[1] * 5 * 5, NUM_CLASSES)
+        self.out = nn.Linear(channels[1] * 5 * 5, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(F.max_pool2d(self.conv1(images), 2)))  # (B, 1, 28, 28) -> (B, 16, 13, 13)
         # Batch norm 1 sees all 13 x 13 (its statistics need them); the second block reads only 12 x 12.
         x = crop_unread(x, CNN_FAST_ROWS_READ)
         x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 32, 10, 10) -> (B, 32, 5, 5)
-        return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, 10) logits
+        return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, classes) logits
 
 
 @register_model("cnn-strong", recipe={
@@ -225,7 +228,8 @@ class CNNStrong(nn.Module):
     0-2, docs/results.md). 197,802 parameters.
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.4):
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.4,
+                 num_classes: int = NUM_CLASSES):
         super().__init__()
         self.channels = channels
         wide, wider = channels
@@ -240,7 +244,7 @@ class CNNStrong(nn.Module):
         self.fc = nn.Linear(wider * 4 * 4, hidden, bias=False)
         self.norm5 = nn.BatchNorm1d(hidden)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, NUM_CLASSES)
+        self.out = nn.Linear(hidden, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(self.conv1(images)))  # (B, 1, 28, 28) -> (B, 32, 26, 26)
@@ -248,7 +252,7 @@ class CNNStrong(nn.Module):
         x = F.relu(self.norm3(self.conv3(x)))  # -> (B, 64, 10, 10)
         x = F.relu(self.norm4(F.max_pool2d(self.conv4(x), 2)))  # -> (B, 64, 8, 8) -> (B, 64, 4, 4)
         x = F.relu(self.norm5(self.fc(x.permute(0, 2, 3, 1).flatten(1))))  # (B, 1024) -> (B, 128)
-        return self.out(self.dropout(x))  # (B, 10) logits
+        return self.out(self.dropout(x))  # (B, classes) logits
 
 
 def check_model_names(names: list[str]) -> None:
@@ -258,10 +262,14 @@ def check_model_names(names: list[str]) -> None:
         raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; choose from: {', '.join(MODELS)}")
 
 
-def build_model(name: str, **arguments) -> nn.Module:
-    """Build a registered model by name, in channels-last memory layout (faster convolutions on CPU)."""
+def build_model(name: str, num_classes: int = NUM_CLASSES, **arguments) -> nn.Module:
+    """Build a registered model by name with `num_classes` outputs, in channels-last memory layout (faster
+    convolutions on CPU). Only the output layer's size depends on `num_classes`: with 10 the random draws, and so
+    the initial weights, are the same as ever."""
     check_model_names([name])
-    return MODELS[name](**arguments).to(memory_format=torch.channels_last)
+    if not (isinstance(num_classes, int) and 2 <= num_classes <= MAX_CLASSES):
+        raise ConfigError(f"num_classes {num_classes!r} is out of range; a model classifies 2 to {MAX_CLASSES} classes")
+    return MODELS[name](num_classes=num_classes, **arguments).to(memory_format=torch.channels_last)
 
 
 def describe_models() -> list[tuple[str, int, str]]:
@@ -283,7 +291,7 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def infer(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256, precision: str = "fp32") -> torch.Tensor:
-    """Logits (N, 10) on the CPU, float32, for `inputs` (N, 1, 28, 28), computed batch by batch in eval mode.
+    """Logits (N, classes) on the CPU, float32, for `inputs` (N, 1, 28, 28), computed batch by batch in eval mode.
 
     Batches move to the model's device; "bf16" runs them under bfloat16 autocast. 256
     images a batch keeps the CNN's activations in the CPU's cache, which makes
