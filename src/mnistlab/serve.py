@@ -41,7 +41,7 @@ from mnistlab import __version__
 from mnistlab.errors import ConfigError, PreprocessError
 from mnistlab.predict import LoadedModel, load_models, predict_probabilities
 from mnistlab.image_decode import decode_image
-from mnistlab.preprocess import NO_DIGIT, SIZE, preprocess_image
+from mnistlab.preprocess import NO_DIGIT, SIZE, preprocess_decoded
 from mnistlab.serve_guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
@@ -142,16 +142,23 @@ class DecodeGate:
                 await loop.run_in_executor(self.pool, release_free_memory)
 
 
-def predict_all(models: list[LoadedModel], image: np.ndarray) -> list[dict]:
-    """Every model's class probabilities and top class for one (28, 28) uint8 image, and its "not sure" flag
-    when the checkpoint has a threshold (see `assessment.not_sure_threshold`)."""
+def input_kind(loaded: LoadedModel) -> tuple[str, str]:
+    """How an upload becomes this model's input: (preprocessing kind, training images' background)."""
+    return loaded.preprocess, loaded.background
+
+
+def predict_all(models: list[LoadedModel], inputs: dict[tuple[str, str], np.ndarray]) -> list[dict]:
+    """Every model's class probabilities and top class for its (28, 28) uint8 input (`inputs` by `input_kind`),
+    how that input was made ("preprocess"), and its "not sure" flag when the checkpoint has a threshold (see
+    `assessment.not_sure_threshold`)."""
     predictions = []
     for loaded in models:
-        probabilities = predict_probabilities(loaded.model, image[None])[0]
+        probabilities = predict_probabilities(loaded.model, inputs[input_kind(loaded)][None])[0]
         top = int(np.argmax(probabilities))
         prediction = {"model": loaded.name, "dataset": loaded.dataset, "classes": loaded.class_names,
                       "probabilities": [round(float(p), 6) for p in probabilities],
-                      "top_class": loaded.class_names[top], "top_probability": round(float(probabilities[top]), 6)}
+                      "top_class": loaded.class_names[top], "top_probability": round(float(probabilities[top]), 6),
+                      "preprocess": loaded.preprocess}
         not_sure = loaded.not_sure(float(probabilities[top]))
         predictions.append(prediction if not_sure is None else {**prediction, "not_sure": not_sure})
     return predictions
@@ -184,6 +191,7 @@ def create_app(
     page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
     docs_assets = _swagger_ui_assets()
     gate = DecodeGate(max_decoding)
+    kinds = list(dict.fromkeys(input_kind(loaded) for loaded in models))  # the inputs an upload is turned into
     app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description="Predict handwritten digits with mnistlab checkpoints. Errors are `{\"error\": \"...\"}`.")
     app.openapi_version = "3.0.3"  # the bundled Swagger UI renders OpenAPI 3.0, not FastAPI's default 3.1
@@ -238,21 +246,23 @@ def create_app(
     @app.post("/api/predict", summary="Classify one image with every loaded model", openapi_extra={
         "requestBody": PREDICT_BODY_DOC})
     async def predict(request: Request) -> dict:
-        """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style; JSON pixels are used as is.
+        """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style for digit models and
+        resized as it is for others; JSON pixels are used as is.
 
-        Returns `input` (the 784 uint8 pixels the models saw, row by row) and `predictions`, one per model.
+        Returns `input` (the 784 uint8 pixels the first model saw, row by row) and `predictions`, one per model;
+        a prediction whose model saw other pixels (another preprocessing) carries its own `input`.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        limits = (max_pixels, max_decode_bytes)
+        limits = (max_pixels, max_decode_bytes, kinds)
         if content_type in IMAGE_TYPES:
-            image = await gate.run(decode_and_preprocess, await request.body(), *limits)
+            inputs = await gate.run(decode_and_preprocess, await request.body(), *limits)
         elif content_type == "multipart/form-data":
             async with request.form(max_files=1, max_fields=4) as form:
                 upload = form.get(UPLOAD_FIELD)
                 if not isinstance(upload, UploadFile):
                     raise HTTPException(422, f"multipart body needs a file field named {UPLOAD_FIELD!r}")
                 data = await upload.read()
-            image = await gate.run(decode_and_preprocess, data, *limits)
+            inputs = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":
             body = await request.body()
             if len(body) > MAX_JSON_BYTES:
@@ -266,19 +276,27 @@ def create_app(
                 image = pixels_from_json(payload)
             except ValueError as error:
                 raise HTTPException(422, str(error)) from None
+            inputs = dict.fromkeys(kinds, image)
         else:
             raise HTTPException(415, f"content type {content_type[:60]!r} is not accepted; send "
                                      f"{', '.join(IMAGE_TYPES)}, multipart/form-data or application/json")
-        predictions = await run_in_threadpool(predict_all, models, image)
-        return {"input": image.ravel().tolist(), "predictions": predictions}
+        predictions = await run_in_threadpool(predict_all, models, inputs)
+        first = inputs[input_kind(models[0])]
+        for loaded, prediction in zip(models, predictions):
+            if inputs[input_kind(loaded)] is not first:
+                prediction["input"] = inputs[input_kind(loaded)].ravel().tolist()
+        return {"input": first.ravel().tolist(), "predictions": predictions}
 
     return app
 
 
-def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int) -> np.ndarray:
-    """Uploaded bytes -> (28, 28) uint8; only PNG and JPEG decode; `HTTPException` 422 with the reason otherwise."""
+def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int,
+                          kinds: list[tuple[str, str]] = (("digits", "dark"),)) -> dict[tuple[str, str], np.ndarray]:
+    """Uploaded bytes, decoded once -> a (28, 28) uint8 input per (preprocessing, background) in `kinds`; only PNG
+    and JPEG decode; `HTTPException` 422 with the reason otherwise."""
     try:
-        return preprocess_image(decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes))
+        image = decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes)
+        return {kind: preprocess_decoded(image, *kind) for kind in kinds}
     except PreprocessError as error:
         raise HTTPException(422, str(error)) from None
 

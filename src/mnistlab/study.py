@@ -270,9 +270,13 @@ def train_checkpoint(
 
 def evaluate_checkpoint(
     path: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
-    dataset: str | None = None, device: str = "cpu",
+    dataset: str | None = None, device: str = "cpu", allow_class_mismatch: bool = False,
 ) -> dict:
-    """Test a checkpoint on the test split of its dataset (or of `dataset`, a registered name or folder)."""
+    """Test a checkpoint on the test split of its dataset (or of `dataset`, a registered name or folder).
+
+    A dataset whose class names differ from the checkpoint's is refused (its accuracy would pair unrelated
+    classes) unless `allow_class_mismatch`; then labels and outputs are matched by index and the result says so
+    in "class_mismatch"."""
     model, state = load_checkpoint(path)
     model.to(resolve_device(device))
     name = dataset or state["dataset"]["name"]
@@ -280,6 +284,23 @@ def evaluate_checkpoint(
         raise CheckpointError(f"{path}: was trained on {name[:80]!r}, not a registered dataset; "
                               f"pass --dataset with the folder (or name) to test it on")
     data = open_dataset(name, data_dir, progress=progress)
+    trained_on = state["dataset"]["class_names"]
+    mismatch = None
+    if list(data.class_names) != trained_on:
+        mismatch = (f"{path} was trained on classes {describe_classes(trained_on)} but {data.name} has "
+                    f"{describe_classes(data.class_names)}")
+        if not allow_class_mismatch:
+            raise ConfigError(f"{mismatch}: its accuracy there would pair unrelated classes; pass "
+                              f"--allow-class-mismatch to score it anyway (labels and outputs matched by index)")
     evaluation = evaluate(model, data.test_images, data.test_labels, data.class_names)
-    return {"model": state["model_name"], "dataset": data.name, "params": count_parameters(model),
-            **evaluation.metrics}
+    result = {"model": state["model_name"], "dataset": data.name, "params": count_parameters(model),
+              **evaluation.metrics}
+    if mismatch:
+        result["class_mismatch"] = f"{mismatch}; scored by class index"
+    return result
+
+
+def describe_classes(names) -> str:
+    """A short account of a class list for one-line messages: its count and first few names."""
+    shown = ", ".join(map(repr, list(names)[:4])) + (", ..." if len(names) > 4 else "")
+    return f"{len(names)} ({shown})"
