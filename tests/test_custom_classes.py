@@ -275,3 +275,21 @@ def test_every_model_takes_a_class_count(name):
         assert build_model(name, num_classes=count).eval()(torch.zeros(2, 1, 28, 28)).shape == (2, count)
     with pytest.raises(Exception, match="2 to 256"):
         build_model(name, num_classes=1)
+
+
+def test_serve_reads_an_upload_for_each_checkpoint_its_own_way(tmp_path):
+    """A digit model and a Fashion-MNIST model side by side: each gets its own input and its own class names."""
+    digits, fashion = build_model("logreg"), build_model("logreg")
+    save_checkpoint(tmp_path / "digits.pt", digits, "logreg", {}, {"name": "mnist", "class_names": list("0123456789")}, {})
+    save_checkpoint(tmp_path / "fashion.pt", fashion, "logreg", {},
+                    {"name": "fashion-mnist", "class_names": FASHION_NAMES, "preprocess": "plain"}, {})
+    client = TestClient(create_app([tmp_path / "digits.pt", tmp_path / "fashion.pt"], allowed_hosts=["testserver"]))
+    models = client.get("/api/models").json()["models"]
+    assert [model["preprocess"] for model in models] == ["digits", "plain"]
+    raw = fashion_like_images(1)[0]
+    response = client.post("/api/predict", content=encode(Image.fromarray(raw)), headers={"Content-Type": "image/png"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    first, second = body["predictions"]
+    assert "input" not in first and second["input"] == raw.ravel().tolist() and body["input"] != second["input"]
+    assert second["classes"] == FASHION_NAMES and second["top_class"] in FASHION_NAMES

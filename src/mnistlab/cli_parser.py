@@ -43,7 +43,8 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="TOML file with training settings for every model, or with MODEL=FILE for one model "
                              "(repeatable: one shared file and one per model; flags override them)")
     parser.add_argument("--dataset", help="registered dataset name, or a folder of your own data "
-                                          "(four IDX files, or train/<label>/*.png and test/<label>/*.png) (default: mnist)")
+                                          "(four IDX files, or train/<class>/*.png and test/<class>/*.png, 2 to 256 classes "
+                                          "named by their folders) (default: mnist)")
     parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5, or the model's recipe)")
     parser.add_argument("--batch-size", type=int, help="images per optimiser step (default: 128)")
     parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float,
