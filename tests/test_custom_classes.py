@@ -110,6 +110,17 @@ def test_digit_labels_3_5_7_are_three_classes(tmp_path, capsys):
     assert loaded.preprocess == "digits" and loaded.note() is None
 
 
+def test_evaluate_maps_a_subset_of_the_classes_by_name(tmp_path, capsys):
+    """An MNIST-classes checkpoint tested on a folder of 3/, 5/, 7/: labels 0-2 there are the digits 3, 5 and 7."""
+    data = write_classes(tmp_path / "digits", ["3", "5", "7"], train=2, test=3)
+    save_checkpoint(tmp_path / "m.pt", build_model("logreg"), "logreg", {},
+                    {"name": "mnist", "class_names": list("0123456789")}, {})
+    code, printed, err = run_cli(capsys, "evaluate", tmp_path / "m.pt", "--dataset", data, "--json")
+    assert code == 0 and "matched to them by name" in err
+    support = {row["class"]: row["support"] for row in json.loads(printed)["per_class"]}
+    assert support == {digit: 3 if digit in "357" else 0 for digit in "0123456789"}
+
+
 def test_two_classes_predict_shows_both(tmp_path, capsys):
     data = write_classes(tmp_path / "pair", ["no", "yes"], train=8, test=2)
     code, _, err = run_cli(capsys, "--quiet", "train", "cnn", "--dataset", data, *TINY, "--out", tmp_path / "m.pt")

@@ -46,13 +46,20 @@ def checkpoint_contents(model: nn.Module, model_name: str, config: dict, dataset
     return {
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
-        "model_arguments": {"num_classes": len(dataset.get("class_names") or range(NUM_CLASSES))},  # all else default
+        "model_arguments": {"num_classes": output_count(model, dataset)},  # all else: the model's defaults
         "state_dict": {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()},
         "config": config,
         "dataset": dataset,
         "metrics": metrics,
         "versions": library_versions(),
     }
+
+
+def output_count(model: nn.Module, dataset: dict) -> int:
+    """The model's class count: one per recorded class name, else its output layer's size, else 10."""
+    if dataset.get("class_names"):
+        return len(dataset["class_names"])
+    return getattr(getattr(model, "out", None), "out_features", NUM_CLASSES)
 
 
 def write_checkpoint(path: str | os.PathLike, contents: dict) -> None:

@@ -214,8 +214,8 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
 
     metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet, dataset=args.dataset,
                                   device=args.device or "cpu", allow_class_mismatch=args.allow_class_mismatch)
-    if metrics.get("class_mismatch"):
-        print(f"mnistlab: note: {metrics['class_mismatch']}", file=sys.stderr)
+    if metrics.get("note"):
+        print(f"mnistlab: note: {metrics['note']}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
