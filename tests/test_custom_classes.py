@@ -304,3 +304,18 @@ def test_serve_reads_an_upload_for_each_checkpoint_its_own_way(tmp_path):
     first, second = body["predictions"]
     assert "input" not in first and second["input"] == raw.ravel().tolist() and body["input"] != second["input"]
     assert second["classes"] == FASHION_NAMES and second["top_class"] in FASHION_NAMES
+
+
+def test_digit_inputs_follow_a_light_training_background():
+    """Digits trained dark on white get the MNIST-style input inverted; a plain input is inverted only when its
+    background differs from the training images'."""
+    from mnistlab.preprocess import preprocess_decoded
+
+    photo = Image.new("L", (200, 200), 255)
+    photo.paste(0, (90, 40, 110, 160))  # a dark "1" on white paper
+    dark = preprocess_decoded(photo, "digits", "dark")
+    np.testing.assert_array_equal(preprocess_decoded(photo, "digits", "light"), 255 - dark)
+    assert dark[0, 0] == 0 and dark.max() == 255
+    plain_light = preprocess_decoded(photo, "plain", "light")
+    assert plain_light[0, 0] == 255 and plain_light[14, 14] == 0  # kept as it is: white paper, dark stroke
+    np.testing.assert_array_equal(preprocess_decoded(photo, "plain", "dark"), 255 - plain_light)

@@ -87,6 +87,8 @@ DATASETS: dict[str, DatasetSpec] = {}
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add `spec` to the registry under its name and return it."""
+    if spec.preprocess not in ("digits", "plain"):
+        raise ValueError(f"dataset {spec.name!r}: preprocess {spec.preprocess!r} is not 'digits' or 'plain'")
     DATASETS[spec.name] = spec
     return spec
 

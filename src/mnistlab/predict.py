@@ -52,6 +52,11 @@ class LoadedModel:
                 "params": self.params, "class_names": self.class_names, "checkpoint": self.path.name,
                 "preprocess": self.preprocess}
 
+    @property
+    def input_kind(self) -> tuple[str, str]:
+        """How an image becomes this model's input: (preprocessing, training images' background)."""
+        return self.preprocess, self.background
+
     def note(self) -> str | None:
         """A line saying how images are read for a checkpoint not trained on handwritten digits; None otherwise."""
         if self.preprocess == "digits":

@@ -142,18 +142,13 @@ class DecodeGate:
                 await loop.run_in_executor(self.pool, release_free_memory)
 
 
-def input_kind(loaded: LoadedModel) -> tuple[str, str]:
-    """How an upload becomes this model's input: (preprocessing kind, training images' background)."""
-    return loaded.preprocess, loaded.background
-
-
 def predict_all(models: list[LoadedModel], inputs: dict[tuple[str, str], np.ndarray]) -> list[dict]:
-    """Every model's class probabilities and top class for its (28, 28) uint8 input (`inputs` by `input_kind`),
-    how that input was made ("preprocess"), and its "not sure" flag when the checkpoint has a threshold (see
-    `assessment.not_sure_threshold`)."""
+    """Every model's class probabilities and top class for its (28, 28) uint8 input (`inputs` by
+    `LoadedModel.input_kind`), how that input was made ("preprocess"), and its "not sure" flag when the checkpoint
+    has a threshold (see `assessment.not_sure_threshold`)."""
     predictions = []
     for loaded in models:
-        probabilities = predict_probabilities(loaded.model, inputs[input_kind(loaded)][None])[0]
+        probabilities = predict_probabilities(loaded.model, inputs[loaded.input_kind][None])[0]
         top = int(np.argmax(probabilities))
         prediction = {"model": loaded.name, "dataset": loaded.dataset, "classes": loaded.class_names,
                       "probabilities": [round(float(p), 6) for p in probabilities],
@@ -191,7 +186,7 @@ def create_app(
     page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
     docs_assets = _swagger_ui_assets()
     gate = DecodeGate(max_decoding)
-    kinds = list(dict.fromkeys(input_kind(loaded) for loaded in models))  # the inputs an upload is turned into
+    kinds = list(dict.fromkeys(loaded.input_kind for loaded in models))  # the inputs an upload is turned into
     app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description="Predict handwritten digits with mnistlab checkpoints. Errors are `{\"error\": \"...\"}`.")
     app.openapi_version = "3.0.3"  # the bundled Swagger UI renders OpenAPI 3.0, not FastAPI's default 3.1
@@ -281,10 +276,10 @@ def create_app(
             raise HTTPException(415, f"content type {content_type[:60]!r} is not accepted; send "
                                      f"{', '.join(IMAGE_TYPES)}, multipart/form-data or application/json")
         predictions = await run_in_threadpool(predict_all, models, inputs)
-        first = inputs[input_kind(models[0])]
+        first = inputs[models[0].input_kind]
         for loaded, prediction in zip(models, predictions):
-            if inputs[input_kind(loaded)] is not first:
-                prediction["input"] = inputs[input_kind(loaded)].ravel().tolist()
+            if inputs[loaded.input_kind] is not first:
+                prediction["input"] = inputs[loaded.input_kind].ravel().tolist()
         return {"input": first.ravel().tolist(), "predictions": predictions}
 
     return app
