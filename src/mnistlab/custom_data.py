@@ -49,7 +49,7 @@ MAX_NAME_LENGTH = 100  # characters in a class name (checkpoints accept no longe
 DECODE_PIXELS = 64 * IMAGE_SIDE * IMAGE_SIDE  # pixels an image in a dataset may declare before it is refused unread
 IMAGE_SUFFIXES = (".png",)
 LAYOUTS = ("four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-           "t10k-labels-idx1-ubyte[.gz]) or train/<label>/*.png and test/<label>/*.png")
+           "t10k-labels-idx1-ubyte[.gz]) or train/<class>/*.png and test/<class>/*.png")
 
 
 def open_dataset(name: str, data_dir: str | os.PathLike | None = None, progress: bool = True) -> Dataset:
