@@ -319,3 +319,14 @@ def test_digit_inputs_follow_a_light_training_background():
     plain_light = preprocess_decoded(photo, "plain", "light")
     assert plain_light[0, 0] == 255 and plain_light[14, 14] == 0  # kept as it is: white paper, dark stroke
     np.testing.assert_array_equal(preprocess_decoded(photo, "plain", "dark"), 255 - plain_light)
+
+
+@pytest.mark.parametrize(("classes", "preprocess"), [(3, "digits"), (12, "plain")])
+def test_idx_folder_classes_run_to_the_largest_label(tmp_path, classes, preprocess):
+    from test_custom_data import write_idx_folder
+
+    arrays = {f"{split}_{kind}": class_images(0, 24, seed=0) if kind == "images" else
+              (np.arange(24) % classes).astype(np.uint8) for split in ("train", "test") for kind in ("images", "labels")}
+    write_idx_folder(tmp_path / "idx", arrays)
+    dataset = open_dataset(str(tmp_path / "idx"))
+    assert dataset.class_names == tuple(str(label) for label in range(classes)) and dataset.preprocess == preprocess
