@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from mnistlab.data.datasets import load_dataset  # noqa: E402
 from mnistlab.common.errors import PreprocessError  # noqa: E402
 from mnistlab.evaluation.photo_eval import render_photo  # noqa: E402
-from mnistlab.vision.decode import decode_image, image_to_gray  # noqa: E402
+from mnistlab.data.decode import decode_image, image_to_gray  # noqa: E402
 from mnistlab.vision.preprocess import preprocess, preprocess_image  # noqa: E402
 
 FRAMES = ((1152, 864), (1000, 1000))  # (width, height) px, each about one megapixel

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision.decode import WORK_LONGEST, decode_image, decoded_bytes, image_to_gray
+from mnistlab.data.decode import WORK_LONGEST, decode_image, decoded_bytes, image_to_gray
 from serve_support import draw_seven, encode, png_of_zeros, with_text_chunks
 
 

@@ -189,7 +189,7 @@ def test_a_checkpoint_cannot_ask_for_a_huge_model(tmp_path):
     state["model_arguments"] = {"hidden": [2**20, 2**20]}
     state["model_name"] = "ann"
     torch.save(state, tmp_path / "huge.pt")
-    with pytest.raises(CheckpointError, match="model_arguments must be empty"):
+    with pytest.raises(CheckpointError, match="model_arguments may hold only num_classes"):
         load_checkpoint(tmp_path / "huge.pt")
 
 

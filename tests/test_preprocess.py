@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import ARTIFACTS
 from mnistlab.evaluation import photo_eval
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision.decode import decode_image
+from mnistlab.data.decode import decode_image
 from mnistlab.vision.preprocess import preprocess
 from serve_support import draw_seven, encode, png_header_only, render_like_a_user
 

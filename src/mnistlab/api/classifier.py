@@ -14,16 +14,17 @@ from mnistlab.data.folders import open_dataset
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.training.runtime import configured_runtime
 from mnistlab.vision.predict import LoadedModel, load_model, predict_probabilities
-from mnistlab.vision.preprocess import preprocess, preprocess_image
+from mnistlab.vision.preprocess import preprocess, preprocess_decoded
 
 
 class Classifier:
     """A checkpoint ready to classify images: `predict`, `predict_proba`, `evaluate`.
 
     `x` may be a uint8 array (0-255) or a float array (0-1) of shape (N, 28, 28) or
-    (28, 28), ink bright on a dark background as in MNIST; or an image file path,
-    a list of paths, or a PIL image, which go through the photo preprocessing
-    first (any size, dark ink on light paper as well as the reverse).
+    (28, 28), as the training images are (for MNIST, ink bright on black); or an image
+    file path, a list of paths, or a PIL image, read as `mnistlab predict` reads them:
+    through the photo preprocessing for a model of handwritten digits (any size, dark
+    ink on light paper as well as the reverse), resized to 28x28 for other models.
     """
 
     def __init__(self, loaded: LoadedModel, threads: int | None = None):
@@ -55,7 +56,7 @@ class Classifier:
 
     def predict_proba(self, x) -> np.ndarray:
         """Class probabilities (N, classes), float64 rows summing to 1; (classes,) for one image."""
-        images, single = as_images(x)
+        images, single = as_images(x, *self._loaded.input_kind)
         with configured_runtime(self.threads):
             probabilities = predict_probabilities(self._loaded.model, images)
         return probabilities[0] if single else probabilities
@@ -82,14 +83,18 @@ def load(checkpoint: str | os.PathLike, *, device: str = "cpu", threads: int | N
     return Classifier(load_model(checkpoint, device=device), threads=threads)
 
 
-def as_images(x) -> tuple[np.ndarray, bool]:
-    """(uint8 images (N, 28, 28), whether `x` was one image) from any input `Classifier` takes."""
+def as_images(x, kind: str = "digits", background: str = "dark") -> tuple[np.ndarray, bool]:
+    """(uint8 images (N, 28, 28), whether `x` was one image) from any input `Classifier` takes.
+
+    Files and PIL images are read as `mnistlab predict` reads them for a model of this `kind` and
+    training `background` (`LoadedModel.input_kind`): the digit photo preprocessing, or a plain resize.
+    """
     if isinstance(x, (str, os.PathLike)):
-        return preprocess(x)[None], True
+        return preprocess(x, kind=kind, background=background)[None], True
     if hasattr(x, "convert") and hasattr(x, "size"):  # a PIL image
-        return preprocess_image(x)[None], True
+        return preprocess_decoded(x, kind, background)[None], True
     if isinstance(x, Sequence) and x and all(isinstance(item, (str, os.PathLike)) for item in x):
-        return np.stack([preprocess(Path(item)) for item in x]), False
+        return np.stack([preprocess(Path(item), kind=kind, background=background) for item in x]), False
     array = np.asarray(x)
     if array.ndim not in (2, 3) or array.shape[-2:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise ConfigError(f"images of shape {array.shape} given; expected (N, {IMAGE_SIDE}, {IMAGE_SIDE}) or "

@@ -224,12 +224,15 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     from mnistlab.study.single import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet, dataset=args.dataset,
-                                  device=args.device or "cpu")
+                                  device=args.device or "cpu", allow_class_mismatch=args.allow_class_mismatch)
+    if metrics.get("note"):
+        print(f"mnistlab: note: {metrics['note']}", file=sys.stderr)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
+    loss = "n/a (labels beyond the model's classes)" if metrics["test_loss"] is None else f"{metrics['test_loss']:.4f}"
     print(f"{metrics['model']} on {metrics['dataset']} test set: accuracy {100 * metrics['test_accuracy']:.2f}%, "
-          f"loss {metrics['test_loss']:.4f}")
+          f"loss {loss}")
     print(f"{'class':>12}  precision  recall     f1  support")
     for row in metrics["per_class"]:
         print(f"{row['class']:>12}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['f1']:.4f}  {row['support']:7d}")
@@ -280,7 +283,10 @@ def run_predict_command(args: argparse.Namespace) -> int:
 
     if args.show_input:
         prepare_input_folder(args.show_input)  # a bad folder is an error before any work
-    results = predict_files(load_model(args.checkpoint, device=args.device or "cpu"), args.images, top_k=args.top_k)
+    loaded = load_model(args.checkpoint, device=args.device or "cpu")
+    if loaded.note():
+        print(f"mnistlab: note: {loaded.note()}", file=sys.stderr)
+    results = predict_files(loaded, args.images, top_k=args.top_k)
     for result in results:
         if result.error:
             print_error(result.error)

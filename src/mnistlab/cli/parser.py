@@ -43,7 +43,8 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="TOML file with training settings for every model, or with MODEL=FILE for one model "
                              "(repeatable: one shared file and one per model; flags override them)")
     parser.add_argument("--dataset", help="registered dataset name, or a folder of your own data "
-                                          "(four IDX files, or train/<label>/*.png and test/<label>/*.png) (default: mnist)")
+                                          "(four IDX files, or train/<class>/*.png and test/<class>/*.png, 2 to 256 classes "
+                                          "named by their folders) (default: mnist)")
     parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5, or the model's recipe)")
     parser.add_argument("--batch-size", type=int, help="images per optimiser step (default: 128)")
     parser.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float,
@@ -60,6 +61,7 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
     from mnistlab.models.catalogue import BUILT_IN as MODELS  # names only: no PyTorch for --help
+    from mnistlab.vision.settings import DEFAULT_TOP_K
 
     parser = argparse.ArgumentParser(prog="mnistlab", description=DESCRIPTION, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", help="a .pt file written by train or compare")
     evaluate.add_argument("--dataset", help="registered name or folder to test on (default: the checkpoint's dataset)")
     evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
+    evaluate.add_argument("--allow-class-mismatch", action="store_true",
+                          help="test on a dataset whose classes differ from the checkpoint's (scored by class index)")
 
     export = command("export", "export a checkpoint for other runtimes (ONNX)")
     export.add_argument("checkpoint", help="a .pt file written by train or compare")
@@ -135,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict = command("predict", "classify your own images (files, folders or globs) with a checkpoint")
     predict.add_argument("checkpoint", help="a .pt file written by train or compare")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders of images, or globs")
-    predict.add_argument("--top-k", type=int, default=3, help="most likely classes shown per image (default: %(default)s)")
+    predict.add_argument("--top-k", type=int, default=None,
+                         help=f"most likely classes shown per image (default: {DEFAULT_TOP_K}, or every class if the model "
+                              f"has fewer)")
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.add_argument("--show-input", metavar="DIR", help="save the 28x28 image each model saw as DIR/<name>.png")
 

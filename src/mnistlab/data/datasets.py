@@ -24,6 +24,7 @@ from mnistlab.common.errors import DatasetError
 from mnistlab.data.idx import GZIP_MAGIC, parse_idx, payload_sha256, read_payload
 
 IMAGE_SIDE = 28  # pixels; every MNIST-format image is 28x28
+MAX_CLASSES = 256  # labels and predictions are stored as uint8 (IDX labels, predictions.npz)
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 FILE_NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -57,7 +58,9 @@ class DatasetSpec:
     description: str
     mirrors: tuple[str, ...]  # base URLs ending in "/", tried in order
     files: dict[str, DatasetFile]  # role (see ROLES) -> file
-    class_names: tuple[str, ...]
+    class_names: tuple[str, ...]  # one per label value, in label order
+    preprocess: str = "digits"  # how predict/serve read image files: "digits" (the handwritten-digit photo
+    # preprocessing) or "plain" (a resize to 28x28; see `preprocess.preprocess_plain`)
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Dataset:
     test_labels: np.ndarray
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> payload SHA-256
     sources: dict[str, str] = field(default_factory=dict)  # file name -> path it was read from
+    preprocess: str = "digits"  # "digits" or "plain": how predict and serve read image files (see DatasetSpec)
+    background: str = "dark"  # "dark" (light objects on black, as in every registered dataset) or "light"
 
 
 def _files(checksums: dict[str, tuple]) -> dict[str, DatasetFile]:
@@ -83,6 +88,8 @@ DATASETS: dict[str, DatasetSpec] = {}
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add `spec` to the registry under its name and return it."""
+    if spec.preprocess not in ("digits", "plain"):
+        raise ValueError(f"dataset {spec.name!r}: preprocess {spec.preprocess!r} is not 'digits' or 'plain'")
     DATASETS[spec.name] = spec
     return spec
 
@@ -128,6 +135,7 @@ register_dataset(DatasetSpec(
     }),
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    preprocess="plain",  # product photos centred on black: the digit preprocessing would crop and re-stroke them
 ))
 
 # KMNIST publishes only the MD5 of its .gz files, so a local uncompressed copy
@@ -146,6 +154,7 @@ register_dataset(DatasetSpec(
         "test_labels": (None, "7320c461ea6c1c855c0b718fb2a4b134"),
     }),
     class_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    preprocess="plain",  # characters, not digits: no digit stroke and size normalisation
 ))
 
 
@@ -263,7 +272,8 @@ def read_dataset_files(spec: DatasetSpec, paths: dict[str, Path]) -> Dataset:
         sources[spec.files[role].name] = str(paths[role])
     for split in ("train", "test"):
         check_pair(spec, split, arrays[f"{split}_images"], arrays[f"{split}_labels"], sources)
-    return Dataset(spec.name, spec.class_names, checksums=checksums, sources=sources, **arrays)
+    return Dataset(spec.name, spec.class_names, checksums=checksums, sources=sources, preprocess=spec.preprocess,
+                   **arrays)
 
 
 def check_pair(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray, sources: dict) -> None:
@@ -312,10 +322,12 @@ def find_local_copy(name: str, data_dir: str | os.PathLike | None = None) -> Pat
 
 
 def dataset_record(dataset: Dataset, train_size: int, validation_size: int) -> dict:
-    """What a run records about its data: name, classes, payload checksums and split sizes."""
+    """What a run records about its data: name, classes, how images are read for it, checksums and split sizes."""
     return {
         "name": dataset.name,
         "class_names": list(dataset.class_names),
+        "preprocess": dataset.preprocess,
+        "background": dataset.background,
         "checksums": dataset.checksums,
         "train_size": train_size,
         "validation_size": validation_size,

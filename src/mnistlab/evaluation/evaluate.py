@@ -17,7 +17,7 @@ from mnistlab.models import images_to_tensor, infer
 class Evaluation:
     """Scores (JSON-ready in `metrics`) and the raw per-image outputs behind them."""
 
-    metrics: dict  # test_loss, test_accuracy, confusion_matrix, per_class
+    metrics: dict  # test_loss (None when labels exceed the model's outputs), test_accuracy, confusion_matrix, per_class
     predictions: np.ndarray  # (N,) predicted class per image
     probabilities: np.ndarray  # (N, classes) softmax outputs, float32
     logits: np.ndarray  # (N, classes) raw outputs, float32
@@ -30,8 +30,9 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, class_nam
     targets = torch.from_numpy(labels.astype(np.int64))
     probabilities = logits.softmax(dim=1).numpy()
     predictions = logits.argmax(dim=1).numpy()
+    fits = len(labels) == 0 or int(labels.max()) < logits.shape[1]  # not so when scoring another dataset's classes
     metrics = {
-        "test_loss": F.cross_entropy(logits, targets).item(),
+        "test_loss": F.cross_entropy(logits, targets).item() if fits else None,
         **score_predictions(labels, predictions, class_names),
     }
     return Evaluation(metrics=metrics, predictions=predictions, probabilities=probabilities, logits=logits.numpy())

@@ -1,8 +1,10 @@
 """The model registry: `build_model(name)` returns a fresh, initialised network by its registered name.
 
 Every model maps a batch of images (B, 1, 28, 28), float32 in [0, 1], to class
-logits (B, 10); softmax is applied only at prediction time. Register a new
-model with `@register_model("name")` and the tests cover it automatically.
+logits (B, num_classes): 10 by default (the digits), the dataset's class count
+when trained on other data; softmax is applied only at prediction time. Register
+a new model with `@register_model("name")`; its constructor takes `num_classes`,
+and the tests cover it automatically.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import torch
 from torch import nn
 
 from mnistlab.common.errors import ConfigError
+from mnistlab.data.datasets import MAX_CLASSES
 
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # outputs of a model built without `num_classes`: the ten digits
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 RECIPES: dict[str, dict] = {}  # model name -> TrainConfig fields it trains with unless the user says otherwise
 
@@ -42,10 +45,14 @@ def check_model_names(names: list[str]) -> None:
         raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none given)'}; choose from: {', '.join(MODELS)}")
 
 
-def build_model(name: str, **arguments) -> nn.Module:
-    """Build a registered model by name, in channels-last memory layout (faster convolutions on CPU)."""
+def build_model(name: str, num_classes: int = NUM_CLASSES, **arguments) -> nn.Module:
+    """Build a registered model by name with `num_classes` outputs, in channels-last memory layout (faster
+    convolutions on CPU). Only the output layer's size depends on `num_classes`: with 10 the random draws, and so
+    the initial weights, are the same as ever."""
     check_model_names([name])
-    return MODELS[name](**arguments).to(memory_format=torch.channels_last)
+    if not (isinstance(num_classes, int) and 2 <= num_classes <= MAX_CLASSES):
+        raise ConfigError(f"num_classes {num_classes!r} is out of range; a model classifies 2 to {MAX_CLASSES} classes")
+    return MODELS[name](num_classes=num_classes, **arguments).to(memory_format=torch.channels_last)
 
 
 def describe_models() -> list[tuple[str, int, str]]:
@@ -67,7 +74,7 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def infer(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256, precision: str = "fp32") -> torch.Tensor:
-    """Logits (N, 10) on the CPU, float32, for `inputs` (N, 1, 28, 28), computed batch by batch in eval mode.
+    """Logits (N, classes) on the CPU, float32, for `inputs` (N, 1, 28, 28), computed batch by batch in eval mode.
 
     Batches move to the model's device; "bf16" runs them under bfloat16 autocast. 256
     images a batch keeps the CNN's activations in the CPU's cache, which makes

@@ -1,6 +1,6 @@
 """The built-in networks: the study's ANN and CNN, the linear baseline, LeNet-5, and two faster or stronger CNNs.
 
-Each maps images (B, 1, 28, 28), float32 in [0, 1], to class logits (B, 10) and
+Each maps images (B, 1, 28, 28), float32 in [0, 1], to class logits (B, num_classes), 10 by default, and
 registers itself with its training recipe (from `models.catalogue`, which the CLI reads without PyTorch).
 """
 
@@ -61,19 +61,19 @@ class ANN(nn.Module):
     Reaches about 97.4% test accuracy on MNIST under the seed protocol (5 epochs of Adam).
     """
 
-    def __init__(self, hidden: tuple[int, int] = (128, 64)):
+    def __init__(self, hidden: tuple[int, int] = (128, 64), num_classes: int = NUM_CLASSES):
         super().__init__()
         self.hidden = hidden
         self.fc1 = nn.Linear(28 * 28, hidden[0])
         self.fc2 = nn.Linear(hidden[0], hidden[1])
-        self.out = nn.Linear(hidden[1], NUM_CLASSES)
+        self.out = nn.Linear(hidden[1], num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.flatten(1)  # (B, 1, 28, 28) -> (B, 784)
         x = F.relu(self.fc1(x))  # (B, 128)
         x = F.relu(self.fc2(x))  # (B, 64)
-        return self.out(x)  # (B, 10) logits
+        return self.out(x)  # (B, classes) logits
 
 
 @register_model("cnn")
@@ -83,13 +83,13 @@ class CNN(nn.Module):
     Reaches about 98.9-99.0% test accuracy on MNIST under the seed protocol (5 epochs of Adam).
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 64):
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 64, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.channels = channels
         self.conv1 = nn.Conv2d(1, channels[0], kernel_size=3)
         self.conv2 = nn.Conv2d(channels[0], channels[1], kernel_size=3)
         self.fc = nn.Linear(channels[1] * 5 * 5, hidden)
-        self.out = nn.Linear(hidden, NUM_CLASSES)
+        self.out = nn.Linear(hidden, num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -100,7 +100,7 @@ class CNN(nn.Module):
         # Flatten in (height, width, channel) order, as Keras does; free for a channels-last tensor.
         x = x.permute(0, 2, 3, 1).flatten(1)  # (B, 1600)
         x = F.relu(self.fc(x))  # (B, 64)
-        return self.out(x)  # (B, 10) logits
+        return self.out(x)  # (B, classes) logits
 
 
 @register_model("logreg")
@@ -112,13 +112,13 @@ class LogisticRegression(nn.Module):
     reaches about 92.1% test accuracy on MNIST (mean over seeds 0-4).
     """
 
-    def __init__(self):
+    def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
-        self.out = nn.Linear(28 * 28, NUM_CLASSES)
+        self.out = nn.Linear(28 * 28, num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.out(images.flatten(1))  # (B, 1, 28, 28) -> (B, 784) -> (B, 10) logits
+        return self.out(images.flatten(1))  # (B, 1, 28, 28) -> (B, 784) -> (B, classes) logits
 
 
 @register_model("lenet5")
@@ -134,13 +134,13 @@ class LeNet5(nn.Module):
     about 98.1% test accuracy on MNIST (mean over seeds 0-4); the paper's 20 epochs get closer to 99%.
     """
 
-    def __init__(self):
+    def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.c1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)  # padding 2 = the paper's 32x32 input
         self.c3 = nn.Conv2d(6, 16, kernel_size=5)
         self.c5 = nn.Conv2d(16, 120, kernel_size=5)
         self.f6 = nn.Linear(120, 84)
-        self.out = nn.Linear(84, NUM_CLASSES)
+        self.out = nn.Linear(84, num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -148,7 +148,7 @@ class LeNet5(nn.Module):
         x = F.avg_pool2d(torch.tanh(self.c3(x)), 2)  # -> (B, 16, 10, 10) -> (B, 16, 5, 5)
         x = torch.tanh(self.c5(x)).flatten(1)  # -> (B, 120, 1, 1) -> (B, 120)
         x = torch.tanh(self.f6(x))  # (B, 84)
-        return self.out(x)  # (B, 10) logits
+        return self.out(x)  # (B, classes) logits
 
 
 CNN_FAST_ROWS_READ = rows_read([("conv", 3), ("pool", 2)], output_side=5)  # 12 of 13
@@ -165,21 +165,21 @@ class CNNFast(nn.Module):
     cost more time than the accuracy they add.
     """
 
-    def __init__(self, channels: tuple[int, int] = (16, 32)):
+    def __init__(self, channels: tuple[int, int] = (16, 32), num_classes: int = NUM_CLASSES):
         super().__init__()
         self.channels = channels
         self.conv1 = nn.Conv2d(1, channels[0], kernel_size=3, bias=False)  # batch norm supplies the bias
         self.norm1 = nn.BatchNorm2d(channels[0])
         self.conv2 = nn.Conv2d(channels[0], channels[1], kernel_size=3, bias=False)
         self.norm2 = nn.BatchNorm2d(channels[1])
-        self.out = nn.Linear(channels[1] * 5 * 5, NUM_CLASSES)
+        self.out = nn.Linear(channels[1] * 5 * 5, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(F.max_pool2d(self.conv1(images), 2)))  # (B, 1, 28, 28) -> (B, 16, 13, 13)
         # Batch norm 1 sees all 13 x 13 (its statistics need them); the second block reads only 12 x 12.
         x = crop_unread(x, CNN_FAST_ROWS_READ)
         x = F.relu(self.norm2(F.max_pool2d(self.conv2(x), 2)))  # -> (B, 32, 10, 10) -> (B, 32, 5, 5)
-        return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, 10) logits
+        return self.out(x.permute(0, 2, 3, 1).flatten(1))  # (B, 800) -> (B, classes) logits
 
 
 @register_model("cnn-strong", recipe=BUILT_IN["cnn-strong"].recipe)
@@ -196,7 +196,8 @@ class CNNStrong(nn.Module):
     0-2, docs/results.md). 197,802 parameters.
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.4):
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, dropout: float = 0.4,
+                 num_classes: int = NUM_CLASSES):
         super().__init__()
         self.channels = channels
         wide, wider = channels
@@ -211,7 +212,7 @@ class CNNStrong(nn.Module):
         self.fc = nn.Linear(wider * 4 * 4, hidden, bias=False)
         self.norm5 = nn.BatchNorm1d(hidden)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, NUM_CLASSES)
+        self.out = nn.Linear(hidden, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(self.conv1(images)))  # (B, 1, 28, 28) -> (B, 32, 26, 26)

@@ -41,15 +41,18 @@ def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> Non
 def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
     """Every figure the report shows, from computed numbers (plots compute nothing)."""
     models, dataset = metrics["models"], metrics["dataset"]
-    class_names = dataset["class_names"]
+    names = dataset["class_names"]
+
+    def class_name(index) -> str:  # run folders written before class counts followed the data: 10 outputs, fewer names
+        return names[index] if index < len(names) else str(int(index))
     plot_validation_accuracy({name: result["history"] for name, result in models.items()}, run_dir / ACCURACY_PLOT)
     for name, result in models.items():
         histories = [record["history"] for record in result["seeds"]]
         seeds = len(histories)
         pooled = f" ({seeds} seeds pooled)" if seeds > 1 else ""
         title = f"{name}: confusion matrix on the {dataset['name']} test set{pooled}"
-        plot_confusion_matrix(result["confusion_matrix"], class_names, title, run_dir / confusion_plot_name(name))
-        plot_confusion_matrix(row_normalise(result["confusion_matrix"]), class_names,
+        plot_confusion_matrix(result["confusion_matrix"], names, title, run_dir / confusion_plot_name(name))
+        plot_confusion_matrix(row_normalise(result["confusion_matrix"]), names,
                               f"{name}: share of each true class (%){pooled}",
                               run_dir / confusion_plot_name(name, normalised=True), normalised=True)
         curves = {
@@ -62,7 +65,7 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
     for name in models:
         predicted, confidence = arrays.predicted[name][0], arrays.confidence[name][0]
         chosen = select_misclassified(arrays.labels, predicted, confidence, GALLERY_SIZE)
-        captions = [f"true {class_names[arrays.labels[i]]}\npred {class_names[predicted[i]]} ({100 * confidence[i]:.0f}%)"
+        captions = [f"true {class_name(arrays.labels[i])}\npred {class_name(predicted[i])} ({100 * confidence[i]:.0f}%)"
                     for i in chosen]
         plot_image_gallery(arrays.images_at(chosen), captions,
                            f"{name}: most confident mistakes (seed {metrics['seeds'][0]})",
@@ -71,8 +74,8 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
         predicted = {name: arrays.predicted[name][0] for name in models}
         confidence = {name: arrays.confidence[name][0] for name in models}
         chosen = select_disagreements(arrays.labels, predicted, confidence, GALLERY_SIZE)
-        captions = ["\n".join([f"true {class_names[arrays.labels[i]]}"] +
-                              [f"{name}: {class_names[predicted[name][i]]} ({100 * confidence[name][i]:.0f}%)"
+        captions = ["\n".join([f"true {class_name(arrays.labels[i])}"] +
+                              [f"{name}: {class_name(predicted[name][i])} ({100 * confidence[name][i]:.0f}%)"
                                for name in models]) for i in chosen]
         plot_image_gallery(arrays.images_at(chosen), captions, "Test images on which the models disagree (first seed)",
                            run_dir / DISAGREEMENT_PLOT)

@@ -40,8 +40,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mnistlab.common.version import __version__
 from mnistlab.common.errors import ConfigError, PreprocessError
 from mnistlab.vision.predict import LoadedModel, load_models, predict_probabilities
-from mnistlab.vision.decode import decode_image
-from mnistlab.vision.preprocess import NO_DIGIT, SIZE, preprocess_image
+from mnistlab.data.decode import decode_image
+from mnistlab.vision.preprocess import NO_DIGIT, SIZE, preprocess_decoded
 from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 from mnistlab.serve.openapi import HEALTH_RESPONSES, MODELS_RESPONSES, PREDICT_BODY, PREDICT_RESPONSES, UPLOAD_FIELD
 
@@ -130,16 +130,23 @@ class DecodeGate:
                 await loop.run_in_executor(self.pool, release_free_memory)
 
 
-def predict_all(models: list[LoadedModel], image: np.ndarray) -> list[dict]:
-    """Every model's class probabilities and top class for one (28, 28) uint8 image, and its "not sure" flag
-    when the checkpoint has a threshold (see `assessment.not_sure_threshold`)."""
+def as_json_pixels(image: np.ndarray) -> list[float]:
+    """A (28, 28) uint8 input as the API returns it: 784 numbers in [0, 1], row by row, like JSON pixels."""
+    return np.round(image.ravel() / 255.0, 4).tolist()
+
+
+def predict_all(models: list[LoadedModel], inputs: dict[tuple[str, str], np.ndarray]) -> list[dict]:
+    """Every model's class probabilities and top class for its (28, 28) uint8 input (`inputs` by
+    `LoadedModel.input_kind`), how that input was made ("preprocess"), and its "not sure" flag when the checkpoint
+    has a threshold (see `assessment.not_sure_threshold`)."""
     predictions = []
     for loaded in models:
-        probabilities = predict_probabilities(loaded.model, image[None])[0]
+        probabilities = predict_probabilities(loaded.model, inputs[loaded.input_kind][None])[0]
         top = int(np.argmax(probabilities))
         prediction = {"model": loaded.name, "dataset": loaded.dataset, "classes": loaded.class_names,
                       "probabilities": [round(float(p), 6) for p in probabilities],
-                      "top_class": loaded.class_names[top], "top_probability": round(float(probabilities[top]), 6)}
+                      "top_class": loaded.class_names[top], "top_probability": round(float(probabilities[top]), 6),
+                      "preprocess": loaded.preprocess}
         not_sure = loaded.not_sure(float(probabilities[top]))
         predictions.append(prediction if not_sure is None else {**prediction, "not_sure": not_sure})
     return predictions
@@ -172,6 +179,7 @@ def create_app(
     page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
     docs_assets = _swagger_ui_assets()
     gate = DecodeGate(max_decoding)
+    kinds = list(dict.fromkeys(loaded.input_kind for loaded in models))  # the inputs an upload is turned into
     app = FastAPI(title="mnistlab", version=__version__, docs_url=None, redoc_url=None,
                   description="Predict handwritten digits with mnistlab checkpoints. Errors are `{\"error\": \"...\"}`.")
     app.openapi_version = "3.0.3"  # the bundled Swagger UI renders OpenAPI 3.0, not FastAPI's default 3.1
@@ -228,15 +236,17 @@ def create_app(
     @app.post("/api/predict", summary="Classify one image with every loaded model", response_model=None,
               responses=PREDICT_RESPONSES, openapi_extra={"requestBody": PREDICT_BODY})
     async def predict(request: Request) -> dict:
-        """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style; JSON pixels are used as is.
+        """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style for digit models and
+        resized as it is for others; JSON pixels are used as is.
 
-        Returns `input` (the 784 pixels the models saw, row by row, in [0, 1] like JSON pixels) and `predictions`,
-        one per model. Errors are 4xx with `{"error": "..."}`.
+        Returns `input` (the 784 pixels the first model saw, row by row, in [0, 1] like JSON pixels) and
+        `predictions`, one per model; a prediction whose model saw other pixels (another preprocessing) carries
+        its own `input`. Errors are 4xx with `{"error": "..."}`.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        limits = (max_pixels, max_decode_bytes)
+        limits = (max_pixels, max_decode_bytes, kinds)
         if content_type in IMAGE_TYPES:
-            image = await gate.run(decode_and_preprocess, await request.body(), *limits)
+            inputs = await gate.run(decode_and_preprocess, await request.body(), *limits)
         elif content_type == "multipart/form-data":
             async with request.form(max_files=1, max_fields=4) as form:
                 upload, others = form.get(UPLOAD_FIELD), sorted({key for key in form.keys() if key != UPLOAD_FIELD})
@@ -245,7 +255,7 @@ def create_app(
                     raise HTTPException(422, f"multipart body needs one file field named {UPLOAD_FIELD!r} and no "
                                              f"other{found}")
                 data = await upload.read()
-            image = await gate.run(decode_and_preprocess, data, *limits)
+            inputs = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":
             body = await request.body()
             if len(body) > MAX_JSON_BYTES:
@@ -259,19 +269,27 @@ def create_app(
                 image = pixels_from_json(payload)
             except ValueError as error:
                 raise HTTPException(422, str(error)) from None
+            inputs = dict.fromkeys(kinds, image)
         else:
             raise HTTPException(415, f"content type {content_type[:60]!r} is not accepted; send "
                                      f"{', '.join(IMAGE_TYPES)}, multipart/form-data or application/json")
-        predictions = await run_in_threadpool(predict_all, models, image)
-        return {"input": np.round(image.ravel() / 255.0, 4).tolist(), "predictions": predictions}
+        predictions = await run_in_threadpool(predict_all, models, inputs)
+        first = inputs[models[0].input_kind]
+        for loaded, prediction in zip(models, predictions):
+            if inputs[loaded.input_kind] is not first:
+                prediction["input"] = as_json_pixels(inputs[loaded.input_kind])
+        return {"input": as_json_pixels(first), "predictions": predictions}
 
     return app
 
 
-def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int) -> np.ndarray:
-    """Uploaded bytes -> (28, 28) uint8; only PNG and JPEG decode; `HTTPException` 422 with the reason otherwise."""
+def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int,
+                          kinds: list[tuple[str, str]] = (("digits", "dark"),)) -> dict[tuple[str, str], np.ndarray]:
+    """Uploaded bytes, decoded once -> a (28, 28) uint8 input per (preprocessing, background) in `kinds`; only PNG
+    and JPEG decode; `HTTPException` 422 with the reason otherwise."""
     try:
-        return preprocess_image(decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes))
+        image = decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes)
+        return {kind: preprocess_decoded(image, *kind) for kind in kinds}
     except PreprocessError as error:
         raise HTTPException(422, str(error)) from None
 

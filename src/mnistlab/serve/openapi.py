@@ -52,6 +52,12 @@ PREDICTION = {"type": "object", "required": ["model", "dataset", "classes", "pro
     "top_probability": {"type": "number", "minimum": 0, "maximum": 1},
     "not_sure": {"type": "boolean", "description": "top probability under the checkpoint's threshold; "
                                                    "present only when the checkpoint has one"},
+    "preprocess": {"type": "string", "enum": ["digits", "plain"],
+                   "description": "how the image became this model's input: the digit photo preprocessing, or a "
+                                  "plain resize to 28x28 (models not trained on handwritten digits)"},
+    "input": {"type": "array", "minItems": SIDE * SIDE, "maxItems": SIDE * SIDE, "items": PIXEL,
+              "description": "this model's own input, as the answer's `input`; present only when it differs from "
+                             "the first model's (another preprocessing)"},
 }}
 ANSWER = {"type": "object", "required": ["input", "predictions"], "properties": {
     "input": {"type": "array", "minItems": SIDE * SIDE, "maxItems": SIDE * SIDE, "items": PIXEL,
@@ -70,6 +76,7 @@ MODELS = {"type": "object", "required": ["models"], "properties": {"models": {"t
         "params": {"type": "integer"},
         "class_names": {"type": "array", "items": {"type": "string"}},
         "checkpoint": {"type": "string", "description": "the checkpoint's file name (no folder)"},
+        "preprocess": PREDICTION["properties"]["preprocess"],
     }}}}}
 HEALTH = {"type": "object", "required": ["status", "models"], "properties": {
     "status": {"type": "string", "enum": ["ok"]}, "models": {"type": "integer", "minimum": 1}}}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from mnistlab.common.errors import CheckpointError, ConfigError
 from mnistlab.data.datasets import DATASETS, dataset_record
 from mnistlab.data.folders import open_dataset
@@ -45,9 +47,14 @@ def train_checkpoint(
 
 def evaluate_checkpoint(
     path: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
-    dataset: str | None = None, device: str = "cpu",
+    dataset: str | None = None, device: str = "cpu", allow_class_mismatch: bool = False,
 ) -> dict:
-    """Test a checkpoint on the test split of its dataset (or of `dataset`, a registered name or folder)."""
+    """Test a checkpoint on the test split of its dataset (or of `dataset`, a registered name or folder).
+
+    A dataset whose classes are some of the checkpoint's (by name: a folder of 3/, 5/, 7/ for an MNIST model) is
+    scored with its labels mapped to the checkpoint's classes. One with other classes is refused (its accuracy would
+    pair unrelated classes) unless `allow_class_mismatch`; then labels and outputs are matched by index. Either
+    way the result's "note" says so."""
     model, state = load_checkpoint(path)
     model.to(resolve_device(device))
     name = dataset or state["dataset"]["name"]
@@ -55,6 +62,27 @@ def evaluate_checkpoint(
         raise CheckpointError(f"{path}: was trained on {name[:80]!r}, not a registered dataset; "
                               f"pass --dataset with the folder (or name) to test it on")
     data = open_dataset(name, data_dir, progress=progress)
-    evaluation = evaluate(model, data.test_images, data.test_labels, data.class_names)
-    return {"model": state["model_name"], "dataset": data.name, "params": count_parameters(model),
-            **evaluation.metrics}
+    trained_on, labels, class_names, note = state["dataset"]["class_names"], data.test_labels, data.class_names, None
+    if list(data.class_names) != trained_on and set(data.class_names) <= set(trained_on):
+        position = {class_name: index for index, class_name in enumerate(trained_on)}
+        labels = np.array([position[class_name] for class_name in data.class_names])[data.test_labels]
+        class_names = tuple(trained_on)
+        note = (f"{data.name} has {len(data.class_names)} of the checkpoint's {len(trained_on)} classes; its labels "
+                f"are matched to them by name")
+    elif list(data.class_names) != trained_on:
+        mismatch = (f"{path} was trained on classes {describe_classes(trained_on)} but {data.name} has "
+                    f"{describe_classes(data.class_names)}")
+        if not allow_class_mismatch:
+            raise ConfigError(f"{mismatch}: its accuracy there would pair unrelated classes; pass "
+                              f"--allow-class-mismatch to score it anyway (labels and outputs matched by index)")
+        note = f"{mismatch}; scored by class index"
+    evaluation = evaluate(model, data.test_images, labels, class_names)
+    result = {"model": state["model_name"], "dataset": data.name, "params": count_parameters(model),
+              **evaluation.metrics}
+    return result if note is None else {**result, "note": note}
+
+
+def describe_classes(names) -> str:
+    """A short account of a class list for one-line messages: its count and first few names."""
+    shown = ", ".join(map(repr, list(names)[:4])) + (", ..." if len(names) > 4 else "")
+    return f"{len(names)} ({shown})"

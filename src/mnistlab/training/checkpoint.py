@@ -2,6 +2,12 @@
 
 A checkpoint is a `torch.save` dict of plain types and tensors, so it loads with
 `weights_only=True` (no arbitrary code runs when a checkpoint is opened).
+
+Its classes: `model_arguments["num_classes"]` (the model's outputs) and
+`dataset["class_names"]` (one name per output), with `dataset["preprocess"]`
+saying how `predict` and `serve` turn an image file into an input ("digits":
+the MNIST photo preprocessing; "plain": a resize, see `preprocess`).
+Checkpoints written before these were recorded load as the ten digits.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from torch import nn
 
 from mnistlab.common.version import __version__
 from mnistlab.common.atomic import atomic_path
+from mnistlab.data.datasets import DATASETS
 from mnistlab.common.errors import CheckpointError
-from mnistlab.models import MODELS, NUM_CLASSES, build_model
+from mnistlab.models import MAX_CLASSES, MODELS, NUM_CLASSES, build_model
 
 FORMAT_VERSION = 1
+PREPROCESSING = ("digits", "plain")  # how predict and serve read image files for a checkpoint (see `preprocess`)
+BACKGROUNDS = ("dark", "light")  # the training images' background, which "plain" inputs are brought to
 
 
 def library_versions() -> dict[str, str]:
@@ -37,13 +46,20 @@ def checkpoint_contents(model: nn.Module, model_name: str, config: dict, dataset
     return {
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
-        "model_arguments": {},  # registered models are built with their defaults; kept for the format
+        "model_arguments": {"num_classes": output_count(model, dataset)},  # all else: the model's defaults
         "state_dict": {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()},
         "config": config,
         "dataset": dataset,
         "metrics": metrics,
         "versions": library_versions(),
     }
+
+
+def output_count(model: nn.Module, dataset: dict) -> int:
+    """The model's class count: one per recorded class name, else its output layer's size, else 10."""
+    if dataset.get("class_names"):
+        return len(dataset["class_names"])
+    return getattr(getattr(model, "out", None), "out_features", NUM_CLASSES)
 
 
 def write_checkpoint(path: str | os.PathLike, contents: dict) -> None:
@@ -71,7 +87,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
             f"{path}: not a readable mnistlab checkpoint ({type(error).__name__}); train again or pass another file"
         ) from None
     check_fields(state, path)
-    model = build_model(state["model_name"])
+    state["dataset"]["class_names"] = class_names_of(state)
+    model = build_model(state["model_name"], num_classes=len(state["dataset"]["class_names"]))
     try:
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, TypeError, AttributeError, ValueError) as error:
@@ -97,8 +114,11 @@ def check_fields(state, path: Path) -> None:
         raise CheckpointError(
             f"{path}: model {str(name)[:60]!r} is not registered in this mnistlab; known: {', '.join(MODELS)}")
     arguments = state.get("model_arguments", {})
-    if not isinstance(arguments, dict) or arguments:
-        fail("model_arguments must be empty: registered models are built with their own sizes")
+    if not isinstance(arguments, dict) or set(arguments) - {"num_classes"}:
+        fail("model_arguments may hold only num_classes: registered models are built with their own sizes")
+    count = arguments.get("num_classes", NUM_CLASSES)
+    if type(count) is not int or not 2 <= count <= MAX_CLASSES:
+        fail(f"model_arguments num_classes must be an integer from 2 to {MAX_CLASSES}")
     weights = state.get("state_dict")
     if not isinstance(weights, dict) or not all(isinstance(key, str) and isinstance(value, torch.Tensor)
                                                 for key, value in weights.items()):
@@ -107,9 +127,13 @@ def check_fields(state, path: Path) -> None:
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name", ""), str):
         fail("dataset must be a dict, its name a string")
     class_names = dataset.get("class_names", ["0"])
-    if not (isinstance(class_names, list) and 1 <= len(class_names) <= NUM_CLASSES
+    if not (isinstance(class_names, list) and 1 <= len(class_names) <= count
             and all(isinstance(label, str) and len(label) <= 100 for label in class_names)):
-        fail(f"dataset class_names must be 1 to {NUM_CLASSES} short strings")
+        fail(f"dataset class_names must be 1 to {count} short strings (one per model output)")
+    if "num_classes" in arguments and len(class_names) != count and "class_names" in dataset:
+        fail(f"dataset class_names has {len(class_names)} names for {count} model outputs")
+    if dataset.get("preprocess", "digits") not in PREPROCESSING or dataset.get("background", "dark") not in BACKGROUNDS:
+        fail(f"dataset preprocess must be one of {', '.join(PREPROCESSING)}, background one of {', '.join(BACKGROUNDS)}")
     for field in ("config", "metrics"):
         if not isinstance(state.get(field), dict):
             fail(f"{field} must be a dict")
@@ -117,3 +141,24 @@ def check_fields(state, path: Path) -> None:
         value = state["metrics"].get(key)
         if value is not None and not (isinstance(value, float) and 0 <= value <= 1):
             fail(f"metrics {key} must be a fraction")
+
+
+def class_names_of(state: dict) -> list[str]:
+    """One class name per model output. Checkpoints without `num_classes` have the 10 digit outputs; their names,
+    where fewer (image folders labelled by digit before class counts were recorded), are completed by index."""
+    count = state.get("model_arguments", {}).get("num_classes", NUM_CLASSES)
+    names = list(state.get("dataset", {}).get("class_names") or [])
+    return names + [str(index) for index in range(len(names), count)]
+
+
+def preprocessing_of(state: dict) -> str:
+    """"digits" or "plain": the recorded `dataset["preprocess"]`, else the registered dataset's, else "digits"
+    (checkpoints written before it was recorded were trained on the digits or on a registered dataset)."""
+    dataset = state.get("dataset", {})
+    registered = DATASETS.get(dataset.get("name", ""))
+    return dataset.get("preprocess") or (registered.preprocess if registered else "digits")
+
+
+def background_of(state: dict) -> str:
+    """"dark" or "light": the training images' background as recorded; "dark" (every registered dataset) if not."""
+    return state.get("dataset", {}).get("background") or "dark"

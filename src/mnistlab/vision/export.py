@@ -87,6 +87,6 @@ class OnnxClassifier:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def logits(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Logits (N, 10) for float32 images (N, 1, 28, 28) in [0, 1]."""
+        """Logits (N, classes) for float32 images (N, 1, 28, 28) in [0, 1]."""
         array = images.numpy() if isinstance(images, torch.Tensor) else images
         return self.session.run(["logits"], {"images": np.ascontiguousarray(array, dtype=np.float32)})[0]

@@ -2,9 +2,10 @@
 
     mnistlab predict runs/x/cnn.pt my-digit.jpg photos/ 'scans/*.png' --top-k 3 --show-input seen/
 
-Each image goes through `preprocess` (MNIST-style 28x28) and the model; a file
-that cannot be read gets its own one-line error while the others still get
-predictions.
+Each image goes through `preprocess` and the model: MNIST-style 28x28 for a
+checkpoint trained on handwritten digits, a plain resize for any other (its
+`preprocess` field, see `checkpoint.preprocessing_of`); a file that cannot be
+read gets its own one-line error while the others still get predictions.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from PIL import Image
 from torch import nn
 
 from mnistlab.common.atomic import atomic_path
-from mnistlab.training.checkpoint import load_checkpoint
+from mnistlab.training.checkpoint import background_of, load_checkpoint, preprocessing_of
 from mnistlab.common.errors import CheckpointError, ConfigError, PreprocessError
 from mnistlab.models import count_parameters, images_to_tensor, infer
-from mnistlab.vision.decode import MAX_PIXELS
+from mnistlab.vision.settings import DEFAULT_TOP_K
+from mnistlab.data.decode import MAX_PIXELS
 from mnistlab.vision.preprocess import preprocess
 from mnistlab.training.runtime import resolve_device
 
@@ -43,11 +45,27 @@ class LoadedModel:
     params: int
     path: Path
     not_sure_threshold: float | None = None  # top probability below which a prediction is "not sure"; None if unknown
+    preprocess: str = "digits"  # how image files become inputs: "digits" (photo preprocessing) or "plain" (resize)
+    background: str = "dark"  # the training images' background, which inputs are brought to
 
     def describe(self) -> dict:
         """Plain-JSON summary (no weights)."""
         return {"name": self.name, "dataset": self.dataset, "test_accuracy": self.test_accuracy,
-                "params": self.params, "class_names": self.class_names, "checkpoint": self.path.name}
+                "params": self.params, "class_names": self.class_names, "checkpoint": self.path.name,
+                "preprocess": self.preprocess}
+
+    @property
+    def input_kind(self) -> tuple[str, str]:
+        """How an image becomes this model's input: (preprocessing, training images' background)."""
+        return self.preprocess, self.background
+
+    def note(self) -> str | None:
+        """A line saying how images are read for a checkpoint not trained on handwritten digits; None otherwise."""
+        if self.preprocess == "digits":
+            return None
+        return (f"{self.name} was trained on {Path(self.dataset).name or self.dataset}, not on handwritten digits: "
+                f"images are resized to 28x28 as they are (gray, {self.background} background), without the digit "
+                f"photo preprocessing")
 
     def not_sure(self, top_probability: float) -> bool | None:
         """Is a prediction with this top probability "not sure"? None when the checkpoint has no threshold."""
@@ -98,10 +116,11 @@ def load_model(path: str | os.PathLike, name: str | None = None, device: str = "
     dataset = state.get("dataset") or {}
     return LoadedModel(
         name=name or state["model_name"], model=model,
-        class_names=[str(label) for label in dataset.get("class_names") or range(10)],
+        class_names=list(dataset["class_names"]),  # one per output (`checkpoint.class_names_of`)
         dataset=public_dataset_name(str(dataset.get("name", "unknown"))), test_accuracy=metrics.get("test_accuracy"),
         params=count_parameters(model),
         path=Path(path), not_sure_threshold=metrics.get("not_sure_threshold"),
+        preprocess=preprocessing_of(state), background=background_of(state),
     )
 
 
@@ -193,10 +212,15 @@ def expand_image_paths(patterns: list[str]) -> list[tuple[str, str | None]]:
     return paths
 
 
+
+
 def predict_files(
-    loaded: LoadedModel, patterns: list[str], top_k: int = 3, max_pixels: int = MAX_PIXELS
+    loaded: LoadedModel, patterns: list[str], top_k: int | None = None, max_pixels: int = MAX_PIXELS
 ) -> list[ImagePrediction]:
-    """Preprocess and classify every image in `patterns`; failures are recorded per image, never raised."""
+    """Preprocess and classify every image in `patterns`; failures are recorded per image, never raised.
+    `top_k` defaults to DEFAULT_TOP_K, or every class when the model has fewer."""
+    if top_k is None:
+        top_k = min(DEFAULT_TOP_K, len(loaded.class_names))
     if not 1 <= top_k <= len(loaded.class_names):
         raise ConfigError(f"--top-k {top_k} is out of range; choose 1 to {len(loaded.class_names)}")
     results = []
@@ -204,7 +228,7 @@ def predict_files(
         result = ImagePrediction(source, error=problem)
         if problem is None:
             try:
-                result.image = preprocess(source, max_pixels)
+                result.image = preprocess(source, max_pixels, loaded.preprocess, loaded.background)
             except PreprocessError as error:  # the message starts with the path
                 result.error = str(error)
         results.append(result)

@@ -20,6 +20,14 @@ the MNIST authors' normalisation on any image:
 
     >>> from mnistlab.vision.preprocess import preprocess
     >>> preprocess("my-digit.jpg").shape   # (28, 28) uint8, ready for models.images_to_tensor
+
+Only checkpoints trained on handwritten digits (MNIST, folders labelled 0-9) get
+these steps (`kind="digits"`). Others (Fashion-MNIST, KMNIST, cat/dog/bird
+folders) get `preprocess_plain` (`kind="plain"`): gray, padded to a square,
+resized to 28x28, so a 28x28 image saved from such a dataset is read back pixel
+for pixel. Either way the result is brought to the training images' background
+(`background`): every registered dataset has light objects on black; a user's
+folder of dark objects on white is "light", and inputs are inverted to match.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision.decode import MAX_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes, shrink
+from mnistlab.data.decode import MAX_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes, shrink
 
 STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
 MIN_STROKE, MAX_STROKE = 7.5, 14.5  # px at STROKE_SIZE; the middle 80% of MNIST test digits lie in this range
@@ -322,11 +330,43 @@ def preprocess_image(image: Image.Image) -> np.ndarray:
     return np.round(center_by_mass(digit) * 255.0).astype(np.uint8)
 
 
-def preprocess(source: bytes | str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Image bytes or a file path -> MNIST-style (28, 28) uint8. Raises `PreprocessError` with a one-line reason."""
+def preprocess_plain(image: Image.Image, background: str = "dark") -> np.ndarray:
+    """A decoded image -> (28, 28) uint8 as it is, for models not trained on handwritten digits: gray (alpha
+    composited), padded to a square with its border's median level, resized (area-averaged when shrinking), and
+    inverted when its border is on the other side of half-gray from the training images' `background`.
+    A 28x28 image with a background like the training images' comes back pixel for pixel."""
+    gray = image_to_gray(image)
+    border = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+    height, width = gray.shape
+    if height != width:  # centred on a square of the border's level: the objects keep their aspect ratio
+        side = max(height, width)
+        square = np.full((side, side), border, dtype=np.float32)
+        top, left = (side - height) // 2, (side - width) // 2
+        square[top:top + height, left:left + width] = gray
+        gray = square
+    if gray.shape != (SIZE, SIZE):
+        gray = _resize(gray, SIZE)
+    if (border > 0.5) != (background == "light"):
+        gray = 1.0 - gray
+    return np.round(np.clip(gray, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def preprocess_decoded(image: Image.Image, kind: str = "digits", background: str = "dark") -> np.ndarray:
+    """A decoded image -> the (28, 28) uint8 input of a checkpoint whose training data is of `kind` ("digits":
+    `preprocess_image`; "plain": `preprocess_plain`) and has a `background` ("dark" or "light")."""
+    if kind == "plain":
+        return preprocess_plain(image, background)
+    digit = preprocess_image(image)
+    return 255 - digit if background == "light" else digit
+
+
+def preprocess(source: bytes | str | os.PathLike, max_pixels: int = MAX_PIXELS, kind: str = "digits",
+               background: str = "dark") -> np.ndarray:
+    """Image bytes or a file path -> a (28, 28) uint8 input: MNIST-style for `kind` "digits" (the default), as it is
+    for "plain" (see `preprocess_decoded`). Raises `PreprocessError` with a one-line reason."""
     if isinstance(source, (bytes, bytearray)):
-        return preprocess_image(decode_image(bytes(source), max_pixels))
+        return preprocess_decoded(decode_image(bytes(source), max_pixels), kind, background)
     try:
-        return preprocess_image(decode_image(read_image_bytes(source), max_pixels))
+        return preprocess_decoded(decode_image(read_image_bytes(source), max_pixels), kind, background)
     except PreprocessError as error:
         raise PreprocessError(f"{source}: {error}") from None

@@ -180,7 +180,8 @@ function buildPanel(model) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const accuracy = model.test_accuracy == null ? "not tested" : `${(100 * model.test_accuracy).toFixed(2)}% test accuracy`;
-  meta.textContent = `${model.dataset} · ${accuracy} · ${model.params.toLocaleString("en")} parameters`;
+  const reading = model.preprocess === "plain" ? " · not a digit model: sees the image resized as it is" : "";
+  meta.textContent = `${model.dataset} · ${accuracy} · ${model.params.toLocaleString("en")} parameters${reading}`;
   const top = document.createElement("div");
   top.className = "top";
   panel.append(title, meta, top);

@@ -9,7 +9,7 @@ images are flattened to gray a strip at a time, area-averaged down to
 WORK_LONGEST px, so the working copies stay bounded whatever the image.
 `preprocess` takes it from there.
 
-    >>> from mnistlab.vision.decode import decode_image, image_to_gray
+    >>> from mnistlab.data.decode import decode_image, image_to_gray
     >>> gray = image_to_gray(decode_image(open("my-digit.jpg", "rb").read()))   # (H, W) float32 in [0, 1]
 """
 
