@@ -24,10 +24,11 @@ import torch
 from tqdm import tqdm
 
 from mnistlab.analysis import STATISTICS_METHODS, compare_models, summarise_model
+from mnistlab.atomic import check_output_file
 from mnistlab.assessment import non_digit_sets, not_sure_threshold, robustness_record, validation_logits
 from mnistlab.assessment_summary import summarise_model_assessment, summarise_robustness
 from mnistlab.checkpoint import library_versions, load_checkpoint, save_checkpoint, write_checkpoint
-from mnistlab.config import TrainConfig, load_config
+from mnistlab.config import SEED_LIMIT, TrainConfig, load_config
 from mnistlab.custom_data import open_dataset
 from mnistlab.datasets import DATASETS, Dataset, dataset_record
 from mnistlab.errors import CheckpointError, ConfigError
@@ -37,16 +38,20 @@ from mnistlab.models import RECIPES, check_model_names, count_parameters
 from mnistlab.report import write_report
 from mnistlab.run_arrays import build_run_arrays
 from mnistlab.robustness import model_logits_fn
-from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, checkpoint_name, load_finished,
-                                 locked, read_metrics, save_finished, write_metrics, write_plan, write_run_arrays)
-from mnistlab.runtime import (configured_runtime, device_name, has_native_bf16, job_threads, machine_record,
-                              resolve_device)
+from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, checkpoint_name, claimed,
+                                 load_finished, locked, read_metrics, save_finished, write_metrics, write_plan, write_run_arrays)
+from mnistlab.runtime import (check_workers, configured_runtime, device_name, has_native_bf16, job_threads,
+                              machine_record, resolve_device)
 from mnistlab.train import train
 
 
 def default_run_dir(kind: str) -> Path:
-    """`runs/<timestamp>-<kind>` under the current directory."""
-    return Path("runs") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    """`runs/<timestamp>-<kind>` under the current directory, numbered (-2, -3...) if that is taken already."""
+    base = Path("runs") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    path, number = base, 2
+    while os.path.lexists(path):
+        path, number = base.with_name(f"{base.name}-{number}"), number + 1
+    return path
 
 
 def model_config(model_name: str, settings: dict) -> TrainConfig:
@@ -86,6 +91,7 @@ def run_compare(
     ray_address: str | None = None,
     robustness: bool = False,
     model_settings: dict[str, dict] | None = None,
+    force: bool = False,
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
@@ -101,22 +107,27 @@ def run_compare(
     locked while the run writes it. Every job also scores its calibration (and,
     on MNIST, its confidence on the non-digit sets found locally); with
     `robustness`, its accuracy on corrupted, shifted and rotated test images.
-    Returns the metrics written to `metrics.json`.
+    `out_dir` must be new or empty, or hold a compare run: continued with `resume`,
+    or with `force` started afresh after deleting that run's own files (see
+    `run_folder.claimed`). Returns the metrics written to `metrics.json`.
     """
     configs = resolve_configs(model_names, settings, model_settings)
     first = configs[model_names[0]]
     seeds = list(seeds) if seeds is not None else [first.seed]
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ConfigError(f"seeds {seeds} are invalid; give distinct integers >= 0, e.g. --seeds 5 or --seeds 0,1,2")
-    if workers < 1 or (workers > 1 and ray_address):
-        raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1, and not together with --ray")
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
+        shown = ", ".join(map(str, seeds[:10])) + (", ..." if len(seeds) > 10 else "")
+        raise ConfigError(f"seeds [{shown}] are invalid; give distinct integers from 0 to 2**32 - 1, "
+                          f"e.g. --seeds 5 or --seeds 0,1,2")
+    if workers > 1 and ray_address:
+        raise ConfigError(f"--workers {workers} is invalid together with --ray (the cluster runs the jobs); drop one")
+    check_workers(workers)
     jobs = [Job(name, dataclasses.replace(configs[name], seed=seed), robustness)
             for name in model_names for seed in seeds]
     torch_device = resolve_device(device)
     warn_without_native_bf16(configs.values(), torch_device)
     threads = job_threads(threads, workers, bool(ray_address))
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
-    with locked(out_dir) as out_dir:
+    with claimed(out_dir, "compare", resume, force) as out_dir:
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums, "threads": threads,
                 "device": torch_device.type, "configs": {job_key(job): job.config.to_dict() for job in jobs}}
         if robustness:
@@ -222,7 +233,8 @@ def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | Non
     Each (model, seed) checkpoint is tested on the corrupted, shifted and rotated
     test images of the run's dataset (checked against the run's checksums).
     """
-    with locked(run_dir) as run_dir:
+    metrics = read_metrics(run_dir)  # before the lock: a folder that is not a run gets no lock file
+    with locked(run_dir, create=False) as run_dir:
         metrics = read_metrics(run_dir)
         dataset = open_dataset(metrics["dataset"]["name"], data_dir, progress=progress)
         if dataset.checksums != metrics["dataset"]["checksums"]:
@@ -251,12 +263,15 @@ def train_checkpoint(
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> dict:
-    """Train one model (the test split untouched) and save it to `out_path`; return its record."""
+    """Train one model (the test split untouched) and save it to `out_path`; return its record.
+
+    An existing file at `out_path` is replaced only with `overwrite` (checked before training).
+    """
     config = resolve_configs([model_name], settings)[model_name]
     out_path = Path(out_path)
-    if out_path.is_dir():
-        raise ConfigError(f"{out_path}: is a folder; --out takes the checkpoint file to write, e.g. {out_path / model_name}.pt")
+    check_output_file(out_path, "--out", force=overwrite, example=f"{model_name}.pt")
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     result = train(model_name, dataset, config, progress=progress, device=resolve_device(device))

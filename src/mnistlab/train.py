@@ -9,6 +9,7 @@ count and deterministic kernels are the caller's (see `runtime`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -48,11 +49,20 @@ def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, 
             indices, test_size=config.validation_fraction, stratify=labels[indices], random_state=config.seed
         )
     except ValueError as error:
-        raise ConfigError(
-            f"cannot hold out a stratified validation split of {len(indices)} images ({error}); "
-            f"use a larger limit_train or validation_fraction"
-        ) from None
+        raise ConfigError(f"cannot hold out a stratified validation split of {len(indices)} images ({error}); "
+                          f"{split_advice(labels[indices], config.validation_fraction)}") from None
     return np.sort(train_part), np.sort(validation_part)
+
+
+def split_advice(labels: np.ndarray, validation_fraction: float) -> str:
+    """What to change when a stratified split fails: each side needs an image of every class."""
+    classes = len(np.unique(labels))
+    validation = math.ceil(validation_fraction * len(labels))  # as scikit-learn rounds it
+    if len(labels) - validation < classes:
+        return f"use a smaller validation_fraction (it leaves {len(labels) - validation} training images)"
+    if validation < classes:
+        return "use a larger validation_fraction or limit_train"
+    return "every class needs at least 2 images: use a larger limit_train"
 
 
 def train(

@@ -43,8 +43,8 @@ from mnistlab.datasets import Dataset
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.jobs import default_devices, stop_pool
 from mnistlab.models import RECIPES
-from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, locked
-from mnistlab.runtime import apply_runtime, configured_runtime, job_threads, resolve_device
+from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, claimed
+from mnistlab.runtime import apply_runtime, check_workers, configured_runtime, job_threads, resolve_device
 from mnistlab.study import resolve_configs
 from mnistlab.tune_report import write_tune_outputs
 from mnistlab.tune_space import build_space
@@ -67,6 +67,7 @@ def run_tune(
     device: str = "cpu",
     progress: bool = True,
     ray_address: str | None = None,
+    force: bool = False,
 ) -> dict:
     """Run (or with `resume`, continue) a study of `trials` trials in `out_dir`; write its outputs; return a summary.
 
@@ -75,12 +76,16 @@ def run_tune(
     runs trials in that many local processes of `threads` threads each; with
     `ray_address`, trials run as tasks on that Ray cluster, at most `workers` at once
     (default: as many as its CPUs allow). On resume, `trials` may be raised to extend
-    the study.
+    the study. `out_dir` must be new or empty, or hold a tune run: continued with
+    `resume`, or with `force` started afresh after deleting that run's own files.
     """
     if not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"--trials {trials} is invalid; give an integer from 1 to {MAX_TRIALS:,}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1")
+    if ray_address and workers is not None and not 1 <= workers <= MAX_TRIALS:
+        raise ConfigError(f"--workers {workers} is invalid; give an integer from 1 to {MAX_TRIALS:,} (trials at once "
+                          f"on the cluster)")
+    if not ray_address:
+        check_workers(workers)
     config = resolve_configs([model_name], settings)[model_name]
     space = build_space(model_name, RECIPES[model_name], settings, space_file)
     torch_device = resolve_device(device)
@@ -88,7 +93,7 @@ def run_tune(
     threads = job_threads(threads, processes, bool(ray_address))
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
-    with locked(out_dir) as out_dir:
+    with claimed(out_dir, "tune", resume, force) as out_dir:
         plan = {"model": model_name, "dataset": dataset.checksums, "config": config.to_dict(), "space": space.to_dict()}
         storage_url = open_study(out_dir, plan, resume)
         if ray_address:
