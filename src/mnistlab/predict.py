@@ -211,6 +211,10 @@ def prepare_input_folder(folder: str | os.PathLike, patterns: list[str], force: 
                 raise ConfigError(f"--show-input {folder}: holds the images being predicted ({source}); "
                                   f"pass another folder for the 28x28 inputs")
         existing = [path for path in input_image_names(sources, folder) if os.path.lexists(path)]
+        for path in existing:
+            if any(same_file(path, source) for source in sources):
+                raise ConfigError(f"--show-input {folder}: {path.name} is the input {path.resolve()} itself; "
+                                  f"pass another folder for the 28x28 inputs")
         if existing and not force:
             more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
             raise ConfigError(f"--show-input {folder}: {existing[0].name}{more} exist already; pass an empty "
