@@ -44,8 +44,8 @@ MODEL = {
     "params": int, "test_accuracy": NUMBER, "test_loss": NUMBER, "train_seconds": NUMBER,
     "?accuracy": {"std": OPTIONAL_NUMBER, "ci_low": OPTIONAL_NUMBER, "ci_high": OPTIONAL_NUMBER},
     "confusion_matrix": NonEmpty([NonEmpty([NUMBER])]),
-    "per_class": [{"class": ANY, "precision": NUMBER, "recall": NUMBER, "f1": NUMBER, "support": ANY}],
-    "?confused_pairs": [{"true": ANY, "predicted": ANY, "count": ANY, "share": NUMBER}],
+    "per_class": [{"class": str, "precision": NUMBER, "recall": NUMBER, "f1": NUMBER, "support": ANY}],
+    "?confused_pairs": [{"true": str, "predicted": str, "count": ANY, "share": NUMBER}],
     "history": NonEmpty([EPOCH]), "seeds": NonEmpty([SEED_RECORD]),
     "config": {"epochs": int, "learning_rate": NUMBER, "batch_size": ANY, "?weight_decay": OPTIONAL_NUMBER,
                "?label_smoothing": OPTIONAL_NUMBER},
@@ -61,7 +61,7 @@ COMPARISON = {**PAIR_TEST, "models": [str], "ci_low": NUMBER, "ci_high": NUMBER,
 SWEEP_MODELS = MapOf({"mean": NonEmpty([NUMBER]), "std": NonEmpty([NUMBER])})
 ROBUSTNESS = {
     "corruption_seed": ANY, "models": MapOf(MapOf({"mean": NUMBER, "std": OPTIONAL_NUMBER})),
-    "comparisons": [{**PAIR_TEST, "models": [str], "corruption": ANY, "p_value_holm": NUMBER, "significant": bool}],
+    "comparisons": [{**PAIR_TEST, "models": [str], "corruption": str, "p_value_holm": NUMBER, "significant": bool}],
     "shift_sweep": {"pixels": NonEmpty([NUMBER]), "models": SWEEP_MODELS},
     "rotation_sweep": {"degrees": NonEmpty([NUMBER]), "models": SWEEP_MODELS},
 }
@@ -103,7 +103,7 @@ def _check(value, schema, where: str) -> None:
     if schema in (NUMBER, OPTIONAL_NUMBER):
         if value is None and schema is OPTIONAL_NUMBER:
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             fail(schema)
     elif isinstance(schema, type):
         if not isinstance(value, schema) or (schema is int and isinstance(value, bool)):
@@ -149,6 +149,14 @@ def _check_consistent(metrics: dict) -> None:
             for name, entry in robustness[key]["models"].items():
                 if len(entry["mean"]) != len(robustness[key][unit]) or len(entry["std"]) != len(entry["mean"]):
                     raise _Mismatch(f"robustness.{key}.models.{name} must have one mean and std per {unit[:-1]}")
+
+
+def _finite(number: int | float) -> bool:
+    """A finite number that a float can hold (JSON integers can be any size)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _describe(value) -> str:
