@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_one_line_error, run_cli
+
 from mnistlab.checkpoint import load_checkpoint, save_checkpoint
 from mnistlab.cli import main
 from mnistlab.errors import ConfigError

@@ -11,12 +11,12 @@ import os
 import shutil
 
 import pytest
-
 from conftest import assert_one_line_error, register_tiny_dataset, run_cli, snapshot
+from serve_support import draw_seven, encode, save_untrained_checkpoints
+
 from mnistlab.predict import find_checkpoints
 from mnistlab.run_folder import LOCK_FILE, claimed, locked, run_files
 from mnistlab.study import default_run_dir
-from serve_support import draw_seven, encode, save_untrained_checkpoints
 
 QUICK = ["--quiet", "--threads", "1"]
 TINY = ["--dataset", "tiny", "--epochs", "1", "--batch-size", "32"]
@@ -160,10 +160,9 @@ def test_the_lock_is_exclusive_and_leaves_no_file(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / LOCK_FILE).write_text("12345\n")  # left by a process that was killed: the kernel released its lock
-    with locked(folder):
-        with pytest.raises(Exception, match=f"another mnistlab run \\(pid {os.getpid()}\\)"):
-            with locked(folder):
-                pass
+    with locked(folder), pytest.raises(Exception, match=f"another mnistlab run \\(pid {os.getpid()}\\)"), \
+            locked(folder):
+        pass
     assert not (folder / LOCK_FILE).exists()
     with claimed(folder, "compare"):  # empty again, so a new run may take it
         pass

@@ -186,7 +186,8 @@ def run_train_command(args: argparse.Namespace) -> int:
     settings = {**shared, **own.get(args.model, {})}
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{args.model}.pt"
     shared_file, model_files = _config_files(args.config, [args.model])
-    check_output_file(out_path, "--out", [shared_file or "", *model_files.values()], args.force, f"{args.model}.pt")
+    config_files = [path for path in (shared_file, *model_files.values()) if path]
+    check_output_file(out_path, "--out", config_files, args.force, f"{args.model}.pt")  # --force keeps inputs too
     metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet,
                                device=args.device or "cpu", overwrite=args.force)
     last = metrics["history"][-1]

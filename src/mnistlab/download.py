@@ -24,7 +24,7 @@ def mirror_url(base: str, file_name: str) -> str:
     `DatasetError` naming the mirror if it is not such a URL."""
     try:
         parts = urllib.parse.urlsplit(base)
-        parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+        _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
     except ValueError as error:
         raise DatasetError(f"--mirror {base[:200]}: not a valid URL ({error}); give a base URL such as "
                            f"https://example.org/mnist/") from None

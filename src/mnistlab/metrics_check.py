@@ -4,7 +4,7 @@ A file written by `mnistlab compare` always fits; one edited by hand, cut short 
 written by something else gets a one-line `MnistlabError` naming the file and the
 first field that does not fit, instead of a traceback from deep inside a plot.
 
-The schema is plain data: a type (`int`, `str`, `NUMBER`, `ANY`, `OPTIONAL_NUMBER`),
+The schema is plain data: a type (`int`, `str`, `NUMBER`, `POSITIVE`, `OPTIONAL_NUMBER`, `ANY`),
 a dict of field -> schema (a field named "?key" may be absent), `[schema]` for a
 list, `NonEmpty([schema])`, and `MapOf(schema)` for a dict with any string keys.
 """
@@ -20,6 +20,7 @@ from mnistlab.errors import MnistlabError
 
 NUMBER = "a number"
 OPTIONAL_NUMBER = "a number or null"
+POSITIVE = "a number > 0"
 ANY = "anything"
 
 
@@ -39,7 +40,7 @@ class NonEmpty:
 
 SCORES = {"nll": NUMBER, "ece": NUMBER, "brier": NUMBER}
 EPOCH = {"train_loss": NUMBER, "train_accuracy": NUMBER, "val_loss": NUMBER, "val_accuracy": NUMBER}
-SEED_RECORD = {"history": NonEmpty([EPOCH]), "checkpoint": str, "?calibration": {"temperature": NUMBER}}
+SEED_RECORD = {"history": NonEmpty([EPOCH]), "checkpoint": str, "?calibration": {"temperature": POSITIVE}}
 MODEL = {
     "params": int, "test_accuracy": NUMBER, "test_loss": NUMBER, "train_seconds": NUMBER,
     "?accuracy": {"std": OPTIONAL_NUMBER, "ci_low": OPTIONAL_NUMBER, "ci_high": OPTIONAL_NUMBER},
@@ -47,9 +48,9 @@ MODEL = {
     "per_class": [{"class": str, "precision": NUMBER, "recall": NUMBER, "f1": NUMBER, "support": ANY}],
     "?confused_pairs": [{"true": str, "predicted": str, "count": ANY, "share": NUMBER}],
     "history": NonEmpty([EPOCH]), "seeds": NonEmpty([SEED_RECORD]),
-    "config": {"epochs": int, "learning_rate": NUMBER, "batch_size": ANY, "?weight_decay": OPTIONAL_NUMBER,
-               "?label_smoothing": OPTIONAL_NUMBER},
-    "?calibration": {"temperature": NUMBER, "before": SCORES, "after": SCORES},
+    "config": {"epochs": int, "learning_rate": NUMBER, "batch_size": ANY, "?optimizer": str, "?schedule": str,
+               "?augment": str, "?weight_decay": OPTIONAL_NUMBER, "?label_smoothing": OPTIONAL_NUMBER},
+    "?calibration": {"temperature": POSITIVE, "before": SCORES, "after": SCORES},
     "?ensemble": {"seeds": ANY, "accuracy": NUMBER, **SCORES},
     "?not_a_digit": MapOf({"auroc": NUMBER, "threshold": NUMBER, "digits_kept": NUMBER,
                           "non_digits_flagged": NUMBER}),
@@ -100,10 +101,11 @@ def _check(value, schema, where: str) -> None:
 
     if schema is ANY:
         return
-    if schema in (NUMBER, OPTIONAL_NUMBER):
+    if schema in (NUMBER, OPTIONAL_NUMBER, POSITIVE):
         if value is None and schema is OPTIONAL_NUMBER:
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) \
+                or (schema is POSITIVE and value <= 0):
             fail(schema)
     elif isinstance(schema, type):
         if not isinstance(value, schema) or (schema is int and isinstance(value, bool)):
@@ -139,6 +141,9 @@ def _check_consistent(metrics: dict) -> None:
             raise _Mismatch(f"models.{name}.confusion_matrix must be {classes}x{classes}, one row and column per class")
         if "calibration" in result and not all("calibration" in record for record in result["seeds"]):
             raise _Mismatch(f"models.{name}.seeds must each have a calibration, as models.{name} has")
+    for index, comparison in enumerate(metrics.get("comparisons", [])):
+        if len(comparison["models"]) != 2:
+            raise _Mismatch(f"comparisons.{index}.models must name two models")
     robustness = metrics.get("robustness")
     if robustness:
         corruptions = set(next(iter(robustness["models"].values())))
@@ -151,7 +156,7 @@ def _check_consistent(metrics: dict) -> None:
                     raise _Mismatch(f"robustness.{key}.models.{name} must have one mean and std per {unit[:-1]}")
 
 
-def _finite(number: int | float) -> bool:
+def _finite(number: float) -> bool:
     """A finite number that a float can hold (JSON integers can be any size)."""
     try:
         return math.isfinite(number)

@@ -233,12 +233,14 @@ def input_image_names(sources: list[str], folder: str | os.PathLike) -> list[Pat
     """Where each source's 28x28 input is saved: <folder>/<image name>.png, numbered (-2, -3...) on a clash."""
     folder = Path(folder)
     names: list[Path] = []
+    taken: set[Path] = set()
     for source in sources:
         stem = Path(source).stem
         path, number = folder / f"{stem}.png", 2
-        while path in names:
+        while path in taken:
             path, number = folder / f"{stem}-{number}.png", number + 1
         names.append(path)
+        taken.add(path)
     return names
 
 

@@ -152,17 +152,20 @@ def claimed(run_dir: str | os.PathLike, kind: str, resume: bool = False, force: 
     Refused, before anything is created: a folder that holds other files, and an earlier run of this kind
     without `resume` or `force`. The check is repeated under the lock, where no other run can start.
     """
-    if resume and force:
-        raise ConfigError("--resume continues the run in --out and --force starts it afresh; give one of them")
     check_run_folder(run_dir, kind, resume, force)
-    with locked(run_dir) as run_dir:
-        if check_run_folder(run_dir, kind, resume, force) and force:
-            remove_run_files(run_dir, kind)
-        yield run_dir
+    with locked(run_dir) as folder:
+        if check_run_folder(folder, kind, resume, force) and force:
+            remove_run_files(folder, kind)
+        yield folder
 
 
 def check_run_folder(run_dir: str | os.PathLike, kind: str, resume: bool, force: bool) -> bool:
-    """Raise `ConfigError` unless a `kind` run may write `run_dir` (see `claimed`); return whether it holds one."""
+    """Raise `ConfigError` unless a `kind` run may write `run_dir` (see `claimed`); return whether it holds one.
+
+    Reads only: callers check before slow work (loading a dataset), and `claimed` again under the lock.
+    """
+    if resume and force:
+        raise ConfigError("--resume continues the run in --out and --force starts it afresh; give one of them")
     run_dir, marker = Path(run_dir), RUN_MARKERS[kind]
     if not run_dir.exists():
         if resume:
@@ -309,8 +312,8 @@ def check_plan(run_dir: str | os.PathLike, plan: dict) -> None:
         saved = saved if isinstance(saved, dict) else {}
         changed = sorted(key for key in set(saved) | set(plan) if saved.get(key) != plan.get(key))
         raise ConfigError(
-            f"{run_dir}: was started with different {', '.join(changed)}; resume with the original flags "
-            f"or start a new run folder"
+            f"{run_dir}: was started with different {', '.join(changed)}; resume with the original flags, "
+            f"start it afresh with --force, or choose another --out"
         )
 
 

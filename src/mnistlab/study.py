@@ -38,8 +38,9 @@ from mnistlab.models import RECIPES, check_model_names, count_parameters
 from mnistlab.report import write_report
 from mnistlab.run_arrays import build_run_arrays
 from mnistlab.robustness import model_logits_fn
-from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, checkpoint_name, claimed,
-                                 load_finished, locked, read_metrics, save_finished, write_metrics, write_plan, write_run_arrays)
+from mnistlab.run_folder import (PREDICTIONS_FILE, check_folder_writable, check_plan, check_run_folder,
+                                 checkpoint_name, claimed, load_finished, locked, read_metrics, save_finished,
+                                 write_metrics, write_plan, write_run_arrays)
 from mnistlab.runtime import (check_workers, configured_runtime, device_name, has_native_bf16, job_threads,
                               machine_record, resolve_device)
 from mnistlab.train import train
@@ -126,6 +127,7 @@ def run_compare(
     torch_device = resolve_device(device)
     warn_without_native_bf16(configs.values(), torch_device)
     threads = job_threads(threads, workers, bool(ray_address))
+    check_run_folder(out_dir, "compare", resume, force)  # before the dataset is read (or downloaded)
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
     with claimed(out_dir, "compare", resume, force) as out_dir:
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums, "threads": threads,

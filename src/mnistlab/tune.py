@@ -43,7 +43,7 @@ from mnistlab.datasets import Dataset
 from mnistlab.errors import ConfigError, MnistlabError
 from mnistlab.jobs import default_devices, stop_pool
 from mnistlab.models import RECIPES
-from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, claimed
+from mnistlab.run_folder import TUNE_ASK_LOCK, TUNE_DATABASE, check_run_folder, claimed
 from mnistlab.runtime import apply_runtime, check_workers, configured_runtime, job_threads, resolve_device
 from mnistlab.study import resolve_configs
 from mnistlab.tune_report import write_tune_outputs
@@ -91,6 +91,7 @@ def run_tune(
     torch_device = resolve_device(device)
     processes = workers or 1
     threads = job_threads(threads, processes, bool(ray_address))
+    check_run_folder(out_dir, "tune", resume, force)  # before the dataset is read (or downloaded)
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
     with claimed(out_dir, "tune", resume, force) as out_dir:
@@ -137,7 +138,8 @@ def open_study(run_dir: Path, plan: dict, resume: bool) -> str:
     if saved != plan:
         changed = sorted(key for key in set(saved) | set(plan) if saved.get(key) != plan.get(key))
         raise ConfigError(f"{run_dir}: the study was started with different {', '.join(changed)}; resume with the "
-                          f"original model, flags and space file, or start a new --out")
+                          f"original model, flags and space file, start it afresh with --force, or choose "
+                          f"another --out")
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
     return url
