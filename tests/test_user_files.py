@@ -169,6 +169,26 @@ def test_the_lock_is_exclusive_and_leaves_no_file(tmp_path):
     assert list(folder.iterdir()) == []
 
 
+def test_a_lock_taken_on_a_deleted_lock_file_is_taken_again(tmp_path, monkeypatch):
+    """Its holder deletes .lock before releasing it; whoever opened the old file meanwhile must lock the new one."""
+    from mnistlab import run_folder
+
+    opened = []
+
+    def deleted_first(run_dir):
+        handle = real(run_dir)
+        if not opened:
+            (run_dir / LOCK_FILE).unlink()  # the previous holder finished between our open and our flock
+        opened.append(handle)
+        return handle
+
+    real = run_folder._open_lock_file
+    monkeypatch.setattr(run_folder, "_open_lock_file", deleted_first)
+    with locked(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    assert len(opened) == 2
+
+
 def test_report_creates_nothing_and_leaves_no_lock(earlier_run, tmp_path, capsys):
     missing = tmp_path / "nonexistent"
     assert_one_line_error(*run_cli(capsys, "report", missing)[::2], str(missing / "metrics.json"), "cannot read")
