@@ -266,6 +266,21 @@ def test_read_only_commands_leave_no_file(earlier_run, tmp_path, capsys, monkeyp
     assert snapshot(out) == before and sorted(path.name for path in tmp_path.iterdir()) == ["seven.png"]
 
 
+def test_serve_writes_nothing_where_it_reads_or_runs(earlier_run, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from mnistlab.serve import create_app
+
+    out, _ = earlier_run
+    before = snapshot(out)
+    monkeypatch.chdir(tmp_path)
+    with TestClient(create_app([out], allowed_hosts=["testserver"])) as client:
+        assert client.get("/").status_code == 200
+        answer = client.post("/api/predict", content=encode(draw_seven()), headers={"Content-Type": "image/png"})
+        assert answer.status_code == 200, answer.text
+    assert snapshot(out) == before and list(tmp_path.iterdir()) == []
+
+
 def test_default_run_folders_never_reuse_a_taken_name(tmp_path, monkeypatch):
     class Frozen(datetime.datetime):
         @classmethod
