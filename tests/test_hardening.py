@@ -420,6 +420,16 @@ def test_report_on_a_malformed_metrics_file_is_a_one_line_error(change, fragment
     assert snapshot(run) == before
 
 
+def test_report_on_metrics_of_another_run_names_the_predictions_file(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["models"]["cnn"] = metrics["models"].pop("ann")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert_one_line_error(*run_cli(capsys, "report", run)[::2], str(run / "predictions.npz"),
+                          "no predictions of cnn", "different runs")
+
+
 def json_paths(value, path=()):
     """Every path into a JSON document (lists: their first two items), the root included."""
     yield path
