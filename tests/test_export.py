@@ -1,8 +1,11 @@
 """ONNX export: ONNX Runtime gives PyTorch's logits to 1e-5, the opset is checked, errors are clear."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli
 
 from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mnistlab.cli.main import main
@@ -54,3 +57,26 @@ def test_cli_export(checkpoint_of, tmp_path, capsys):
     assert (tmp_path / "m.onnx").stat().st_size > 100_000
     assert main(["export", str(tmp_path / "missing.pt")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_export_writes_one_file_and_never_replaces_an_input(checkpoint_of, tmp_path, capsys):
+    """No hidden external-data file beside the .onnx; never the checkpoint, a folder or a device as --out."""
+    checkpoint = checkpoint_of("ann")
+    original = checkpoint.read_bytes()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    for out, fragment in ((checkpoint, "is the input"), (fifo, "not a regular file"),
+                          (tmp_path / "folder", f"is a folder; give the file to write, e.g. {tmp_path / 'folder'}")):
+        code, _, err = run_cli(capsys, "export", checkpoint, "--out", out, "--force")
+        assert_one_line_error(code, err, f"--out {out}", fragment)
+        assert "free some space" not in err
+    assert checkpoint.read_bytes() == original
+    assert run_cli(capsys, "export", checkpoint)[0] == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ann.onnx", "ann.pt", "folder", "pipe"]
+    exported = (tmp_path / "ann.onnx").read_bytes()
+    code, _, err = run_cli(capsys, "export", checkpoint, "--opset", "20")
+    assert_one_line_error(code, err, "ann.onnx", "exists already", "--force")
+    assert (tmp_path / "ann.onnx").read_bytes() == exported
+    assert run_cli(capsys, "export", checkpoint, "--opset", "20", "--force")[0] == 0
+    assert (tmp_path / "ann.onnx").read_bytes() != exported

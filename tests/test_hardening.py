@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,10 +11,10 @@ import time
 
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_one_line_error, run_cli
 from mnistlab.training.checkpoint import load_checkpoint
 from mnistlab.cli.main import main
 from mnistlab.common.errors import CheckpointError
@@ -268,3 +269,211 @@ def test_ctrl_c_at_any_moment_is_exit_130_and_the_run_resumes(real_data_dir, tmp
     assert resumed.returncode == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["models"]["ann"]["history"]) == 3 and (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize(("mirror", "fragments"), [
+    ("notaurl", ["--mirror notaurl", "not an http:// or https:// base URL"]),
+    ("ftp://example.org/mnist/", ["--mirror ftp://example.org/mnist/", "http"]),
+    ("http://127.0.0.1:99999/", ["--mirror http://127.0.0.1:99999/", "not a valid URL"]),
+    ("http://127.0.0.1:1", ["could not download", "http://127.0.0.1:1/train-images-idx3-ubyte.gz"]),
+])
+def test_a_bad_or_unreachable_mirror_is_a_one_line_error(mirror, fragments, tiny_dataset, capsys):
+    assert_one_line_error(*run_cli(capsys, "--quiet", "data", "fetch", "tiny", "--mirror", mirror)[::2], *fragments)
+
+
+def test_a_mirror_without_a_trailing_slash_is_joined_with_one(tiny_dataset, http_mirrors, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    server, base_url = http_mirrors
+    server.roots = {"good": str(data_dir / "tiny")}
+    code, out, err = run_cli(capsys, "--quiet", "data", "fetch", "tiny", "--mirror", base_url + "good")
+    assert code == 0 and out.count("ok  ") == 4, err
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`mnistlab models | head -1`: the reader goes away; no message, the shell's 141 (128 + SIGPIPE)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first line is written
+    try:
+        result = subprocess.run([sys.executable, "-m", "mnistlab", "models"], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == ""
+
+
+@pytest.mark.parametrize(("error_number", "advice", "not_advice"), [
+    (28, "free some space", "check the path"),  # ENOSPC
+    (13, "check the path and its permissions", "free some space"),  # EACCES
+])
+def test_os_errors_get_advice_that_fits_them(error_number, advice, not_advice, capsys, monkeypatch):
+    def fail(*args):
+        raise OSError(error_number, os.strerror(error_number), "/some/file")
+
+    monkeypatch.setattr("mnistlab.training.config.describe_training", fail)  # what `models` calls for each model
+    code, _, err = run_cli(capsys, "models")
+    assert_one_line_error(code, err, "/some/file", advice)
+    assert not_advice not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--seeds", "4294967295,4294967296"],
+    ["--seed", "4294967295", "--seeds", "2"],
+])
+def test_seeds_beyond_32_bits_are_refused_up_front(argv, capsys, monkeypatch):
+    monkeypatch.setattr("mnistlab.study.compare.open_dataset", lambda *args, **kwargs: pytest.fail("went on"))
+    code, _, err = run_cli(capsys, "compare", *argv)
+    assert_one_line_error(code, err, "4294967296", "from 0 to 2**32 - 1")
+
+
+@pytest.mark.parametrize(("fraction", "advice"), [("0.999", "use a smaller validation_fraction"),
+                                                  ("0.01", "use a larger validation_fraction")])
+def test_a_split_that_cannot_be_made_says_which_way_to_go(fraction, advice, tiny_dataset, tmp_path, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    code, _, err = run_cli(capsys, "--quiet", "--data-dir", data_dir, "train", "logreg", *TINY,
+                           "--validation-fraction", fraction, "--out", tmp_path / "m.pt")
+    assert_one_line_error(code, err, "validation split", advice)
+
+
+@pytest.mark.parametrize(("text", "fragments"), [
+    ("epochs = 2\n[train]\nseed = 1\n", ["setting 'epochs' is outside the [train] table", "move it into [train]"]),
+    ("[trian]\nepochs = 2\n", ["unknown table [trian]", "the accepted table is [train]"]),
+    ("[train]\nepochs = 2\n[trian]\nseed = 1\n", ["table 'trian' is outside the [train] table"]),
+])
+def test_a_setting_outside_train_or_a_misspelled_table_is_an_error(text, fragments, tmp_path, capsys):
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    assert_one_line_error(*run_cli(capsys, "compare", "--config", config)[::2], str(config), *fragments)
+
+
+@pytest.mark.parametrize("command", [["compare"], ["tune", "ann"]])
+def test_workers_are_bounded_by_the_machine(command, capsys, monkeypatch):
+    from mnistlab.training.runtime import max_local_workers
+
+    monkeypatch.setattr("mnistlab.study.compare.open_dataset", lambda *args, **kwargs: pytest.fail("went on"))
+    monkeypatch.setattr("mnistlab.tune.search.open_dataset", lambda *args, **kwargs: pytest.fail("went on"))
+    most = max_local_workers()
+    assert 1 <= most <= (os.cpu_count() or 1)
+    code, _, err = run_cli(capsys, *command, "--workers", most + 1)
+    assert_one_line_error(code, err, f"--workers {most + 1} is invalid", f"from 1 to {most}", "540 MB")
+
+
+@pytest.mark.parametrize("action", ["verify", "fetch"])
+def test_data_commands_do_not_offer_a_folder_they_refuse(action, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "data", action, str(tmp_path))
+    assert_one_line_error(code, err, "unknown dataset", "registered names only", "--dataset FOLDER")
+    assert "or give a folder path" not in err
+
+
+def test_verify_blames_offline_mode_only_when_it_is_on(capsys, monkeypatch):
+    monkeypatch.delenv("MNISTLAB_OFFLINE")
+    code, _, err = run_cli(capsys, "data", "verify", "kmnist")
+    assert_one_line_error(code, err, "not found", "mnistlab data fetch kmnist")
+    assert "MNISTLAB_OFFLINE" not in err
+    monkeypatch.setenv("MNISTLAB_OFFLINE", "1")
+    code, _, err = run_cli(capsys, "--quiet", "train", "logreg", "--dataset", "kmnist")
+    assert_one_line_error(code, err, "downloads are off (MNISTLAB_OFFLINE)")
+
+
+def test_a_failed_download_suggests_a_command_that_has_mirror(tiny_dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MNISTLAB_OFFLINE")  # the tiny dataset's mirror, 127.0.0.1:9, refuses connections
+    code, _, err = run_cli(capsys, "--quiet", "train", "logreg", *TINY, "--out", tmp_path / "m.pt")
+    assert_one_line_error(code, err, "could not download", "run 'mnistlab data fetch tiny --mirror URL'")
+    assert "pass --mirror" not in err
+
+
+def test_predict_with_a_run_folder_names_its_checkpoints(tmp_path, capsys):
+    from serve_support import save_untrained_checkpoints
+
+    save_untrained_checkpoints(tmp_path)
+    code, _, err = run_cli(capsys, "predict", tmp_path, tmp_path / "x.png")
+    assert_one_line_error(code, err, f"{tmp_path}: is a folder, not a checkpoint file", str(tmp_path / "ann.pt"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A tiny run of two models and two seeds, with robustness: every part of metrics.json that report reads."""
+    from conftest import register_tiny_dataset
+
+    folder = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _, data_dir, _, _ = register_tiny_dataset(folder / "data", monkeypatch)
+        assert main(["--quiet", "--threads", "1", "--data-dir", str(data_dir), "compare", "--models", "logreg,ann",
+                     *TINY, "--seeds", "2", "--robustness", "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    (lambda metrics: {"models": 5}, "has no 'created'"),
+    (lambda metrics: {**metrics, "models": 5}, "models must be a non-empty object, not int 5"),
+    (lambda metrics: [], "the file must be an object"),
+    (lambda metrics: {**metrics, "models": {**metrics["models"], "ann": {**metrics["models"]["ann"],
+                                                                          "test_accuracy": "high"}}},
+     "models.ann.test_accuracy must be a number, not str 'high'"),
+])
+def test_report_on_a_malformed_metrics_file_is_a_one_line_error(change, fragment, finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps(change(metrics)))
+    before = snapshot(run)
+    assert_one_line_error(*run_cli(capsys, "report", run)[::2], f"{run / 'metrics.json'}: not a run's metrics",
+                          fragment, "rerun mnistlab compare")
+    assert snapshot(run) == before
+
+
+def test_report_on_metrics_of_another_run_names_the_predictions_file(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["models"]["cnn"] = metrics["models"].pop("ann")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert_one_line_error(*run_cli(capsys, "report", run)[::2], str(run / "predictions.npz"),
+                          "no predictions of cnn", "different runs")
+
+
+def json_paths(value, path=()):
+    """Every path into a JSON document (lists: their first two items), the root included."""
+    yield path
+    items = value.items() if isinstance(value, dict) else enumerate(value[:2]) if isinstance(value, list) else ()
+    for key, item in items:
+        yield from json_paths(item, (*path, key))
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                         max_size=3), max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damage_to_metrics_json_gives_a_report_or_a_one_line_error(data, finished_run, tmp_path_factory,
+                                                                      monkeypatch):
+    """One field replaced by any JSON value, or removed: the report is written or the error names the file.
+
+    The figures are not drawn (a second each): their inputs are computed and checked all the same.
+    """
+    from mnistlab.reporting import report
+    from mnistlab.reporting import assessment as report_assessment
+    from mnistlab.common.errors import MnistlabError
+
+    for module in (report, report_assessment):
+        for name in dir(module):
+            if name.startswith("plot_"):
+                monkeypatch.setattr(module, name, lambda *args, **kwargs: None)
+    run = tmp_path_factory.mktemp("damaged") / "run"
+    shutil.copytree(finished_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    path = data.draw(st.sampled_from(list(json_paths(metrics))[1:]))
+    parent = metrics
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(JSON_VALUES)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    try:
+        report.rebuild_report(run)
+    except MnistlabError as error:
+        assert str(error).startswith((str(run / "metrics.json"), str(run / "predictions.npz"))), error
+        assert "\n" not in str(error)

@@ -235,7 +235,7 @@ def test_bad_tune_input_is_a_one_line_error(arguments, message, capsys):
 def test_a_finished_study_is_not_overwritten_and_resume_checks_the_plan(tuned, learnable_folder, tmp_path, capsys):
     before = (tuned / "tune.db").read_bytes()
     code, _, err = tune(capsys, learnable_folder, tuned)
-    assert_one_line_error(code, err, "holds a study already; continue it with --resume")
+    assert_one_line_error(code, err, "holds an earlier tune run; continue it with --resume", "--force")
     code, _, err = run_cli(capsys, "--quiet", "tune", "ann", "--dataset", str(learnable_folder), "--out", str(tuned),
                            "--trials", "8", "--epochs", "4", "--seed", "3", "--resume")
     assert_one_line_error(code, err, "started with different config")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import os
 import signal
 import sys
 import warnings
@@ -16,6 +18,8 @@ from mnistlab.common.extras import require_extra
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a command whose reader went away (| head)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 MAX_THREADS = 256  # CPU threads per process; more only adds scheduling overhead
 
 def _settings_from(args: argparse.Namespace, model_names: list[str]) -> tuple[dict, dict[str, dict]]:
@@ -68,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     except MnistlabError as error:
         print_error(str(error))
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # the reader of our output went away (mnistlab models | head -1): nothing to report
+        return EXIT_BROKEN_PIPE
     except OSError as error:  # the disk filled up or a folder vanished mid-run: files already written stay whole
         where = f"{error.filename}: " if error.filename else ""
-        print_error(f"{where}{error.strerror or error}; free some space or choose another folder, "
+        advice = "free some space" if error.errno in NO_SPACE else "check the path and its permissions"
+        print_error(f"{where}{error.strerror or error}; {advice} or choose another folder, "
                     f"then run again (a compare or tune run continues with --resume)")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -119,6 +126,10 @@ def entry() -> None:
         sys.stdout.flush()
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
+    except BrokenPipeError:  # the output's reader went away while the last lines were flushed
+        code = EXIT_BROKEN_PIPE
+    if code == EXIT_BROKEN_PIPE:  # what is left unwritten goes nowhere, not into an error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if interrupted and code != EXIT_INTERRUPTED:
         print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         code = EXIT_INTERRUPTED
@@ -140,7 +151,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
     placement = plan_placement(args.workers, args.threads, args.device or "cpu", args.ray)
     metrics = run_compare(model_names, settings, out_dir, seeds=seeds, model_settings=model_settings,
                           robustness=args.robustness, resume=args.resume, placement=placement,
-                          data_dir=args.data_dir, progress=not args.quiet)
+                          data_dir=args.data_dir, progress=not args.quiet, force=args.force)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
@@ -177,14 +188,18 @@ def run_models_command(args: argparse.Namespace) -> int:
 
 
 def run_train_command(args: argparse.Namespace) -> int:
+    from mnistlab.common.atomic import check_output_file
     from mnistlab.study.compare import default_run_dir
     from mnistlab.study.single import train_checkpoint
 
     shared, own = _settings_from(args, [args.model])
     settings = {**shared, **own.get(args.model, {})}
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{args.model}.pt"
+    shared_file, model_files = _config_files(args.config, [args.model])
+    config_files = [path for path in (shared_file, *model_files.values()) if path]
+    check_output_file(out_path, "--out", config_files, args.force, f"{args.model}.pt")  # --force keeps inputs too
     metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet,
-                               device=args.device or "cpu")
+                               device=args.device or "cpu", overwrite=args.force)
     last = metrics["history"][-1]
     print(f"{args.model}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
           f"validation accuracy {100 * last['val_accuracy']:.2f}%")
@@ -207,7 +222,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough
     summary = run_tune(args.model, {**shared, **own.get(args.model, {})}, out_dir, args.trials, args.data_dir,
                        space_file=args.space, resume=args.resume, workers=args.workers, threads=args.threads,
-                       device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray)
+                       device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray, force=args.force)
     counts = ", ".join(f"{count} {state}" for state, count in summary["trials"].items() if count)
     if summary["best_trial"] is None:
         print(f"{args.model}: no trial completed ({counts}); see {out_dir / TUNE_SUMMARY}")
@@ -243,20 +258,19 @@ def run_export_command(args: argparse.Namespace) -> int:
     require_extra("onnx", "mnistlab export")
     from mnistlab.vision.export import export_onnx
 
-    print(f"Wrote {export_onnx(args.checkpoint, args.out, args.opset)}")
+    print(f"Wrote {export_onnx(args.checkpoint, args.out, args.opset, overwrite=args.force)}")
     return 0
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    from mnistlab.reporting.report import write_report
-    from mnistlab.runs.folder import REPORT_MARKDOWN, locked
+    from mnistlab.reporting.report import rebuild_report
+    from mnistlab.runs.folder import REPORT_MARKDOWN
     from mnistlab.study.compare import add_robustness
 
     if args.robustness:
         add_robustness(args.run_dir, args.data_dir, progress=not args.quiet, device=args.device or "cpu")
     else:
-        with locked(args.run_dir):
-            write_report(args.run_dir)
+        rebuild_report(args.run_dir)
     print(f"Rebuilt {Path(args.run_dir) / REPORT_MARKDOWN} and its figures")
     return 0
 
@@ -269,6 +283,7 @@ def run_data_command(args: argparse.Namespace) -> int:
             where = datasets.find_local_copy(name, args.data_dir)
             print(f"{name:14} {spec.description}\n{'':14} local copy: {where or 'none (will download on first use)'}")
         return 0
+    datasets.get_dataset_spec(args.name, folders=False)  # a folder or unknown name: an error that fits this command
     if args.data_command == "fetch":
         paths = datasets.fetch_dataset(args.name, mirrors=args.mirror, progress=not args.quiet)
     else:
@@ -282,7 +297,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from mnistlab.vision.predict import format_table, load_model, predict_files, prepare_input_folder, save_inputs
 
     if args.show_input:
-        prepare_input_folder(args.show_input)  # a bad folder is an error before any work
+        prepare_input_folder(args.show_input, args.images, force=args.force)  # a bad folder: an error before any work
     loaded = load_model(args.checkpoint, device=args.device or "cpu")
     if loaded.note():
         print(f"mnistlab: note: {loaded.note()}", file=sys.stderr)

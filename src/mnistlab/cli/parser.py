@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "list such as 0,1,2 (default: the one seed --seed)")
     compare.add_argument("--resume", action="store_true",
                          help="continue the interrupted run in --out: skip finished seeds and epochs")
+    compare.add_argument("--force", action="store_true",
+                         help="start --out afresh when it holds an earlier compare run: delete that run's own files "
+                              "(checkpoints, figures, reports, state) first; other files are kept")
     compare.add_argument("--workers", type=int, default=1, metavar="N",
                          help="run up to N (model, seed) jobs at once in local worker processes (default: %(default)s)")
     compare.add_argument("--ray", metavar="ADDRESS",
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-tune)")
     tune.add_argument("--resume", action="store_true",
                       help="continue the study in --out after an interruption (or with a larger --trials)")
+    tune.add_argument("--force", action="store_true",
+                      help="start --out afresh when it holds an earlier tune run: delete that run's own files "
+                           "(tune.db, best.toml, trials.csv, tune.md, figures) first; other files are kept")
     tune.add_argument("--space", metavar="FILE",
                       help="TOML file whose [space] table narrows or widens the search space "
                            "(default: learning rate /10 to x10 of the recipe's, batch size, AdamW weight decay)")
@@ -116,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", "train one model into a checkpoint (the test split is not used)")
     train.add_argument("model", help=f"registered model name: {', '.join(MODELS)}")
     train.add_argument("--out", metavar="FILE", help="checkpoint path (default: runs/<timestamp>-train/MODEL.pt)")
+    train.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     _add_training_flags(train)
 
     evaluate = command("evaluate", "test a checkpoint on its dataset's test split")
@@ -130,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
     export.add_argument("--out", metavar="FILE", help="output path (default: the checkpoint path with .onnx)")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset version, 18-21 (default: %(default)s)")
+    export.add_argument("--force", action="store_true", help="replace the output file if it exists")
 
     report = command("report", "rebuild a run folder's figures and report from metrics.json")
     report.add_argument("run_dir", help="a folder written by mnistlab compare")
@@ -144,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                               f"has fewer)")
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.add_argument("--show-input", metavar="DIR", help="save the 28x28 image each model saw as DIR/<name>.png")
+    predict.add_argument("--force", action="store_true",
+                         help="with --show-input, replace files of the same name in DIR (never the images given)")
 
     serve = command("serve", "a draw-a-digit web page and a JSON API for loaded checkpoints")
     serve.add_argument("--checkpoints", nargs="+", default=["."], metavar="DIR_OR_FILE",

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import platformdirs
 
-from mnistlab.data.download import download_verified
+from mnistlab.data.download import download_verified, mirror_url
 from mnistlab.common.errors import DatasetError
 from mnistlab.data.idx import GZIP_MAGIC, parse_idx, payload_sha256, read_payload
 
@@ -158,10 +158,13 @@ register_dataset(DatasetSpec(
 ))
 
 
-def get_dataset_spec(name: str) -> DatasetSpec:
-    """Look up a registered dataset by name."""
+def get_dataset_spec(name: str, folders: bool = True) -> DatasetSpec:
+    """Look up a registered dataset by name; `folders` says whether the caller also takes a folder instead."""
     if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}, or give a folder path")
+        other = (", or give a folder path" if folders else
+                 " (this command takes registered names only; a folder of your own data is read and checked by "
+                 "the commands that take --dataset FOLDER)")
+        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}{other}")
     return DATASETS[name]
 
 
@@ -226,18 +229,18 @@ def locate_file(
     for path in candidates:
         if path.is_file():
             return path
-    if download is None:
-        download = downloads_allowed()
+    offline = download is None and not downloads_allowed()
     looked = ", ".join(str(path.parent) for path in candidates[::2])
-    if not download:
+    if offline or download is False:
+        why = " and downloads are off (MNISTLAB_OFFLINE)" if offline else ""
         raise DatasetError(
-            f"{spec.name}: {file.name} not found (looked in {looked}) and downloads are off (MNISTLAB_OFFLINE); "
+            f"{spec.name}: {file.name} not found (looked in {looked}){why}; "
             f"copy the four files into <folder>/{spec.name}/ and set MNISTLAB_DATA_DIR=<folder>, "
-            f"or run 'mnistlab data fetch {spec.name}' where the network is reachable"
+            f"or run 'mnistlab data fetch {spec.name}'{' where the network is reachable' if offline else ''}"
         )
     destination = cache_dir() / spec.name / f"{file.name}.gz"
     download_verified(
-        [base + f"{file.name}.gz" for base in (mirrors or spec.mirrors)],
+        [mirror_url(base, f"{file.name}.gz") for base in (mirrors or spec.mirrors)],
         destination,
         file.gz_checksums,
         verify_payload=lambda path: read_verified(file, path, idx_ndim(role)),
@@ -299,7 +302,9 @@ def check_pair(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.nda
 
 def fetch_dataset(name: str, mirrors: Sequence[str] | None = None, progress: bool = True) -> dict[str, str]:
     """Make sure the user cache holds a verified copy of every file; return file name -> path."""
-    spec = get_dataset_spec(name)
+    spec = get_dataset_spec(name, folders=False)
+    for base in mirrors or ():
+        mirror_url(base, "")  # a bad URL is an error before any download
     paths = {}
     for role in ROLES:
         file = spec.files[role]

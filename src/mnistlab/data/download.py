@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,6 +17,21 @@ from mnistlab.common.errors import DatasetError
 
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
+
+
+def mirror_url(base: str, file_name: str) -> str:
+    """`file_name` under the mirror `base` (an http or https URL, with or without a trailing "/");
+    `DatasetError` naming the mirror if it is not such a URL."""
+    try:
+        parts = urllib.parse.urlsplit(base)
+        _ = parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as error:
+        raise DatasetError(f"--mirror {base[:200]}: not a valid URL ({error}); give a base URL such as "
+                           f"https://example.org/mnist/") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise DatasetError(f"--mirror {base[:200]}: not an http:// or https:// base URL; give one such as "
+                           f"https://example.org/mnist/")
+    return base.rstrip("/") + "/" + file_name
 
 
 def download_verified(
@@ -42,11 +59,12 @@ def download_verified(
                         raise DatasetError(f"{algorithm} {digests[algorithm]} does not match the pinned {expected}")
                 verify_payload(temporary)
             return
-        except (OSError, urllib.error.URLError, DatasetError) as error:
+        except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError, DatasetError) as error:
             failures.append(f"{url} ({_describe(error)})")
     raise DatasetError(
         f"{destination.name}: could not download a verified copy; tried {'; '.join(failures)}. "
-        f"Check the network, pass --mirror URL, or copy the files into a folder and set MNISTLAB_DATA_DIR"
+        f"Check the network, run 'mnistlab data fetch {destination.parent.name} --mirror URL', or copy the files into a folder "
+        f"and set MNISTLAB_DATA_DIR"
     )
 
 
@@ -71,5 +89,5 @@ def _describe(error: Exception) -> str:
         return f"HTTP {error.code}"
     if isinstance(error, urllib.error.URLError):
         return str(error.reason)
-    return str(error)
+    return str(error) or type(error).__name__
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
@@ -24,8 +26,17 @@ def split_indices(labels: np.ndarray, validation_fraction: float, seed: int,
             indices, test_size=validation_fraction, stratify=labels[indices], random_state=seed
         )
     except ValueError as error:
-        raise ConfigError(
-            f"cannot hold out a stratified validation split of {len(indices)} images ({error}); "
-            f"use a larger limit_train or validation_fraction"
-        ) from None
+        raise ConfigError(f"cannot hold out a stratified validation split of {len(indices)} images ({error}); "
+                          f"{split_advice(labels[indices], validation_fraction)}") from None
     return np.sort(train_part), np.sort(validation_part)
+
+
+def split_advice(labels: np.ndarray, validation_fraction: float) -> str:
+    """What to change when a stratified split fails: each side needs an image of every class."""
+    classes = len(np.unique(labels))
+    validation = math.ceil(validation_fraction * len(labels))  # as scikit-learn rounds it
+    if len(labels) - validation < classes:
+        return f"use a smaller validation_fraction (it leaves {len(labels) - validation} training images)"
+    if validation < classes:
+        return "use a larger validation_fraction or limit_train"
+    return "every class needs at least 2 images: use a larger limit_train"

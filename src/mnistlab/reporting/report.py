@@ -20,8 +20,10 @@ from mnistlab.reporting.plots import plot_confusion_matrix, plot_image_gallery, 
 from mnistlab.reporting.assessment import assessment_sections, draw_assessment_figures
 from mnistlab.reporting.document import FigureRef, Section, Table, cell_text, format_p, percent
 from mnistlab.runs.arrays import RunArrays
-from mnistlab.runs.folder import (ACCURACY_PLOT, DISAGREEMENT_PLOT, REPORT_HTML, REPORT_MARKDOWN, confusion_plot_name,
-                                 curves_plot_name, errors_plot_name, read_metrics, read_run_arrays)
+from mnistlab.common.errors import MnistlabError
+from mnistlab.runs.folder import (ACCURACY_PLOT, DISAGREEMENT_PLOT, METRICS_FILE, PREDICTIONS_FILE, REPORT_HTML,
+                                 REPORT_MARKDOWN, confusion_plot_name, curves_plot_name, errors_plot_name, locked,
+                                 read_metrics, read_run_arrays)
 
 GALLERY_SIZE = 24  # images per gallery (3 rows of 8)
 
@@ -31,11 +33,25 @@ def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> Non
     run_dir = Path(run_dir)
     metrics = metrics if metrics is not None else read_metrics(run_dir)
     arrays = read_run_arrays(run_dir)
+    missing = sorted(set(metrics["models"]) - set(arrays.predicted))
+    if missing:
+        raise MnistlabError(f"{run_dir / PREDICTIONS_FILE}: has no predictions of {', '.join(missing)}, a model in "
+                            f"{METRICS_FILE}; the two files are from different runs, rerun mnistlab compare")
     draw_figures(run_dir, metrics, arrays)
     draw_assessment_figures(run_dir, metrics, arrays)
     sections = report_sections(metrics)
     write_text_atomic(run_dir / REPORT_MARKDOWN, render_markdown(report_title(metrics), sections))
     write_text_atomic(run_dir / REPORT_HTML, render_html(report_title(metrics), sections, run_dir))
+
+
+def rebuild_report(run_dir: str | os.PathLike) -> None:
+    """`mnistlab report RUN_DIR`: check the run's metrics.json, then redraw its figures and reports under its lock.
+
+    A folder that is missing or holds no readable run is an error before anything is written there.
+    """
+    read_metrics(run_dir)
+    with locked(run_dir, create=False):
+        write_report(run_dir)
 
 
 def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:

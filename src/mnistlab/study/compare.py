@@ -26,7 +26,7 @@ from mnistlab.evaluation.analysis import STATISTICS_METHODS, compare_models, sum
 from mnistlab.evaluation.assessment import non_digit_sets, robustness_record
 from mnistlab.evaluation.assessment_summary import summarise_model_assessment, summarise_robustness
 from mnistlab.training.checkpoint import library_versions, load_checkpoint, write_checkpoint
-from mnistlab.training.config import TrainConfig, model_config
+from mnistlab.training.config import SEED_LIMIT, TrainConfig, model_config
 from mnistlab.data.folders import open_dataset
 from mnistlab.data.datasets import Dataset, dataset_record
 from mnistlab.common.errors import ConfigError
@@ -36,15 +36,19 @@ from mnistlab.models import check_model_names
 from mnistlab.reporting.report import write_report
 from mnistlab.runs.arrays import build_run_arrays
 from mnistlab.evaluation.robustness import model_logits_fn
-from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, checkpoint_name, load_finished,
-                                 locked, read_metrics, save_finished, write_metrics, write_plan, write_run_arrays)
-from mnistlab.training.runtime import (device_name, has_native_bf16, job_threads, machine_record,
-                              resolve_device)
+from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, check_run_folder, checkpoint_name, claimed,
+                                  load_finished, locked, read_metrics, save_finished, write_metrics, write_plan,
+                                  write_run_arrays)
+from mnistlab.training.runtime import check_workers, device_name, has_native_bf16, job_threads, machine_record, resolve_device
 
 
 def default_run_dir(kind: str) -> Path:
-    """`runs/<timestamp>-<kind>` under the current directory."""
-    return Path("runs") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    """`runs/<timestamp>-<kind>` under the current directory, numbered (-2, -3...) if that is taken already."""
+    base = Path("runs") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{kind}"
+    path, number = base, 2
+    while os.path.lexists(path):
+        path, number = base.with_name(f"{base.name}-{number}"), number + 1
+    return path
 
 
 def resolve_configs(model_names: Sequence[str], settings: dict,
@@ -71,8 +75,9 @@ def plan_placement(workers: int = 1, threads: int | None = None, device: str = "
 
     `threads=None` means this process's count in turn, or cores / workers side by side.
     """
-    if workers < 1 or (workers > 1 and ray_address):
-        raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1, and not together with --ray")
+    if workers > 1 and ray_address:
+        raise ConfigError(f"--workers {workers} is invalid together with --ray (the cluster runs the jobs); drop one")
+    check_workers(workers)
     torch_device = resolve_device(device)
     return Placement(workers=workers, threads=job_threads(threads, workers, bool(ray_address)),
                      device=str(torch_device), devices=tuple(default_devices(torch_device, workers)),
@@ -91,6 +96,7 @@ def run_compare(
     placement: Placement | None = None,
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
@@ -104,19 +110,24 @@ def run_compare(
     half-trained one continues from its last epoch. `placement` (see `plan_placement`)
     says where the jobs run: in turn here, in local workers or on Ray; for the same
     threads per job, the numbers are the same every way. The folder is locked while
-    the run writes it. Returns the metrics written to `metrics.json`.
+    the run writes it. `out_dir` must be new or empty, or hold a compare run: continued
+    with `resume`, or with `force` started afresh after deleting that run's own files
+    (see `runs.folder.claimed`). Returns the metrics written to `metrics.json`.
     """
     placement = placement or plan_placement()
     configs = resolve_configs(model_names, settings, model_settings)
     first = configs[model_names[0]]
     seeds = list(seeds) if seeds is not None else [first.seed]
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ConfigError(f"seeds {seeds} are invalid; give distinct integers >= 0, e.g. --seeds 5 or --seeds 0,1,2")
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
+        shown = ", ".join(map(str, seeds[:10])) + (", ..." if len(seeds) > 10 else "")
+        raise ConfigError(f"seeds [{shown}] are invalid; give distinct integers from 0 to 2**32 - 1, "
+                          f"e.g. --seeds 5 or --seeds 0,1,2")
     jobs = [Job(name, dataclasses.replace(configs[name], seed=seed), robustness)
             for name in model_names for seed in seeds]
     warn_without_native_bf16(configs.values(), torch.device(placement.device))
+    check_run_folder(out_dir, "compare", resume, force)  # before the dataset is read (or downloaded)
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
-    with locked(out_dir) as out_dir:
+    with claimed(out_dir, "compare", resume, force) as out_dir:
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums,
                 "threads": placement.threads, "device": torch.device(placement.device).type,
                 "configs": {job_key(job): job.config.to_dict() for job in jobs}}
@@ -241,7 +252,8 @@ def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | Non
     Each (model, seed) checkpoint is tested on the corrupted, shifted and rotated
     test images of the run's dataset (checked against the run's checksums).
     """
-    with locked(run_dir) as run_dir:
+    metrics = read_metrics(run_dir)  # before the lock: a folder that is not a run gets no lock file
+    with locked(run_dir, create=False) as run_dir:
         metrics = read_metrics(run_dir)
         dataset = open_dataset(metrics["dataset"]["name"], data_dir, progress=progress)
         if dataset.checksums != metrics["dataset"]["checksums"]:

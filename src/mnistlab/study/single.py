@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistlab.common.atomic import check_output_file
 from mnistlab.common.errors import CheckpointError, ConfigError
 from mnistlab.data.datasets import DATASETS, dataset_record
 from mnistlab.data.folders import open_dataset
@@ -28,12 +29,15 @@ def train_checkpoint(
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> dict:
-    """Train one model (the test split untouched) and save it to `out_path`; return its record."""
+    """Train one model (the test split untouched) and save it to `out_path`; return its record.
+
+    An existing file at `out_path` is replaced only with `overwrite` (checked before training).
+    """
     config = resolve_configs([model_name], settings)[model_name]
     out_path = Path(out_path)
-    if out_path.is_dir():
-        raise ConfigError(f"{out_path}: is a folder; --out takes the checkpoint file to write, e.g. {out_path / model_name}.pt")
+    check_output_file(out_path, "--out", force=overwrite, example=f"{model_name}.pt")
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     result = train(model_name, dataset, config, progress=progress, device=resolve_device(device))

@@ -78,6 +78,10 @@ def save_checkpoint(
 def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Rebuild the model from a checkpoint; return (model in eval mode, the checkpoint dict)."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(entry.name for entry in path.glob("*.pt"))
+        which = f"e.g. {path / inside[0]}" if inside else "it holds none"
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file; pass one of its .pt files ({which})")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file; pass the .pt file a training run wrote")
     try:

@@ -21,6 +21,7 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine")
 AUGMENTATIONS = ("none", "shift-rotate")
 PRECISIONS = ("fp32", "bf16")
+SEED_LIMIT = 2**32  # seeds are below this: NumPy's and scikit-learn's random states take 32-bit seeds
 
 
 @dataclass
@@ -49,7 +50,7 @@ class TrainConfig:
             ("batch_size", 1 <= self.batch_size <= 65_536, "an integer from 1 to 65,536"),
             ("learning_rate", 0 < self.learning_rate <= 10, "a number > 0 and <= 10 (Adam's usual range is 1e-4 to 1e-2)"),
             ("validation_fraction", 0 < self.validation_fraction < 1, "a fraction strictly between 0 and 1"),
-            ("seed", 0 <= self.seed < 2**32, "an integer from 0 to 2**32 - 1"),
+            ("seed", 0 <= self.seed < SEED_LIMIT, "an integer from 0 to 2**32 - 1"),
             ("limit_train", self.limit_train is None or self.limit_train >= 100, "an integer >= 100"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
             ("weight_decay", 0 <= self.weight_decay <= 10, "a number from 0 to 10"),
@@ -130,11 +131,24 @@ def read_toml(path: Path, kind: str = "config") -> dict:
 
 
 def _read_toml(path: Path) -> dict:
+    """The settings of a config file: its `[train]` table, or its top level when it has no tables; every other
+    key or table is a `ConfigError` (a setting left out of `[train]`, or a misspelled table, is never dropped)."""
     document = read_toml(path)
-    values = document.get("train", document)
+    if "train" not in document:
+        tables = [key for key, value in document.items() if isinstance(value, dict)]
+        if tables:
+            raise ConfigError(f"{path}: unknown table [{tables[0]}]; the accepted table is [train] (or the settings "
+                              f"at the top level, with no table); fix the file")
+        return document
+    values = document["train"]
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: 'train' must be a table of settings ([train] with key = value lines), "
                           f"not {type(values).__name__}; fix the file")
+    outside = [key for key in document if key != "train"]
+    if outside:
+        kind = "table" if isinstance(document[outside[0]], dict) else "setting"
+        raise ConfigError(f"{path}: {kind} {outside[0]!r} is outside the [train] table, the only one read; move "
+                          f"it into [train] (key = value lines after the [train] line) or remove it")
     return values
 
 

@@ -25,6 +25,7 @@ from mnistlab.common.errors import ConfigError
 
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+WORKER_MEMORY_BYTES = 540 * 2**20  # what one local worker process holds: the interpreter, PyTorch and a dataset copy
 
 
 @contextlib.contextmanager
@@ -57,6 +58,37 @@ def job_threads(threads: int | None, workers: int, on_cluster: bool) -> int:
     if workers > 1 or on_cluster:
         return max(1, (os.cpu_count() or 1) // workers)
     return torch.get_num_threads()
+
+
+def max_local_workers() -> int:
+    """The most local worker processes this machine runs well: one per core it may use, each with its memory."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, memory_bytes() // WORKER_MEMORY_BYTES))
+
+
+def memory_bytes() -> int:
+    """This process's memory: the machine's physical memory, or its container's limit (cgroup v2) if lower."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # not a POSIX system that says
+        memory = 2**62
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as handle:
+            limit = handle.read().strip()
+        memory = min(memory, int(limit)) if limit.isdigit() else memory
+    except OSError:
+        pass
+    return memory
+
+
+def check_workers(workers: int | None) -> None:
+    """`ConfigError` unless `workers` local worker processes (None: one) fit this machine (see `max_local_workers`)."""
+    if workers is None:
+        return
+    most = max_local_workers()
+    if not 1 <= workers <= most:
+        raise ConfigError(f"--workers {workers} is invalid; give an integer from 1 to {most} (on this machine: one per "
+                          f"CPU core, each worker holding about {WORKER_MEMORY_BYTES // 2**20} MB of memory)")
 
 
 def resolve_device(name: str = "cpu") -> torch.device:

@@ -39,8 +39,8 @@ from mnistlab.common.errors import ConfigError, MnistlabError
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor
 from mnistlab.study.jobs import default_devices
 from mnistlab.models import RECIPES
-from mnistlab.runs.folder import TUNE_DATABASE, locked
-from mnistlab.training.runtime import job_threads, resolve_device
+from mnistlab.runs.folder import TUNE_DATABASE, check_run_folder, claimed
+from mnistlab.training.runtime import check_workers, job_threads, resolve_device
 from mnistlab.study.compare import resolve_configs
 from mnistlab.tune.report import write_tune_outputs
 from mnistlab.tune.space import build_space
@@ -64,6 +64,7 @@ def run_tune(
     device: str = "cpu",
     progress: bool = True,
     ray_address: str | None = None,
+    force: bool = False,
 ) -> dict:
     """Run (or with `resume`, continue) a study of `trials` trials in `out_dir`; write its outputs; return a summary.
 
@@ -72,12 +73,16 @@ def run_tune(
     runs trials in that many local processes of `threads` threads each; with
     `ray_address`, trials run as tasks on that Ray cluster, at most `workers` at once
     (default: as many as its CPUs allow). On resume, `trials` may be raised to extend
-    the study.
+    the study. `out_dir` must be new or empty, or hold a tune run: continued with
+    `resume`, or with `force` started afresh after deleting that run's own files.
     """
     if not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"--trials {trials} is invalid; give an integer from 1 to {MAX_TRIALS:,}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers {workers} is invalid; give an integer >= 1")
+    if ray_address and workers is not None and not 1 <= workers <= MAX_TRIALS:
+        raise ConfigError(f"--workers {workers} is invalid; give an integer from 1 to {MAX_TRIALS:,} (trials at once "
+                          f"on the cluster)")
+    if not ray_address:
+        check_workers(workers)
     config = resolve_configs([model_name], settings)[model_name]
     space = build_space(model_name, RECIPES[model_name], settings, space_file)
     if ray_address and importlib.util.find_spec("grpc") is None:  # the study's proxy needs it: say so first
@@ -87,9 +92,10 @@ def run_tune(
     placement = Placement(workers=processes, threads=job_threads(threads, processes, bool(ray_address)),
                           device=str(torch_device), devices=tuple(default_devices(torch_device, processes)),
                           ray_address=ray_address, ray_at_once=workers)
+    check_run_folder(out_dir, "tune", resume, force)  # before the dataset is read (or downloaded)
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
-    with locked(out_dir) as out_dir:
+    with claimed(out_dir, "tune", resume, force) as out_dir:
         plan = {"model": model_name, "dataset": dataset.checksums, "config": config.to_dict(), "space": space.to_dict()}
         storage_url = open_study(out_dir, plan, resume)
         run_trials(task, storage_url, dataset, placement, ContextLoader(load_trial_context, (config.dataset, data_dir)),
@@ -125,7 +131,8 @@ def open_study(run_dir: Path, plan: dict, resume: bool) -> str:
     if saved != plan:
         changed = sorted(key for key in set(saved) | set(plan) if saved.get(key) != plan.get(key))
         raise ConfigError(f"{run_dir}: the study was started with different {', '.join(changed)}; resume with the "
-                          f"original model, flags and space file, or start a new --out")
+                          f"original model, flags and space file, start it afresh with --force, or choose "
+                          f"another --out")
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
     return url

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.common.atomic import atomic_path
+from mnistlab.common.atomic import atomic_path, check_output_file
 from mnistlab.training.checkpoint import load_checkpoint
 from mnistlab.common.errors import ConfigError, MnistlabError
 
@@ -44,21 +44,27 @@ def quiet_logger(name: str):
 
 
 def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike | None = None,
-                opset: int = DEFAULT_OPSET) -> Path:
-    """Write the checkpoint's model as ONNX (input "images" (N, 1, 28, 28) float32 in [0, 1], output "logits")."""
+                opset: int = DEFAULT_OPSET, overwrite: bool = False) -> Path:
+    """Write the checkpoint's model as ONNX (input "images" (N, 1, 28, 28) float32 in [0, 1], output "logits").
+
+    `out_path` (default: the checkpoint's path with .onnx) is never the checkpoint itself, a folder or a
+    device; an existing file there is replaced only with `overwrite`. The file is self-contained (the
+    weights inside, no `.data` file beside it).
+    """
     if opset not in SUPPORTED_OPSETS:
         raise ConfigError(f"opset {opset} is not supported; choose {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}")
     onnx = _require("onnx")
     _require("onnxscript")
     model, state = load_checkpoint(checkpoint)
     out_path = Path(out_path) if out_path else Path(checkpoint).with_suffix(".onnx")
+    check_output_file(out_path, "--out", [checkpoint], overwrite, example=f"{Path(checkpoint).stem}.onnx")
     example = torch.zeros(2, 1, 28, 28)
     with atomic_path(out_path) as temporary, warnings.catch_warnings(), quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (example,), str(temporary), input_names=["images"], output_names=["logits"],
             dynamic_shapes={"images": {0: torch.export.Dim("batch")}}, opset_version=opset, dynamo=True,
-            verbose=False,
+            verbose=False, external_data=False,  # external data would be a hidden file beside the temporary one
         )
         exported = onnx.load(str(temporary))
         onnx.checker.check_model(exported, full_check=True)

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from mnistlab.common.atomic import atomic_path
+from mnistlab.common.atomic import atomic_path, same_file
 from mnistlab.training.checkpoint import background_of, load_checkpoint, preprocessing_of
 from mnistlab.common.errors import CheckpointError, ConfigError, PreprocessError
 from mnistlab.models import count_parameters, images_to_tensor, infer
@@ -241,12 +241,32 @@ def predict_files(
     return results
 
 
-def prepare_input_folder(folder: str | os.PathLike) -> Path:
-    """Create the `--show-input` folder before any work, so a path that is a file or cannot be written to is a
-    one-line error now rather than after every image was predicted."""
+def prepare_input_folder(folder: str | os.PathLike, patterns: list[str], force: bool = False) -> Path:
+    """Check and create the `--show-input` folder before any work, so that a bad one is a one-line error now
+    rather than after every image was predicted.
+
+    Refused: a path that is a file, a folder that holds any of the images in `patterns` (saving there
+    would mix 28x28 copies in with them, or replace them), and, unless `force`, a folder where a file
+    `save_inputs` would write exists already.
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--show-input {folder}: is a file, not a folder; pass a folder to save the inputs in")
+    sources = [source for source, _ in expand_image_paths(patterns)]
+    if folder.is_dir():
+        for source in sources:
+            if same_file(source, folder) or same_file(Path(source).parent, folder):
+                raise ConfigError(f"--show-input {folder}: holds the images being predicted ({source}); "
+                                  f"pass another folder for the 28x28 inputs")
+        existing = [path for path in input_image_names(sources, folder) if os.path.lexists(path)]
+        for path in existing:
+            if any(same_file(path, source) for source in sources):
+                raise ConfigError(f"--show-input {folder}: {path.name} is the input {path.resolve()} itself; "
+                                  f"pass another folder for the 28x28 inputs")
+        if existing and not force:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise ConfigError(f"--show-input {folder}: {existing[0].name}{more} exist already; pass an empty "
+                              f"folder, or add --force to replace them")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -257,17 +277,28 @@ def prepare_input_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def input_image_names(sources: list[str], folder: str | os.PathLike) -> list[Path]:
+    """Where each source's 28x28 input is saved: <folder>/<image name>.png, numbered (-2, -3...) on a clash."""
+    folder = Path(folder)
+    names: list[Path] = []
+    taken: set[Path] = set()
+    for source in sources:
+        stem = Path(source).stem
+        path, number = folder / f"{stem}.png", 2
+        while path in taken:
+            path, number = folder / f"{stem}-{number}.png", number + 1
+        names.append(path)
+        taken.add(path)
+    return names
+
+
 def save_inputs(results: list[ImagePrediction], folder: str | os.PathLike) -> list[Path]:
-    """Save each preprocessed 28x28 input as <folder>/<image name>.png (numbered on a clash); return the paths."""
+    """Save each preprocessed 28x28 input as named by `input_image_names`; return the paths written."""
     folder = Path(folder)
     saved: list[Path] = []
-    for result in results:
+    for result, path in zip(results, input_image_names([result.source for result in results], folder)):
         if result.image is None:
             continue
-        stem = Path(result.source).stem
-        path, number = folder / f"{stem}.png", 2
-        while path in saved:
-            path, number = folder / f"{stem}-{number}.png", number + 1
         try:
             with atomic_path(path) as temporary:
                 Image.fromarray(result.image).save(temporary, format="PNG")
