@@ -27,7 +27,7 @@ from PIL import ExifTags, Image, ImageMode, UnidentifiedImageError
 
 from mnistlab.common.errors import PreprocessError
 
-MAX_PIXELS = 40_000_000  # decoded pixels (width x height) allowed by default: a 40-megapixel photo
+MAX_FILE_PIXELS = 40_000_000  # decoded pixels (width x height) allowed by default: a 40-megapixel photo
 MAX_DECODE_BYTES = 320 * 1024 * 1024  # bytes a decoded image may take by default (mode and bit depth counted)
 MAX_FILE_BYTES = 256 * 1024 * 1024  # bytes; larger files are refused before reading
 STRIP_PIXELS = 1 << 18  # pixels converted at a time while a large image is shrunk: bounds the working copies
@@ -56,7 +56,7 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
 
 
 def decode_image(
-    data: bytes, max_pixels: int = MAX_PIXELS, formats: tuple[str, ...] = DECODE_FORMATS,
+    data: bytes, max_pixels: int = MAX_FILE_PIXELS, formats: tuple[str, ...] = DECODE_FORMATS,
     max_bytes: int = MAX_DECODE_BYTES,
 ) -> Image.Image:
     """Decode image bytes within a budget checked from the header, before any pixel is decoded: `max_pixels`

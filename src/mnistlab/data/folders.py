@@ -46,7 +46,7 @@ MIN_CLASSES = 2  # a classifier needs two classes at least
 DIGITS = 10  # classes labelled 0-9 at most: handwritten digits, read by predict with the digit preprocessing
 MAX_NAME_LENGTH = 100  # characters in a class name (checkpoints accept no longer ones)
 DECODE_PIXELS = 64 * IMAGE_SIDE * IMAGE_SIDE  # pixels an image in a dataset may declare before it is refused unread
-IMAGE_SUFFIXES = (".png",)
+DATASET_SUFFIXES = (".png",)  # image files of a dataset folder: lossless, as MNIST is
 LAYOUTS = ("four IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
            "t10k-labels-idx1-ubyte[.gz]) or train/<class>/*.png and test/<class>/*.png")
 
@@ -173,7 +173,7 @@ def _read_split(folder: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]
     images, labels = [], []
     for label, name in enumerate(names):
         files = sorted(path for path in (folder / name).iterdir()
-                       if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."))
+                       if path.suffix.lower() in DATASET_SUFFIXES and not path.name.startswith("."))
         if not files:
             raise DatasetError(f"{folder / name}: no .png images; put the class's 28x28 PNG files there")
         for path in files:

@@ -22,8 +22,9 @@ from scipy import ndimage, signal
 from skimage.feature import canny
 
 from mnistlab.common.errors import ConfigError
+from mnistlab.data.datasets import IMAGE_SIDE
 
-SIDE = 28  # pixels; images are SIDE x SIDE
+SIDE = IMAGE_SIDE  # pixels; images are SIDE x SIDE
 CENTRE = (SIDE - 1) / 2  # pixel coordinate of the image centre, about which geometric corruptions turn and scale
 CHUNK = 2048  # images warped at once: bounds the coordinate arrays to about 40 MB
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnistlab.data.datasets import IMAGE_SIDE
 from mnistlab.models.catalogue import BUILT_IN
 from mnistlab.models.registry import NUM_CLASSES, register_model
 
@@ -64,7 +65,7 @@ class ANN(nn.Module):
     def __init__(self, hidden: tuple[int, int] = (128, 64), num_classes: int = NUM_CLASSES):
         super().__init__()
         self.hidden = hidden
-        self.fc1 = nn.Linear(28 * 28, hidden[0])
+        self.fc1 = nn.Linear(IMAGE_SIDE * IMAGE_SIDE, hidden[0])
         self.fc2 = nn.Linear(hidden[0], hidden[1])
         self.out = nn.Linear(hidden[1], num_classes)
         keras_initialise(self)
@@ -114,7 +115,7 @@ class LogisticRegression(nn.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
-        self.out = nn.Linear(28 * 28, num_classes)
+        self.out = nn.Linear(IMAGE_SIDE * IMAGE_SIDE, num_classes)
         keras_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -41,12 +41,13 @@ from mnistlab.common.version import __version__
 from mnistlab.common.errors import ConfigError, PreprocessError
 from mnistlab.vision.predict import LoadedModel, load_models, predict_probabilities
 from mnistlab.data.decode import decode_image
-from mnistlab.vision.preprocess import NO_DIGIT, SIZE, preprocess_decoded
+from mnistlab.data.datasets import IMAGE_SIDE
+from mnistlab.vision.preprocess import NO_DIGIT, preprocess_decoded
 from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 from mnistlab.serve.openapi import HEALTH_RESPONSES, MODELS_RESPONSES, PREDICT_BODY, PREDICT_RESPONSES, UPLOAD_FIELD
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
-MAX_PIXELS = 16_777_216  # decoded pixels (width x height) per uploaded image: 4096 x 4096
+MAX_UPLOAD_PIXELS = 16_777_216  # decoded pixels (width x height) per uploaded image: 4096 x 4096
 MAX_DECODE_BYTES = 64 * 1024 * 1024  # bytes an upload's decoded pixels may take: 4096 x 4096 8-bit RGBA
 MAX_DECODING = 2  # uploads decoded at once; others wait their turn (decoding is CPU-bound anyway)
 MAX_JSON_BYTES = 256 * 1024  # bytes; a JSON body of 784 numbers is under 20 kB, so larger ones are refused unparsed
@@ -71,13 +72,13 @@ def pixels_from_json(payload) -> np.ndarray:
                              "array alone (28x28 row by row, or 28 arrays of 28); send an image file as image/png "
                              "or image/jpeg, not inside JSON")
         payload = payload["pixels"]
-    if isinstance(payload, list) and len(payload) == SIZE and any(isinstance(row, list) for row in payload):
+    if isinstance(payload, list) and len(payload) == IMAGE_SIDE and any(isinstance(row, list) for row in payload):
         for index, row in enumerate(payload):
-            if not isinstance(row, list) or len(row) != SIZE:
+            if not isinstance(row, list) or len(row) != IMAGE_SIDE:
                 what = f"{len(row)} items" if isinstance(row, list) else f"a JSON {type(row).__name__}"
                 raise ValueError(f"row {index} has {what}; send 28 rows of 28 numbers, or 784 numbers row by row")
         values = [value for row in payload for value in row]
-    elif isinstance(payload, list) and len(payload) == SIZE * SIZE:
+    elif isinstance(payload, list) and len(payload) == IMAGE_SIDE * IMAGE_SIDE:
         values = payload
     else:
         shape = f"an array of {len(payload)} items" if isinstance(payload, list) else f"a JSON {type(payload).__name__}"
@@ -86,7 +87,7 @@ def pixels_from_json(payload) -> np.ndarray:
         if type(value) not in (int, float) or not 0 <= value <= 1:  # bool, strings, NaN, infinities fail too
             raise ValueError(f"pixel {index} is {json.dumps(value)[:20]}; every pixel must be a number in [0, 1] "
                              "(0 = background, 1 = ink); divide 0-255 values by 255")
-    pixels = np.array(values, dtype=np.float64).reshape(SIZE, SIZE)
+    pixels = np.array(values, dtype=np.float64).reshape(IMAGE_SIDE, IMAGE_SIDE)
     if pixels.max() == 0:
         raise ValueError(NO_DIGIT)
     return np.round(pixels * 255).astype(np.uint8)
@@ -164,7 +165,7 @@ def _swagger_ui_assets() -> dict[str, bytes]:
 
 
 def create_app(
-    checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_PIXELS,
+    checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS,
     max_decode_bytes: int = MAX_DECODE_BYTES, max_decoding: int = MAX_DECODING,
     allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS, skipped: list[str] | None = None,
     device: str = "cpu",

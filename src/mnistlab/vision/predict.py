@@ -26,11 +26,11 @@ from mnistlab.training.checkpoint import background_of, load_checkpoint, preproc
 from mnistlab.common.errors import CheckpointError, ConfigError, PreprocessError
 from mnistlab.models import count_parameters, images_to_tensor, infer
 from mnistlab.vision.settings import DEFAULT_TOP_K
-from mnistlab.data.decode import MAX_PIXELS
+from mnistlab.data.decode import MAX_FILE_PIXELS
 from mnistlab.vision.preprocess import preprocess
 from mnistlab.training.runtime import resolve_device
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+PREDICT_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")  # read from folders
 
 
 @dataclass
@@ -194,14 +194,14 @@ def expand_image_paths(patterns: list[str]) -> list[tuple[str, str | None]]:
         if os.path.isdir(pattern):
             try:
                 inside = sorted(str(path) for path in Path(pattern).iterdir()
-                                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+                                if path.is_file() and path.suffix.lower() in PREDICT_SUFFIXES)
             except OSError as error:  # permission denied, an I/O error, a folder removed meanwhile
                 reason = "permission denied" if isinstance(error, PermissionError) else error.strerror
                 paths.append((pattern, f"{pattern}: cannot list this folder ({reason}); check its permissions"))
                 continue
             paths.extend((path, None) for path in inside)
             if not inside:
-                paths.append((pattern, f"{pattern}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})"))
+                paths.append((pattern, f"{pattern}: folder holds no image files ({', '.join(PREDICT_SUFFIXES)})"))
         elif not os.path.exists(pattern) and glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern))
             paths.extend((path, None) for path in matches)
@@ -215,7 +215,7 @@ def expand_image_paths(patterns: list[str]) -> list[tuple[str, str | None]]:
 
 
 def predict_files(
-    loaded: LoadedModel, patterns: list[str], top_k: int | None = None, max_pixels: int = MAX_PIXELS
+    loaded: LoadedModel, patterns: list[str], top_k: int | None = None, max_pixels: int = MAX_FILE_PIXELS
 ) -> list[ImagePrediction]:
     """Preprocess and classify every image in `patterns`; failures are recorded per image, never raised.
     `top_k` defaults to DEFAULT_TOP_K, or every class when the model has fewer."""

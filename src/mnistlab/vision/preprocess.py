@@ -40,7 +40,8 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.data.decode import MAX_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes, shrink
+from mnistlab.data.datasets import IMAGE_SIDE
+from mnistlab.data.decode import MAX_FILE_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes, shrink
 
 STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
 MIN_STROKE, MAX_STROKE = 7.5, 14.5  # px at STROKE_SIZE; the middle 80% of MNIST test digits lie in this range
@@ -65,7 +66,6 @@ RULING_CHECKS, RULING_WORK = 64, 4  # components checked one by one for being li
 # most, in times the image's pixels (the rest are checked together, see `_drop_rulings`)
 MAX_GROW_ROUNDS = 64  # rounds of joining nearby components to the digit; photos need at most 5
 DIGIT_BOX = 20  # px; the longest side of the digit in an MNIST image
-SIZE = 28  # px; MNIST images are SIZE x SIZE
 CENTRE = (14.0, 14.0)  # (row, column) where the centre of mass lands, as in MNIST (pixel-index coordinates)
 
 NO_DIGIT = "no digit found: the image is blank or has too little contrast; draw or photograph one digit, dark on light or light on dark"
@@ -310,9 +310,9 @@ def center_by_mass(digit: np.ndarray) -> np.ndarray:
     total = float(digit.sum())
     row_mass = float(digit.sum(axis=1) @ np.arange(height)) / total
     col_mass = float(digit.sum(axis=0) @ np.arange(width)) / total
-    top = min(max(round(CENTRE[0] - row_mass), 0), SIZE - height)
-    left = min(max(round(CENTRE[1] - col_mass), 0), SIZE - width)
-    canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
+    top = min(max(round(CENTRE[0] - row_mass), 0), IMAGE_SIDE - height)
+    left = min(max(round(CENTRE[1] - col_mass), 0), IMAGE_SIDE - width)
+    canvas = np.zeros((IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
     canvas[top:top + height, left:left + width] = digit
     return canvas
 
@@ -344,8 +344,8 @@ def preprocess_plain(image: Image.Image, background: str = "dark") -> np.ndarray
         top, left = (side - height) // 2, (side - width) // 2
         square[top:top + height, left:left + width] = gray
         gray = square
-    if gray.shape != (SIZE, SIZE):
-        gray = _resize(gray, SIZE)
+    if gray.shape != (IMAGE_SIDE, IMAGE_SIDE):
+        gray = _resize(gray, IMAGE_SIDE)
     if (border > 0.5) != (background == "light"):
         gray = 1.0 - gray
     return np.round(np.clip(gray, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -360,7 +360,7 @@ def preprocess_decoded(image: Image.Image, kind: str = "digits", background: str
     return 255 - digit if background == "light" else digit
 
 
-def preprocess(source: bytes | str | os.PathLike, max_pixels: int = MAX_PIXELS, kind: str = "digits",
+def preprocess(source: bytes | str | os.PathLike, max_pixels: int = MAX_FILE_PIXELS, kind: str = "digits",
                background: str = "dark") -> np.ndarray:
     """Image bytes or a file path -> a (28, 28) uint8 input: MNIST-style for `kind` "digits" (the default), as it is
     for "plain" (see `preprocess_decoded`). Raises `PreprocessError` with a one-line reason."""
