@@ -311,11 +311,8 @@ def center_by_mass(digit: np.ndarray) -> np.ndarray:
 
 def preprocess_image(image: Image.Image) -> np.ndarray:
     """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit
-    (an image of one colour at once, from its extrema) or its shape is refused (`image_decode.check_shape`)."""
+    or its shape is refused (`image_decode.check_shape`)."""
     check_shape(*image.size)
-    extrema = image.getextrema()  # (low, high), or one pair a band
-    if all(low == high for low, high in (extrema if isinstance(extrema[0], tuple) else [extrema])):
-        raise PreprocessError(NO_DIGIT)
     ink = isolate_ink(image_to_gray(image))
     digit = _resize(normalise_strokes(ink), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
     digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)
