@@ -41,6 +41,7 @@ BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness
 BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
 UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
 LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
+DARKEST_PAPER = 0.05  # gray level; dark ink's strength is measured against paper at least this bright
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
 BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
@@ -94,11 +95,15 @@ def ink_strength(gray: np.ndarray) -> np.ndarray:
     """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper.
 
     Dark ink is measured as a fraction of the local paper brightness (light and paper multiply, so a stroke in a
-    shadow keeps its contrast); light ink as a difference from the local background.
+    shadow keeps its contrast); light ink as a difference from the local background. Paper darker than
+    DARKEST_PAPER counts as that bright, and ink on it can darken it only by what brightness it has: on a black
+    frame with sensor noise, nothing is ink.
     """
     background, dark_ink = estimate_background(gray)
     if dark_ink:
-        return np.clip(1.0 - gray / np.maximum(background, 0.05), 0.0, 1.0)
+        strength = 1.0 - gray / np.maximum(background, DARKEST_PAPER)
+        strength = np.where(background < DARKEST_PAPER, (background - gray) / DARKEST_PAPER, strength)
+        return np.clip(strength, 0.0, 1.0)
     return np.clip(gray - background, 0.0, 1.0)
 
 
