@@ -168,6 +168,18 @@ def test_blank_image_is_an_error(blank):
             preprocess(encode(blank, image_format))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_dark_frame_with_sensor_noise_is_no_digit(seed):
+    """A photo of darkness (gray levels 0-15, JPEG-compressed) holds no ink: dark ink cannot darken black paper.
+    The pipeline before issue 20 read 12 of 48 such frames as digits."""
+    rng = np.random.default_rng(seed)
+    for base, spread in ((3, 1), (2, 1.5), (6, 2), (10, 3)):
+        frame = Image.fromarray(np.clip(np.round(base + rng.normal(0, spread, (600, 800))), 0, 255).astype(np.uint8))
+        for image_format in ("PNG", "JPEG"):
+            with pytest.raises(PreprocessError, match="no digit found"):
+                preprocess(encode(frame, image_format))
+
+
 @pytest.mark.parametrize("data, message", [
     (b"", "empty"),
     (b"just some text, not a picture", "not an image"),

@@ -50,6 +50,7 @@ BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness
 BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
 UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
 LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
+DARKEST_PAPER = 0.05  # gray level; dark ink's strength is measured against paper at least this bright
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
 BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
@@ -102,11 +103,15 @@ def ink_strength(gray: np.ndarray) -> np.ndarray:
     """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper.
 
     Dark ink is measured as a fraction of the local paper brightness (light and paper multiply, so a stroke in a
-    shadow keeps its contrast); light ink as a difference from the local background.
+    shadow keeps its contrast); light ink as a difference from the local background. Paper darker than
+    DARKEST_PAPER counts as that bright, and ink on it can darken it only by what brightness it has: on a black
+    frame with sensor noise, nothing is ink.
     """
     background, dark_ink = estimate_background(gray)
     if dark_ink:
-        return np.clip(1.0 - gray / np.maximum(background, 0.05), 0.0, 1.0)
+        strength = 1.0 - gray / np.maximum(background, DARKEST_PAPER)
+        strength = np.where(background < DARKEST_PAPER, (background - gray) / DARKEST_PAPER, strength)
+        return np.clip(strength, 0.0, 1.0)
     return np.clip(gray - background, 0.0, 1.0)
 
 
@@ -319,11 +324,8 @@ def center_by_mass(digit: np.ndarray) -> np.ndarray:
 
 def preprocess_image(image: Image.Image) -> np.ndarray:
     """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit
-    (an image of one colour at once, from its extrema) or its shape is refused (`image_decode.check_shape`)."""
+    or its shape is refused (`image_decode.check_shape`)."""
     check_shape(*image.size)
-    extrema = image.getextrema()  # (low, high), or one pair a band
-    if all(low == high for low, high in (extrema if isinstance(extrema[0], tuple) else [extrema])):
-        raise PreprocessError(NO_DIGIT)
     ink = isolate_ink(image_to_gray(image))
     digit = _resize(normalise_strokes(ink), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
     digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)
