@@ -19,7 +19,7 @@ from mnistlab.training.checkpoint import load_checkpoint
 from mnistlab.cli.main import main
 from mnistlab.common.errors import CheckpointError
 from mnistlab.models import build_model
-from mnistlab.runs.folder import locked
+from mnistlab.runs.claim import locked
 
 TINY = ["--dataset", "tiny", "--epochs", "1", "--batch-size", "32"]
 
@@ -82,7 +82,7 @@ def test_a_second_process_cannot_write_a_locked_folder(tiny_dataset, tmp_path):
     """The lock is an OS lock between processes, released when its holder dies."""
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom mnistlab.runs.folder import locked\n"
+        "import sys, time\nfrom mnistlab.runs.claim import locked\n"
         f"with locked({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n")],
         stdout=subprocess.PIPE, text=True)
     try:

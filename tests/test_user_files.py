@@ -15,7 +15,8 @@ from conftest import assert_one_line_error, register_tiny_dataset, run_cli, snap
 from serve_support import draw_seven, encode, save_untrained_checkpoints
 
 from mnistlab.vision.predict import find_checkpoints
-from mnistlab.runs.folder import LOCK_FILE, claimed, locked, run_files
+from mnistlab.runs.folder import LOCK_FILE
+from mnistlab.runs.claim import claimed, locked, run_files
 from mnistlab.study.compare import default_run_dir
 
 QUICK = ["--quiet", "--threads", "1"]
@@ -171,7 +172,7 @@ def test_the_lock_is_exclusive_and_leaves_no_file(tmp_path):
 
 def test_a_lock_taken_on_a_deleted_lock_file_is_taken_again(tmp_path, monkeypatch):
     """Its holder deletes .lock before releasing it; whoever opened the old file meanwhile must lock the new one."""
-    from mnistlab.runs import folder as run_folder
+    from mnistlab.runs import claim
 
     opened = []
 
@@ -182,8 +183,8 @@ def test_a_lock_taken_on_a_deleted_lock_file_is_taken_again(tmp_path, monkeypatc
         opened.append(handle)
         return handle
 
-    real = run_folder._open_lock_file
-    monkeypatch.setattr(run_folder, "_open_lock_file", deleted_first)
+    real = claim._open_lock_file
+    monkeypatch.setattr(claim, "_open_lock_file", deleted_first)
     with locked(tmp_path):
         assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
     assert len(opened) == 2

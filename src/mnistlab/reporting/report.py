@@ -16,14 +16,16 @@ from mnistlab.training.config import describe_training
 from mnistlab.common.atomic import write_text_atomic
 from mnistlab.evaluation.evaluate import row_normalise
 from mnistlab.reporting.html import render_html
-from mnistlab.reporting.plots import plot_confusion_matrix, plot_image_gallery, plot_training_curves, plot_validation_accuracy
+from mnistlab.reporting.plots import (plot_confusion_matrix, plot_image_gallery, plot_training_curves,
+                                      plot_validation_accuracy)
 from mnistlab.reporting.assessment import assessment_sections, draw_assessment_figures
 from mnistlab.reporting.document import FigureRef, Section, Table, cell_text, format_p, percent
 from mnistlab.runs.arrays import RunArrays
 from mnistlab.common.errors import MnistlabError
 from mnistlab.runs.folder import (ACCURACY_PLOT, DISAGREEMENT_PLOT, METRICS_FILE, PREDICTIONS_FILE, REPORT_HTML,
-                                 REPORT_MARKDOWN, confusion_plot_name, curves_plot_name, errors_plot_name, locked,
-                                 read_metrics, read_run_arrays)
+                                  REPORT_MARKDOWN, confusion_plot_name, curves_plot_name, errors_plot_name,
+                                  read_metrics, read_run_arrays)
+from mnistlab.runs.claim import locked
 
 GALLERY_SIZE = 24  # images per gallery (3 rows of 8)
 

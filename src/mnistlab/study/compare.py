@@ -36,10 +36,11 @@ from mnistlab.models import check_model_names
 from mnistlab.reporting.report import write_report
 from mnistlab.runs.arrays import build_run_arrays
 from mnistlab.evaluation.robustness import model_logits_fn
-from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, check_run_folder, checkpoint_name, claimed,
-                                  load_finished, locked, read_metrics, save_finished, write_metrics, write_plan,
-                                  write_run_arrays)
-from mnistlab.training.runtime import check_workers, device_name, has_native_bf16, job_threads, machine_record, resolve_device
+from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, checkpoint_name, load_finished, read_metrics,
+                                  save_finished, write_metrics, write_plan, write_run_arrays)
+from mnistlab.runs.claim import check_run_folder, claimed, locked
+from mnistlab.training.runtime import (check_workers, device_name, has_native_bf16, job_threads, machine_record,
+                                       resolve_device)
 
 
 def default_run_dir(kind: str) -> Path:
@@ -112,7 +113,7 @@ def run_compare(
     threads per job, the numbers are the same every way. The folder is locked while
     the run writes it. `out_dir` must be new or empty, or hold a compare run: continued
     with `resume`, or with `force` started afresh after deleting that run's own files
-    (see `runs.folder.claimed`). Returns the metrics written to `metrics.json`.
+    (see `runs.claim.claimed`). Returns the metrics written to `metrics.json`.
     """
     placement = placement or plan_placement()
     configs = resolve_configs(model_names, settings, model_settings)

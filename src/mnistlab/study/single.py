@@ -15,7 +15,7 @@ from mnistlab.evaluation.assessment import not_sure_threshold, validation_logits
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.models import count_parameters
-from mnistlab.runs.folder import check_folder_writable
+from mnistlab.runs.claim import check_folder_writable
 from mnistlab.study.compare import resolve_configs
 from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mnistlab.training.runtime import resolve_device

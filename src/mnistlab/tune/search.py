@@ -39,7 +39,8 @@ from mnistlab.common.errors import ConfigError, MnistlabError
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor
 from mnistlab.study.jobs import default_devices
 from mnistlab.models import RECIPES
-from mnistlab.runs.folder import TUNE_DATABASE, check_run_folder, claimed
+from mnistlab.runs.folder import TUNE_DATABASE
+from mnistlab.runs.claim import check_run_folder, claimed
 from mnistlab.training.runtime import check_workers, job_threads, resolve_device
 from mnistlab.study.compare import resolve_configs
 from mnistlab.tune.report import write_tune_outputs
