@@ -160,4 +160,6 @@ def test_the_example_notebook_runs_on_a_real_kernel(real_data_dir, tmp_path, mon
     assert "significantly" in text or "No significant difference" in text
     assert "read as: 7" in text
     metrics = read_metrics(Path(tmp_path) / "runs" / "notebook-compare")
-    assert metrics["models"]["cnn"]["test_accuracy"] > 0.85 and metrics["seeds"] == [0, 1]
+    assert metrics["seeds"] == [0, 1]
+    for name, result in metrics["models"].items():  # the printed table is the run's, and both models learned
+        assert f"{100 * result['test_accuracy']:.2f}" in text and result["test_accuracy"] > 0.8, name
