@@ -269,12 +269,17 @@ def center_by_mass(digit: np.ndarray) -> np.ndarray:
     return canvas
 
 
+def ink_to_mnist(ink: np.ndarray, thin: bool = True) -> np.ndarray:
+    """One digit's cropped ink (h, w) in [0, 1] -> MNIST-style (28, 28) uint8: strokes, 20-px box, centre of mass."""
+    digit = _resize(normalise_strokes(crop_to_ink(ink), thin), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
+    digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)
+    return np.round(center_by_mass(digit) * 255.0).astype(np.uint8)
+
+
 def preprocess_image(image: Image.Image) -> np.ndarray:
     """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit."""
     ink, even = isolate_ink(image_to_gray(image))
-    digit = _resize(normalise_strokes(ink, thin=not even), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
-    digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)
-    return np.round(center_by_mass(digit) * 255.0).astype(np.uint8)
+    return ink_to_mnist(ink, thin=not even)
 
 
 def preprocess(source: bytes | str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
