@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders of images, or globs")
     predict.add_argument("--top-k", type=int, default=3, help="most likely classes shown per image (default: %(default)s)")
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    predict.add_argument("--number", action="store_true",
+                         help="read each image as a number written left to right: each digit, its box and probabilities")
     predict.add_argument("--show-input", metavar="DIR", help="save the 28x28 image each model saw as DIR/<name>.png")
 
     serve = command("serve", "a draw-a-digit web page and a JSON API for loaded checkpoints")

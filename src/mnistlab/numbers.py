@@ -14,6 +14,8 @@ at half the ink's peak), then split into digits instead of keeping one:
 
     >>> from mnistlab.numbers import segment_number
     >>> digits = segment_number(image)   # [(box (left, top, right, bottom), (28, 28) uint8), ...] left to right
+
+`mnistlab predict --number CHECKPOINT photo.jpg` reads each image as one number.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.errors import PreprocessError
-from mnistlab.image_decode import image_to_gray
+from mnistlab.image_decode import MAX_PIXELS, decode_image, image_to_gray, read_image_bytes
 from mnistlab.preprocess import (FAINT_SHARE, LINE_SPAN, NO_DIGIT, SPECK_SHARE, ink_strength, ink_threshold,
                                  ink_to_mnist)
 
@@ -53,6 +55,20 @@ def segment_number(image: Image.Image) -> list[tuple[tuple[int, int, int, int], 
         box = tuple(int(round(value * scale)) for value in (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
         digits.append((box, ink_to_mnist(ink, thin=not even)))
     return digits
+
+
+def read_number(loaded, source: bytes | str, max_pixels: int = MAX_PIXELS) -> dict:
+    """Image bytes or a path -> {"number": "2026", "digits": [{"digit", "box", "probabilities"}, ...]} read with
+    `loaded` (a `predict.LoadedModel`); `PreprocessError` with a one-line reason when no digit is found."""
+    from mnistlab.predict import predict_probabilities
+
+    data = bytes(source) if isinstance(source, (bytes, bytearray)) else read_image_bytes(source)
+    digits = segment_number(decode_image(data, max_pixels))
+    probabilities = predict_probabilities(loaded.model, np.stack([image for _, image in digits]))
+    names = loaded.class_names
+    found = [{"digit": names[int(row.argmax())], "box": list(box), "probabilities": [round(float(p), 4) for p in row]}
+             for (box, _), row in zip(digits, probabilities)]
+    return {"number": "".join(item["digit"] for item in found), "digits": found}
 
 
 def _digit_groups(mask: np.ndarray, strength: np.ndarray) -> list[np.ndarray]:

@@ -1,0 +1,81 @@
+"""Numbers (issue 22): the digits of a handwritten number found left to right, read and returned with boxes."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from mnistlab import number_eval
+from mnistlab.cli import main
+from mnistlab.errors import PreprocessError
+from mnistlab.image_decode import decode_image
+from mnistlab.numbers import segment_number
+from serve_support import encode, save_untrained_checkpoints
+
+
+def write_number(strokes_per_digit: list[list[tuple[int, int]]], step: int = 140, size=(800, 300)) -> Image.Image:
+    """Digits drawn as polylines (coordinates within a 100x160 cell), one cell every `step` px from x = 60."""
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    for number, points in enumerate(strokes_per_digit):
+        draw.line([(60 + number * step + x, 70 + y) for x, y in points], fill=20, width=14, joint="curve")
+    return image
+
+
+ONE, SEVEN, FOUR = [(50, 0), (50, 160)], [(0, 0), (100, 0), (30, 160)], [(70, 160), (70, 0), (0, 110), (100, 110)]
+
+
+def test_digits_are_found_left_to_right_with_their_boxes():
+    written = [SEVEN, ONE, FOUR, SEVEN]
+    digits = segment_number(decode_image(encode(write_number(written))))
+    assert len(digits) == 4
+    expected = [60 + 140 * k + min(x for x, _ in points) for k, points in enumerate(written)]
+    assert all(abs(box[0] - left) <= 8 for (box, _), left in zip(digits, expected)), (digits, expected)
+    assert all(image.shape == (28, 28) and image.dtype == np.uint8 for _, image in digits)
+    assert all(box[1] >= 60 and box[3] <= 240 for box, _ in digits)
+
+
+def test_touching_digits_are_cut_apart():
+    digits = segment_number(decode_image(encode(write_number([SEVEN, FOUR, SEVEN], step=98))))  # strokes touch
+    assert len(digits) == 3
+
+
+def test_blank_page_has_no_number():
+    with pytest.raises(PreprocessError, match="no digit found"):
+        segment_number(decode_image(encode(Image.new("L", (600, 300), 250))))
+
+
+def test_predict_number_prints_each_digit_and_box(tmp_path, capsys):
+    checkpoint = save_untrained_checkpoints(tmp_path, names=("cnn",))[0]
+    (tmp_path / "number.png").write_bytes(encode(write_number([SEVEN, ONE, FOUR])))
+    assert main(["predict", "--number", "--json", str(checkpoint), str(tmp_path / "number.png")]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert len(result["number"]) == 3 and len(result["digits"]) == 3
+    assert all(len(item["box"]) == 4 and abs(sum(item["probabilities"]) - 1) < 1e-3 for item in result["digits"])
+    assert main(["predict", "--number", str(checkpoint), str(tmp_path / "missing.png")]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 22's number targets are not reached yet (docs/preprocessing.md)", strict=False)
+def test_numbers_are_read_exactly(seed_protocol_run, real_data_dir):
+    """Held-out numbers (MNIST test digits 5000-9999): >= 95% of 4-digit numbers read exactly when clean, 90% in
+    the photo-like condition."""
+    from mnistlab.datasets import load_dataset
+    from mnistlab.numbers import read_number
+    from mnistlab.predict import load_model
+
+    dataset = load_dataset("mnist", real_data_dir, progress=False)
+    loaded = load_model(seed_protocol_run / "cnn.pt")
+    right = {condition: [0, 0] for condition in number_eval.CONDITIONS}
+    for item in number_eval.number_set(dataset.test_images, dataset.test_labels, "held-out"):
+        if len(item.labels) != 4:
+            continue
+        try:
+            read = read_number(loaded, item.data)["number"]
+        except PreprocessError:
+            read = ""
+        right[item.condition][0] += read == "".join(map(str, item.labels))
+        right[item.condition][1] += 1
+    print(f"\nheld-out 4-digit numbers read exactly: {right}")
+    assert right["clean"][0] >= 0.95 * right["clean"][1] and right["photo"][0] >= 0.90 * right["photo"][1], right
