@@ -287,7 +287,8 @@ def make_image(rng, img28, label, ink=None, blank=False):
     P["size"] = [W, Hf]
 
     # ---- ink / stroke ----------------------------------------------------------
-    ink = pick(rng, INKS) if ink is None else (pick(rng, INKS), ink)[1]
+    drawn = pick(rng, INKS)  # drawn even when forced, so the rest of the photo is the same
+    ink = drawn if ink is None else ink
     cond["ink"] = ink
     ink_rgb = np.array(INKS[ink][0], float) * rng.uniform(0.9, 1.1, 3)
     ink_rgb = np.clip(ink_rgb, 5, 230) / 255.0
