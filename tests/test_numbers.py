@@ -79,3 +79,22 @@ def test_numbers_are_read_exactly(seed_protocol_run, real_data_dir):
         right[item.condition][1] += 1
     print(f"\nheld-out 4-digit numbers read exactly: {right}")
     assert right["clean"][0] >= 0.95 * right["clean"][1] and right["photo"][0] >= 0.90 * right["photo"][1], right
+
+
+def test_serve_reads_a_number_with_boxes(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mnistlab.serve import create_app
+
+    save_untrained_checkpoints(tmp_path, names=("cnn",))
+    client = TestClient(create_app([tmp_path], max_pixels=1_000_000, allowed_hosts=["testserver"]))
+    data = encode(write_number([SEVEN, ONE, FOUR]))
+    for kwargs in ({"content": data, "headers": {"content-type": "image/png"}},
+                   {"files": {"image": ("number.png", data, "image/png")}}):
+        body = client.post("/api/predict?number=true", **kwargs).json()
+        assert len(body["number"]) == 3 and [len(item["box"]) for item in body["digits"]] == [4, 4, 4]
+        assert all(len(item["input"]) == 784 for item in body["digits"])
+    assert client.post("/api/predict?number=maybe", content=data, headers={"content-type": "image/png"}).status_code == 422
+    blank = encode(Image.new("L", (300, 200), 255))
+    response = client.post("/api/predict?number=true", content=blank, headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "no digit found" in response.text

@@ -240,10 +240,19 @@ def create_app(
     async def predict(request: Request) -> dict:
         """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style; JSON pixels are used as is.
 
-        Returns `input` (the 784 uint8 pixels the models saw, row by row) and `predictions`, one per model.
+        Returns `input` (the 784 uint8 pixels the models saw, row by row) and `predictions`, one per model. With
+        `?number=true` an image is read as a number written left to right: `number` (the first model's reading)
+        and `digits`, each with its `box` (left, top, right, bottom in the image's pixels), `input` and `predictions`.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         limits = (max_pixels, max_decode_bytes)
+        number = request.query_params.get("number", "false").lower()
+        if number not in ("true", "false", "1", "0"):
+            raise HTTPException(422, f"number={number[:20]!r}: use number=true or number=false")
+        if number in ("true", "1") and content_type not in (*IMAGE_TYPES, "multipart/form-data"):
+            raise HTTPException(422, "number=true reads an image: send PNG or JPEG, raw or as multipart")
+        if number in ("true", "1") and content_type in IMAGE_TYPES:
+            return await read_number_in(await request.body())
         if content_type in IMAGE_TYPES:
             image = await gate.run(decode_and_preprocess, await request.body(), *limits)
         elif content_type == "multipart/form-data":
@@ -252,6 +261,8 @@ def create_app(
                 if not isinstance(upload, UploadFile):
                     raise HTTPException(422, f"multipart body needs a file field named {UPLOAD_FIELD!r}")
                 data = await upload.read()
+            if number in ("true", "1"):
+                return await read_number_in(data)
             image = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":
             body = await request.body()
@@ -272,7 +283,26 @@ def create_app(
         predictions = await run_in_threadpool(predict_all, models, image)
         return {"input": image.ravel().tolist(), "predictions": predictions}
 
+    async def read_number_in(data: bytes) -> dict:
+        """The digits of a number in uploaded bytes, each read by every model; the number as the first model reads it."""
+        digits = await gate.run(decode_and_segment, data, max_pixels, max_decode_bytes)
+        found = []
+        for box, image in digits:
+            predictions = await run_in_threadpool(predict_all, models, image)
+            found.append({"box": list(box), "input": image.ravel().tolist(), "predictions": predictions})
+        return {"number": "".join(item["predictions"][0]["top_class"] for item in found), "digits": found}
+
     return app
+
+
+def decode_and_segment(data: bytes, max_pixels: int, max_decode_bytes: int) -> list:
+    """Uploaded bytes -> the number's digits [(box, (28, 28) uint8)] left to right; `HTTPException` 422 otherwise."""
+    from mnistlab.numbers import segment_number
+
+    try:
+        return segment_number(decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes))
+    except PreprocessError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int) -> np.ndarray:
