@@ -98,3 +98,33 @@ def test_serve_reads_a_number_with_boxes(tmp_path):
     blank = encode(Image.new("L", (300, 200), 255))
     response = client.post("/api/predict?number=true", content=blank, headers={"content-type": "image/png"})
     assert response.status_code == 422 and "no digit found" in response.text
+
+
+def test_page_outlines_each_digit_of_an_uploaded_number(chromium, tmp_path):
+    from mnistlab.serve import create_app
+    from serve_support import live_server
+
+    photo = tmp_path / "number.png"
+    write_number([SEVEN, ONE, FOUR]).save(photo)
+    app = create_app(save_untrained_checkpoints(tmp_path, names=("cnn",)))
+    with live_server(app) as base_url:
+        page = chromium.new_page(viewport={"width": 980, "height": 560})
+        problems = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        try:
+            page.goto(base_url + "/")
+            page.wait_for_selector(".model .bar", timeout=10_000)
+            page.check("#as-number")
+            page.set_input_files("#photo", str(photo))
+            page.wait_for_function("() => document.getElementById('status').textContent.includes('Read as the number')",
+                                   timeout=20_000)
+            status = page.text_content("#status")
+            outline = page.evaluate("() => { const d = document.getElementById('pad').getContext('2d')"
+                                    ".getImageData(0, 0, 280, 280).data; let n = 0;"
+                                    " for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] < 120) n++;"
+                                    " return n; }")
+        finally:
+            page.close()
+    assert not problems, problems
+    assert "(3 digits)" in status, status
+    assert outline > 3 * 40  # three boxes outlined in red on the photo
