@@ -265,7 +265,9 @@ def render_digit(rng, img28, h_px, rot_deg, shear, aspect, method, width_frac, p
 # ----------------------------------------------------------------------------
 # one image
 # ----------------------------------------------------------------------------
-def make_image(rng, img28, label):
+def make_image(rng, img28, label, ink=None, blank=False):
+    """One photo; `ink` forces the ink (the random draws stay the same), `blank` leaves the sheet unwritten
+    (both added for issue 22, to draw pencil-only and blank-sheet sets)."""
     cond = {}
     P = {}
     r = rng.random()
@@ -285,7 +287,8 @@ def make_image(rng, img28, label):
     P["size"] = [W, Hf]
 
     # ---- ink / stroke ----------------------------------------------------------
-    ink = pick(rng, INKS)
+    drawn = pick(rng, INKS)  # drawn even when forced, so the rest of the photo is the same
+    ink = drawn if ink is None else ink
     cond["ink"] = ink
     ink_rgb = np.array(INKS[ink][0], float) * rng.uniform(0.9, 1.1, 3)
     ink_rgb = np.clip(ink_rgb, 5, 230) / 255.0
@@ -516,7 +519,7 @@ def make_image(rng, img28, label):
 
     # ---- ink onto the sheet ------------------------------------------------------
     region = sheet[oy:oy + ah, ox:ox + aw]
-    a = alpha
+    a = alpha * 0 if blank else alpha
     if ink == "pencil":
         # graphite sits on the paper tooth: grainy, correlated with the paper texture
         tooth = fine[oy:oy + ah, ox:ox + aw]
@@ -806,6 +809,24 @@ def make_image(rng, img28, label):
     if fmt == "png":
         im8 = jpeg(im8, qf)
     return im8, fmt, qf, cond, P
+
+
+def make_scan(rng, img28):
+    """The digit redrawn with a pen (not pencil) as `make_image` draws it, on white paper with no photo effects:
+    a scan at 150-600 dpi, sometimes blurred by the scanner; returns a gray PIL image.  (Added for issue 22.)"""
+    ink = pick(rng, {name: spec for name, spec in INKS.items() if name != "pencil"})
+    h_px = rng.uniform(40, 260)
+    alpha, _ = render_digit(rng, img28, h_px, rng.uniform(-8, 8), rng.uniform(-0.15, 0.15), rng.uniform(0.85, 1.15),
+                            "skeleton" if rng.random() < 0.8 else "threshold", rng.uniform(*INKS[ink][2]),
+                            0.0 if rng.random() < 0.3 else rng.uniform(0.1, 0.45), ink)
+    paper = rng.uniform(0.9, 1.0)
+    dark = float(darkness(np.array(INKS[ink][0]) / 255.0, 1.0))
+    gray = paper * (1.0 - alpha * dark)
+    margin = int(rng.uniform(0.1, 0.5) * max(gray.shape)) + 2
+    im = Image.fromarray(to_u8(np.pad(gray, margin, constant_values=paper)), "L")
+    if rng.random() < 0.5:
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 0.012 * h_px + 0.6)))
+    return im
 
 
 def main():

@@ -296,6 +296,8 @@ def run_data_command(args: argparse.Namespace) -> int:
 def run_predict_command(args: argparse.Namespace) -> int:
     from mnistlab.vision.predict import format_table, load_model, predict_files, prepare_input_folder, save_inputs
 
+    if args.number:
+        return run_number_command(args)
     if args.show_input:
         prepare_input_folder(args.show_input, args.images, force=args.force)  # a bad folder: an error before any work
     loaded = load_model(args.checkpoint, device=args.device or "cpu")
@@ -309,6 +311,34 @@ def run_predict_command(args: argparse.Namespace) -> int:
     if args.show_input:
         save_inputs(results, args.show_input)  # after printing: a full disk loses no prediction
     return EXIT_USER_ERROR if any(result.error for result in results) else 0
+
+
+def run_number_command(args: argparse.Namespace) -> int:
+    """`predict --number`: each image read as one number, left to right."""
+    from mnistlab.common.errors import PreprocessError
+    from mnistlab.vision.numbers import read_number
+    from mnistlab.vision.predict import expand_image_paths, load_model
+
+    loaded = load_model(args.checkpoint, device=args.device or "cpu")
+    results, failed = [], False
+    for source, problem in expand_image_paths(args.images):
+        try:
+            if problem:
+                raise PreprocessError(problem)
+            results.append({"image": source, **read_number(loaded, source)})
+        except PreprocessError as error:
+            message = str(error) if problem else f"{source}: {error}"
+            print_error(message)
+            results.append({"image": source, "error": message})
+            failed = True
+    if args.json:
+        print(json.dumps(results, indent=2))
+    for result in results if not args.json else []:
+        if "number" in result:
+            boxes = "  ".join(f"{item['digit']} {max(item['probabilities']):.0%} at {tuple(item['box'])}"
+                              for item in result["digits"])
+            print(f"{result['image']}: {result['number']}   ({boxes})")
+    return EXIT_USER_ERROR if failed else 0
 
 
 def run_serve_command(args: argparse.Namespace) -> int:

@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"most likely classes shown per image (default: {DEFAULT_TOP_K}, or every class if the model "
                               f"has fewer)")
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    predict.add_argument("--number", action="store_true",
+                         help="read each image as a number written left to right: each digit, its box and probabilities")
     predict.add_argument("--show-input", metavar="DIR", help="save the 28x28 image each model saw as DIR/<name>.png")
     predict.add_argument("--force", action="store_true",
                          help="with --show-input, replace files of the same name in DIR (never the images given)")

@@ -242,10 +242,19 @@ def create_app(
 
         Returns `input` (the 784 pixels the first model saw, row by row, in [0, 1] like JSON pixels) and
         `predictions`, one per model; a prediction whose model saw other pixels (another preprocessing) carries
-        its own `input`. Errors are 4xx with `{"error": "..."}`.
+        its own `input`. With `?number=true` an image is read as a number written left to right: `number` (the
+        first model's reading) and `digits`, each with its `box` (left, top, right, bottom in the image's pixels),
+        `input` and `predictions`. Errors are 4xx with `{"error": "..."}`.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         limits = (max_pixels, max_decode_bytes, kinds)
+        number = request.query_params.get("number", "false").lower()
+        if number not in ("true", "false", "1", "0"):
+            raise HTTPException(422, f"number={number[:20]!r}: use number=true or number=false")
+        if number in ("true", "1") and content_type not in (*IMAGE_TYPES, "multipart/form-data"):
+            raise HTTPException(422, "number=true reads an image: send PNG or JPEG, raw or as multipart")
+        if number in ("true", "1") and content_type in IMAGE_TYPES:
+            return await read_number_in(await request.body())
         if content_type in IMAGE_TYPES:
             inputs = await gate.run(decode_and_preprocess, await request.body(), *limits)
         elif content_type == "multipart/form-data":
@@ -256,6 +265,8 @@ def create_app(
                     raise HTTPException(422, f"multipart body needs one file field named {UPLOAD_FIELD!r} and no "
                                              f"other{found}")
                 data = await upload.read()
+            if number in ("true", "1"):
+                return await read_number_in(data)
             inputs = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":
             body = await request.body()
@@ -281,7 +292,26 @@ def create_app(
                 prediction["input"] = as_json_pixels(inputs[loaded.input_kind])
         return {"input": as_json_pixels(first), "predictions": predictions}
 
+    async def read_number_in(data: bytes) -> dict:
+        """The digits of a number in uploaded bytes, each read by every model; the number as the first model reads it."""
+        digits = await gate.run(decode_and_segment, data, max_pixels, max_decode_bytes)
+        found = []
+        for box, image in digits:
+            predictions = await run_in_threadpool(predict_all, models, dict.fromkeys(kinds, image))
+            found.append({"box": list(box), "input": as_json_pixels(image), "predictions": predictions})
+        return {"number": "".join(item["predictions"][0]["top_class"] for item in found), "digits": found}
+
     return app
+
+
+def decode_and_segment(data: bytes, max_pixels: int, max_decode_bytes: int) -> list:
+    """Uploaded bytes -> the number's digits [(box, (28, 28) uint8)] left to right; `HTTPException` 422 otherwise."""
+    from mnistlab.vision.numbers import segment_number
+
+    try:
+        return segment_number(decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes))
+    except PreprocessError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 def decode_and_preprocess(data: bytes, max_pixels: int, max_decode_bytes: int,

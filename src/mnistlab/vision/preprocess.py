@@ -49,12 +49,15 @@ STROKE_TARGET = 10.0  # px at STROKE_SIZE; MNIST's median; strokes outside the r
 BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
 BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
 UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
+EVEN_BORDER = 0.02  # gray levels; a border (2 px of that copy) spread less than this is an even sheet all round
 LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
 DARKEST_PAPER = 0.05  # gray level; dark ink's strength is measured against paper at least this bright
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
+EVEN_MIN_CONTRAST = 0.1  # the same on an even canvas (a scan, a drawing app), where no shading can pass for ink
 BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
 FAINT_SHARE = 0.5  # of the ink threshold; weaker values are paper, stronger ones ramp up to the ink's peak
+EVEN_FAINT_SHARE = 0.4  # the same on an even sheet, where only ink departs from the paper: a soft stroke's edges
 EDGE_MARGIN = 2  # px at work scale; anti-aliased edges kept around the thresholded strokes
 FAINT_REACH = 0.1  # of the digit's size; faint strokes joined to it are kept this far beyond its strong ink
 LINE_SPAN = 0.9  # share of the image's height or width; a component this long may be a ruled line or a crease
@@ -72,8 +75,9 @@ CENTRE = (14.0, 14.0)  # (row, column) where the centre of mass lands, as in MNI
 NO_DIGIT = "no digit found: the image is blank or has too little contrast; draw or photograph one digit, dark on light or light on dark"
 
 
-def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The paper's brightness at each pixel (H, W), and whether the ink is darker than the paper.
+def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
+    """The paper's brightness at each pixel (H, W), whether the ink is darker than the paper, and whether the
+    sheet is even all round (its border one level: a scan or a drawing app's canvas, not a photo).
 
     A grey closing (max then min filter) wider than any pen stroke erases dark strokes but keeps what varies
     slowly or in steps: gradients, vignetting, shadow edges; an opening does the same for light strokes. Both are
@@ -93,46 +97,57 @@ def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     spread = max(float(residual.std()), 1e-6)
     dark_ink = float(np.mean(residual ** 3)) / spread ** 3 < LIGHT_INK_SKEW
     background = ndimage.uniform_filter(closed if dark_ink else opened, size=3)
-    if float(np.ptp(background)) < UNIFORM_SPREAD:  # an even canvas: one level is exact, a map only adds error
+    border = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
+    # a dark frame (paper under DARKEST_PAPER with dark ink) is darkness, not a sheet: its noise is no faint ink
+    even = float(np.ptp(border)) < EVEN_BORDER and not (dark_ink and float(np.median(border)) < DARKEST_PAPER)
+    if even:  # an even sheet all round (a scan): its border is the paper, under soft, wide strokes too
+        background = np.full_like(background, float(np.median(border)))
+    elif float(np.ptp(background)) < UNIFORM_SPREAD:  # an even canvas: one level is exact, a map only adds error
         background = np.full_like(background, float(np.median(background)))
     full = Image.fromarray(background.astype(np.float32)).resize(gray.shape[::-1], Image.Resampling.BILINEAR)
-    return np.asarray(full, dtype=np.float32), dark_ink
+    return np.asarray(full, dtype=np.float32), dark_ink, even
 
 
-def ink_strength(gray: np.ndarray) -> np.ndarray:
-    """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper.
+def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper, and
+    whether the paper is even (one level: a scan or a drawing app's canvas rather than a photo).
 
     Dark ink is measured as a fraction of the local paper brightness (light and paper multiply, so a stroke in a
     shadow keeps its contrast); light ink as a difference from the local background. Paper darker than
     DARKEST_PAPER counts as that bright, and ink on it can darken it only by what brightness it has: on a black
     frame with sensor noise, nothing is ink.
     """
-    background, dark_ink = estimate_background(gray)
+    background, dark_ink, even = estimate_background(gray)
     if dark_ink:
         strength = 1.0 - gray / np.maximum(background, DARKEST_PAPER)
         strength = np.where(background < DARKEST_PAPER, (background - gray) / DARKEST_PAPER, strength)
-        return np.clip(strength, 0.0, 1.0)
-    return np.clip(gray - background, 0.0, 1.0)
+        return np.clip(strength, 0.0, 1.0), even
+    return np.clip(gray - background, 0.0, 1.0), even
 
 
-def ink_threshold(strength: np.ndarray) -> float:
+def ink_threshold(strength: np.ndarray, even: bool = False) -> float:
     """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
     least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
+
+    The least contrast a digit may have is MIN_CONTRAST on a photo, where shading the background map misses can
+    reach it, and EVEN_MIN_CONTRAST on `even` paper, where nothing but noise can: a soft, faint scan is a digit.
 
     Otsu's threshold is the textbook choice, but on ruled or squared paper with a small digit the lines'
     pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
     """
     sample = strength[::4, ::4]
     noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
-    floor = max(NOISE_SIGMAS * noise, MIN_CONTRAST / 2)
+    least = EVEN_MIN_CONTRAST if even else MIN_CONTRAST
+    floor = max(NOISE_SIGMAS * noise, least / 2)
     peak = float(strength.max())
-    if peak < max(MIN_CONTRAST, BLANK_FLOORS * floor):  # nothing stands out from the paper's texture and noise
+    if peak < max(least, BLANK_FLOORS * floor):  # nothing stands out from the paper's texture and noise
         raise PreprocessError(NO_DIGIT)
     return max(0.5 * peak, floor)
 
 
-def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
-    """The digit's pixels (H, W) bool: the heaviest connected component and the heavy ones near it.
+def select_digit(mask: np.ndarray, strength: np.ndarray, faint: np.ndarray | None = None) -> np.ndarray:
+    """The digit's pixels (H, W) bool: the heaviest connected component and the heavy ones near it, or joined to
+    it by fainter ink (`faint`, bool (H, W), a superset of `mask`: a soft stroke dips under the threshold).
 
     Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, and components that
     touch the frame (the sheet's edge, the table beyond it) when one inside the frame carries at least
@@ -157,12 +172,17 @@ def select_digit(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
     box = np.array([starts[main], stops[main]])  # [[top, left], [bottom, right]]
     reach = NEAR_SHARE * float(np.max(box[1] - box[0]))
     heavy = (mass >= SPECK_SHARE * mass[main]) & (mass > 0)
+    group = np.zeros(count, dtype=np.int64)  # the faint component each one lies in (0: none given)
+    if faint is not None:
+        group[labels[mask] - 1] = ndimage.label(faint, structure=np.ones((3, 3)))[0][mask]
     keep = np.zeros(count, dtype=bool)
     keep[main] = True
     candidates = np.flatnonzero((mass > 0) & ~keep)
     margin = np.where(heavy[candidates], reach, 2.0)[:, None]
-    for _ in range(MAX_GROW_ROUNDS):  # grow the digit by the components near it; light ones only where they touch
+    for _ in range(MAX_GROW_ROUNDS):  # grow the digit by the components near it (light ones only where they touch
+        # its box), and by those its faint ink joins it to
         near = np.all((starts[candidates] < box[1] + margin) & (stops[candidates] > box[0] - margin), axis=1)
+        near |= (group[candidates] > 0) & np.isin(group[candidates], group[keep])
         if not near.any():
             break
         joined = candidates[near]
@@ -225,25 +245,27 @@ def _is_ruling(component: np.ndarray, widest: float) -> bool:
     return width < widest and (diagonals < RULING_DIAGONALS[0] or diagonals > RULING_DIAGONALS[1])
 
 
-def isolate_ink(gray: np.ndarray) -> np.ndarray:
+def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """Gray (H, W) -> the digit's ink (h, w) in [0, 1], 0 = background, cropped to the digit with anti-aliased
-    gray levels kept: background flattened, ink thresholded, clutter dropped."""
+    gray levels kept: background flattened, ink thresholded, clutter dropped; and whether the sheet is even."""
     if gray.size == 0 or gray.min() == gray.max():  # one level: no ink (a black one is not ink on black paper)
         raise PreprocessError(NO_DIGIT)
-    strength = ink_strength(gray)
-    threshold = ink_threshold(strength)
-    digit = select_digit(strength > threshold, strength)
+    strength, even = ink_strength(gray)
+    threshold = ink_threshold(strength, even)
+    floor = (EVEN_FAINT_SHARE if even else FAINT_SHARE) * threshold
+    # on an even sheet nothing but ink reaches the faint level: a soft digit's strokes that dip under the threshold
+    # join it wherever they lead; on a photo shading can, so faint ink is followed only a little beyond the strokes
+    digit = select_digit(strength > threshold, strength, strength > floor if even else None)
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
-    margin = EDGE_MARGIN + round(FAINT_REACH * max(rows[-1] - rows[0], cols[-1] - cols[0]))
+    margin = EDGE_MARGIN + round((1.0 if even else FAINT_REACH) * max(rows[-1] - rows[0], cols[-1] - cols[0]))
     top, left = max(rows[0] - margin, 0), max(cols[0] - margin, 0)
     window = (slice(top, rows[-1] + margin + 1), slice(left, cols[-1] + margin + 1))
     strength, digit = strength[window], digit[window]
     peak = float(np.percentile(strength[digit], 90))
-    floor = FAINT_SHARE * threshold
     ink = np.clip((strength - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
     faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))  # hysteresis: faint ink joined to the strokes
     support = np.isin(faint, np.unique(faint[digit])) | ndimage.binary_dilation(digit, iterations=EDGE_MARGIN)
-    return crop_to_ink(ink * support)
+    return crop_to_ink(ink * support), even
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -271,16 +293,19 @@ def stroke_width(mask: np.ndarray) -> float:
     return 4.0 * float(ndimage.distance_transform_edt(mask)[mask].mean()) - 2.0
 
 
-def normalise_strokes(ink: np.ndarray) -> np.ndarray:
+def normalise_strokes(ink: np.ndarray, thin: bool = True) -> np.ndarray:
     """Cropped ink -> ink at STROKE_SIZE; a stroke width outside MNIST's range (MIN_STROKE..MAX_STROKE) is moved
-    to STROKE_TARGET by a grey dilation or erosion with a disc (a round pen)."""
+    to STROKE_TARGET by a grey dilation or erosion with a disc (a round pen); no erosion unless `thin`.
+
+    A scan (an even sheet) is not thinned: its wide strokes are mostly soft edges, blur or a low resolution
+    enlarged, which carry the shape, and an erosion eats their faint parts (an 8x8 scan's 3 read as a 2)."""
     work = _resize(ink, STROKE_SIZE)
     strong = np.percentile(work[work > 0.02], 90) if np.count_nonzero(work > 0.02) else work.max()
     work = np.clip(work / max(float(strong), 1e-6), 0.0, 1.0)  # a thin line shrunk from a big canvas is faint
     width = stroke_width(work > 0.5)
     if width < MIN_STROKE:
         work = disc_filter(work, STROKE_TARGET - width, largest=True)
-    elif width > MAX_STROKE:
+    elif width > MAX_STROKE and thin:
         thinner = disc_filter(work, width - STROKE_TARGET, largest=False)
         if np.count_nonzero(thinner > 0.5) >= 0.3 * np.count_nonzero(work > 0.5):  # never erase a blob
             work = thinner
@@ -322,14 +347,19 @@ def center_by_mass(digit: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def preprocess_image(image: Image.Image) -> np.ndarray:
-    """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit
-    or its shape is refused (`image_decode.check_shape`)."""
-    check_shape(*image.size)
-    ink = isolate_ink(image_to_gray(image))
-    digit = _resize(normalise_strokes(ink), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
+def ink_to_mnist(ink: np.ndarray, thin: bool = True) -> np.ndarray:
+    """One digit's cropped ink (h, w) in [0, 1] -> MNIST-style (28, 28) uint8: strokes, 20-px box, centre of mass."""
+    digit = _resize(normalise_strokes(crop_to_ink(ink), thin), DIGIT_BOX)  # (h, w), longest side 20, area-averaged
     digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)
     return np.round(center_by_mass(digit) * 255.0).astype(np.uint8)
+
+
+def preprocess_image(image: Image.Image) -> np.ndarray:
+    """A decoded image -> MNIST-style (28, 28) uint8, white digit on black; `PreprocessError` if there is no digit
+    or its shape is refused (`data.decode.check_shape`)."""
+    check_shape(*image.size)
+    ink, even = isolate_ink(image_to_gray(image))
+    return ink_to_mnist(ink, thin=not even)
 
 
 def preprocess_plain(image: Image.Image, background: str = "dark") -> np.ndarray:

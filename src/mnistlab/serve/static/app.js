@@ -83,14 +83,35 @@ async function uploadPhoto(file) {
     drawOnPad(bitmap);
     const body = file.size <= MAX_UPLOAD_BYTES && ["image/png", "image/jpeg"].includes(file.type)
       ? file : await scaledDown(bitmap);
-    const response = await fetch("/api/predict", { method: "POST", headers: { "Content-Type": body.type }, body });
+    const asNumber = document.getElementById("as-number").checked;
+    const url = asNumber ? "/api/predict?number=true" : "/api/predict";
+    const response = await fetch(url, { method: "POST", headers: { "Content-Type": body.type }, body });
     const answer = await response.json();
     if (sent !== generation) return;
     if (!response.ok) { statusLine.textContent = `${file.name}: ${answer.error || `error ${response.status}`}`; return; }
+    if (asNumber) { showNumber(answer, bitmap, body === file ? bitmap.width : (await createImageBitmap(body)).width); return; }
     showAnswer(answer);
   } catch (error) {
     if (sent === generation) statusLine.textContent = `${file.name}: cannot send it (${error.message})`;
   }
+}
+
+function showNumber(answer, bitmap, sentWidth) { // outline each digit's box on the photo; the number in the status line
+  const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+  const toPad = scale * bitmap.width / sentWidth; // boxes are in the sent image's pixels
+  const left = (pad.width - bitmap.width * scale) / 2, top = (pad.height - bitmap.height * scale) / 2;
+  ink.save();
+  ink.strokeStyle = "#e4572e";
+  ink.lineWidth = 2;
+  ink.font = "16px sans-serif";
+  ink.fillStyle = "#e4572e";
+  for (const digit of answer.digits) {
+    const [x0, y0, x1, y1] = digit.box.map((value) => value * toPad);
+    ink.strokeRect(left + x0, top + y0, x1 - x0, y1 - y0);
+    ink.fillText(digit.predictions[0].top_class, left + x0, top + y0 - 4);
+  }
+  ink.restore();
+  statusLine.textContent = `Read as the number ${answer.number} (${answer.digits.length} digits)`;
 }
 
 function drawOnPad(bitmap) { // the photo, fitted inside the pad on white
