@@ -7,7 +7,8 @@ import pytest
 
 from conftest import ARTIFACTS
 from mnistlab.evaluation import stats
-from mnistlab.cli.main import main, parse_seeds
+from mnistlab.cli.commands import parse_seeds
+from mnistlab.cli.main import main
 from mnistlab.common.errors import ConfigError
 from mnistlab.reporting.report import report_sections
 from mnistlab.reporting.document import FigureRef
