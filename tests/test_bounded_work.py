@@ -28,8 +28,9 @@ from PIL import Image
 
 from mnistlab.cli.main import main
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision import preprocess as preprocess_module
-from mnistlab.vision.preprocess import isolate_ink, normalise_strokes, preprocess
+from mnistlab.vision import ink as ink_module
+from mnistlab.vision.ink import isolate_ink
+from mnistlab.vision.preprocess import normalise_strokes, preprocess
 from mnistlab.serve.app import create_app
 from serve_support import draw_seven, encode, memory_kib, reset_peak_memory, save_untrained_checkpoints
 
@@ -143,7 +144,7 @@ def test_preprocess_work_is_bounded(image):
 def test_one_colour_is_no_digit_at_once(width, height, level, monkeypatch):
     def never(gray):
         raise AssertionError("one colour reached the background step")
-    monkeypatch.setattr(preprocess_module, "estimate_background", never)  # at once: right after the gray levels
+    monkeypatch.setattr(ink_module, "estimate_background", never)  # at once: right after the gray levels
     pixels = np.full((height, width), level, np.uint8)
     outcome, seconds, traced, resident = measure(preprocess, encode_png(pixels, "RGB"))
     assert str(outcome).startswith("no digit found")

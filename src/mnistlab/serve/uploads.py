@@ -15,7 +15,8 @@ from fastapi import HTTPException
 from mnistlab.common.errors import PreprocessError
 from mnistlab.data.datasets import IMAGE_SIDE
 from mnistlab.data.decode import decode_image
-from mnistlab.vision.preprocess import NO_DIGIT, preprocess_decoded
+from mnistlab.vision.ink import NO_DIGIT
+from mnistlab.vision.preprocess import preprocess_decoded
 
 
 def pixels_from_json(payload) -> np.ndarray:

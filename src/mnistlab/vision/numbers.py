@@ -26,8 +26,8 @@ from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
 from mnistlab.data.decode import MAX_FILE_PIXELS, decode_image, image_to_gray, read_image_bytes
-from mnistlab.vision.preprocess import (FAINT_SHARE, LINE_SPAN, NO_DIGIT, SPECK_SHARE, ink_strength, ink_threshold,
-                                 ink_to_mnist)
+from mnistlab.vision.ink import FAINT_SHARE, LINE_SPAN, NO_DIGIT, SPECK_SHARE, ink_strength, ink_threshold
+from mnistlab.vision.preprocess import ink_to_mnist
 
 MAX_DIGITS = 12  # digits read at most from one image; more components are specks or writing that is not a number
 OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit
