@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from mnistlab.api.classifier import Classifier, as_images, load
-from mnistlab.api.study import Run, TrainedModel, compare, train
+from mnistlab.api.comparison import Run, TrainedModel, compare, train
 from mnistlab.data.datasets import Dataset
 from mnistlab.data.folders import open_dataset
 from mnistlab.models import MODELS, build_model
