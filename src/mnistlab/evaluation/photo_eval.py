@@ -257,21 +257,31 @@ def _transparent_canvas(coverage: np.ndarray, rng: np.random.Generator) -> bytes
     return buffer.getvalue()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Write a part of the set as files <condition>-<index>-<label>.png|.jpg, to look at or to feed `mnistlab predict`."""
+def write_set_command(argv: list[str] | None, description: str, parts, unit: str, make_set) -> None:
+    """The command line of a generated evaluation set: write one part as files <condition>-<index>-<label><suffix>.
+
+    `make_set(images, labels, part, count)` yields `Photo`s from the MNIST test set; `unit` names what the
+    count is per ("condition", "class").
+    """
     from mnistlab.data.datasets import load_dataset
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--part", choices=list(PARTS), default="tuning", help="default: %(default)s")
-    parser.add_argument("--per-condition", type=int, default=3, help="images per condition (default: %(default)s)")
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--part", choices=list(parts), default="tuning", help="default: %(default)s")
+    parser.add_argument(f"--per-{unit}", type=int, default=3, dest="count",
+                        help=f"images per {unit} (default: %(default)s)")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST files (default: $MNISTLAB_DATA_DIR)")
     parser.add_argument("--out", required=True, help="folder to write the images into")
     args = parser.parse_args(argv)
     dataset = load_dataset("mnist", args.data_dir, progress=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for photo in photo_set(dataset.test_images, dataset.test_labels, args.part, args.per_condition):
+    for photo in make_set(dataset.test_images, dataset.test_labels, args.part, args.count):
         (out / f"{photo.condition}-{photo.index}-{photo.label}{photo.suffix}").write_bytes(photo.data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write a part of the set as files <condition>-<index>-<label>.png|.jpg, to look at or to feed `mnistlab predict`."""
+    write_set_command(argv, main.__doc__, PARTS, "condition", photo_set)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,14 @@ to report.
 
 from __future__ import annotations
 
-import argparse
 import io
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mnistlab.evaluation.photo_eval import Photo
+from mnistlab.evaluation.photo_eval import Photo, write_set_command
 
 CLASSES = ("8x8", "12x12", "16x16", "28x28", "300dpi")
 PARTS = {  # part -> (MNIST test indices it draws digits from, seed, images per class)
@@ -99,19 +97,7 @@ def _scale(values: np.ndarray, factor: float, method) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     """Write a part of the set as files <class>-<index>-<label>.png, to look at or to feed `mnistlab predict`."""
-    from mnistlab.data.datasets import load_dataset
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--part", choices=list(PARTS), default="tuning", help="default: %(default)s")
-    parser.add_argument("--per-class", type=int, default=3, help="images per class (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None, help="folder with the MNIST files (default: $MNISTLAB_DATA_DIR)")
-    parser.add_argument("--out", required=True, help="folder to write the images into")
-    args = parser.parse_args(argv)
-    dataset = load_dataset("mnist", args.data_dir, progress=False)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for scan in scan_set(dataset.test_images, dataset.test_labels, args.part, args.per_class):
-        (out / f"{scan.condition}-{scan.index}-{scan.label}.png").write_bytes(scan.data)
+    write_set_command(argv, main.__doc__, PARTS, "class", scan_set)
 
 
 if __name__ == "__main__":
