@@ -16,7 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from mnistlab.evaluation.photo_eval import Photo, score_photos
-from mnistlab.vision.predict import load_model, predict_probabilities
+from mnistlab.vision.loading import load_model
+from mnistlab.vision.predict import predict_probabilities
 from mnistlab.vision.preprocess import preprocess
 
 # The tags reported on their own: (name, function of a photo's conditions -> group)

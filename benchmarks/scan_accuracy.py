@@ -19,7 +19,8 @@ import numpy as np
 from mnistlab.evaluation import scan_eval
 from mnistlab.data.datasets import load_dataset
 from mnistlab.evaluation.photo_eval import Photo, accuracy_table, score_photos
-from mnistlab.vision.predict import load_model, predict_probabilities
+from mnistlab.vision.loading import load_model
+from mnistlab.vision.predict import predict_probabilities
 from mnistlab.vision.preprocess import preprocess
 
 PEN_SCAN_SEEDS = {"tuning": (range(0, 5000), 23), "held-out": (range(5000, 10000), 2223)}

@@ -19,7 +19,8 @@ from mnistlab.data.datasets import DATASETS
 from mnistlab.common.errors import DatasetError
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.models import MODELS, build_model
-from mnistlab.vision.predict import load_model, predict_files, predict_probabilities
+from mnistlab.vision.loading import load_model
+from mnistlab.vision.predict import predict_files, predict_probabilities
 from mnistlab.serve.app import create_app
 from mnistlab.training.train import train
 from serve_support import encode, png_header_only

@@ -64,7 +64,7 @@ def test_numbers_are_read_exactly(seed_protocol_run, real_data_dir):
     the photo-like condition."""
     from mnistlab.data.datasets import load_dataset
     from mnistlab.vision.numbers import read_number
-    from mnistlab.vision.predict import load_model
+    from mnistlab.vision.loading import load_model
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     loaded = load_model(seed_protocol_run / "cnn.pt")

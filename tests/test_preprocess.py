@@ -206,7 +206,8 @@ def test_missing_file_names_the_path(tmp_path):
 def test_cnn_reads_digits_drawn_by_users(seed_protocol_run, real_data_dir):
     """300 MNIST test digits rendered as users make them -> preprocess -> the seed-protocol CNN gets >= 97% right."""
     from mnistlab.data.datasets import load_dataset
-    from mnistlab.vision.predict import load_model, predict_probabilities
+    from mnistlab.vision.loading import load_model
+    from mnistlab.vision.predict import predict_probabilities
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     cnn = load_model(seed_protocol_run / "cnn.pt")
@@ -234,7 +235,8 @@ def held_out_photos(seed_protocol_run, real_data_dir) -> dict:
     """The held-out part of the photo set (MNIST test digits 5000-9999 on paper, photographed under every
     condition of issue 13) -> preprocess -> the seed-protocol CNN; per-condition accuracy, written to test-artifacts."""
     from mnistlab.data.datasets import load_dataset
-    from mnistlab.vision.predict import load_model, predict_probabilities
+    from mnistlab.vision.loading import load_model
+    from mnistlab.vision.predict import predict_probabilities
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     cnn = load_model(seed_protocol_run / "cnn.pt")

@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_one_line_error, register_tiny_dataset, run_cli, snapshot
 from serve_support import draw_seven, encode, save_untrained_checkpoints
 
-from mnistlab.vision.predict import find_checkpoints
+from mnistlab.vision.loading import find_checkpoints
 from mnistlab.runs.folder import LOCK_FILE
 from mnistlab.runs.claim import claimed, locked, run_files
 from mnistlab.study.compare import default_run_dir

@@ -13,7 +13,8 @@ from mnistlab.data.datasets import IMAGE_SIDE, Dataset
 from mnistlab.data.folders import open_dataset
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.training.runtime import configured_runtime
-from mnistlab.vision.predict import LoadedModel, load_model, predict_probabilities
+from mnistlab.vision.loading import LoadedModel, load_model
+from mnistlab.vision.predict import predict_probabilities
 from mnistlab.vision.preprocess import preprocess, preprocess_decoded
 
 

@@ -212,7 +212,8 @@ def run_data_command(args: argparse.Namespace) -> int:
 
 
 def run_predict_command(args: argparse.Namespace) -> int:
-    from mnistlab.vision.predict import format_table, load_model, predict_files, prepare_input_folder, save_inputs
+    from mnistlab.vision.loading import load_model
+    from mnistlab.vision.predict import format_table, predict_files, prepare_input_folder, save_inputs
 
     if args.number:
         return run_number_command(args)
@@ -235,7 +236,8 @@ def run_number_command(args: argparse.Namespace) -> int:
     """`predict --number`: each image read as one number, left to right."""
     from mnistlab.common.errors import PreprocessError
     from mnistlab.vision.numbers import read_number
-    from mnistlab.vision.predict import expand_image_paths, load_model
+    from mnistlab.vision.loading import load_model
+    from mnistlab.vision.predict import expand_image_paths
 
     loaded = load_model(args.checkpoint, device=args.device or "cpu")
     results, failed = [], False

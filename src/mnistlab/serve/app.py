@@ -35,7 +35,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab.common.version import __version__
 from mnistlab.common.errors import ConfigError
-from mnistlab.vision.predict import LoadedModel, load_models, predict_probabilities
+from mnistlab.vision.loading import LoadedModel, load_models
+from mnistlab.vision.predict import predict_probabilities
 from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 from mnistlab.serve.uploads import (DecodeGate, as_json_pixels, decode_and_preprocess, decode_and_segment,
                                     pixels_from_json)
