@@ -113,7 +113,7 @@ def test_a_killed_ray_worker_is_retried_to_the_same_numbers(sequential_run, real
     out = tmp_path / "ray-killed"
     process = subprocess.Popen(compare_command(real_data_dir, out, "--ray", address, "--quiet"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    kill_a_worker_mid_job(process, out, "ray::run_ray_job", parent=0)  # Ray names a busy worker after its task
+    kill_a_worker_mid_job(process, out, "ray::run_ray_task", parent=0)  # Ray names a busy worker after its task
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     assert numbers(out) == numbers(sequential_run)

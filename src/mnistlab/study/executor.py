@@ -174,7 +174,7 @@ def stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_ray_task(function: Callable, context: dict, threads: int, arguments: tuple) -> Any:
+def run_ray_task(function: Callable, context: dict, threads: int, arguments: tuple) -> Any:
     """The Ray task body: the task under this run's runtime on a Ray worker."""
     with configured_runtime(threads):
         return function(context, *arguments)
@@ -190,7 +190,7 @@ class RayTasks:
     def __init__(self, ray, placement: Placement, context: dict, death_hint: str):
         self.ray, self.death_hint = ray, death_hint
         self.threads = placement.threads
-        self.remote = ray.remote(_run_ray_task).options(
+        self.remote = ray.remote(run_ray_task).options(
             num_cpus=placement.threads, num_gpus=1 if placement.device.startswith("cuda") else 0,
             max_retries=MAX_RETRIES,
             retry_exceptions=False,  # a task's own error (divergence, a bug) fails the same way every time
