@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from serve_support import save_untrained_checkpoints, serve_process
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = 40  # per operation and phase; enough for every media type and error path, under a minute
 
 
+@pytest.mark.slow  # seconds of processes or a real server; make test runs it
 def test_schemathesis_finds_no_break_of_the_documented_contract(tmp_path):
     save_untrained_checkpoints(tmp_path)
     log = tmp_path / "server.log"

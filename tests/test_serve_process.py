@@ -48,6 +48,7 @@ def post_all(base_url: str, bodies: list[tuple[bytes, str]]) -> list[httpx.Respo
     return responses
 
 
+@pytest.mark.slow  # seconds of processes or a real server; make test runs it
 def test_memory_per_request_is_bounded_and_returns_after_a_burst(server):
     base_url, process, _ = server
     worst = (with_text_chunks(png_of_zeros(*WORST_CASE, band=(1000, 3000), columns=(1500, 2600)), TEXT_CHUNKS), "image/png")

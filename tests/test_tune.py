@@ -263,6 +263,7 @@ def study_progress(database: Path) -> tuple[int, int]:
             return 0, 0
 
 
+@pytest.mark.slow  # seconds of processes or a real server; make test runs it
 def test_resume_after_sigkill_gives_the_undisturbed_study(learnable_folder, tmp_path):
     environment = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     undisturbed = tmp_path / "undisturbed"
