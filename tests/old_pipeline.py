@@ -1,4 +1,4 @@
-"""The preprocessing pipeline before issue 13 (commit 7b955ff, src/mnistlab/vision/preprocess.py), kept verbatim but for this
+"""The preprocessing pipeline before issue 13 (commit 7b955ff, src/mnistlab/preprocess.py), kept verbatim but for this
 docstring: the floor the current pipeline is measured against on clean scans (tests/test_scans.py,
 benchmarks/scan_accuracy.py). Not used by the package."""
 from __future__ import annotations

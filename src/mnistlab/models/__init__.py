@@ -7,7 +7,7 @@ Names load on first use; the first use also registers the built-in networks, so
 import importlib
 
 _EXPORTS = ("MAX_CLASSES", "MODELS", "NUM_CLASSES", "RECIPES", "build_model", "check_model_names", "count_parameters",
-            "describe_models", "images_to_tensor", "infer", "register_model")
+            "images_to_tensor", "infer", "register_model")
 __all__ = list(_EXPORTS)
 
 

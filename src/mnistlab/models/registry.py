@@ -55,12 +55,6 @@ def build_model(name: str, num_classes: int = NUM_CLASSES, **arguments) -> nn.Mo
     return MODELS[name](num_classes=num_classes, **arguments).to(memory_format=torch.channels_last)
 
 
-def describe_models() -> list[tuple[str, int, str]]:
-    """(name, trainable parameters, first line of its docstring) for every registered model."""
-    return [(name, count_parameters(constructor()), (constructor.__doc__ or "").strip().splitlines()[0])
-            for name, constructor in MODELS.items()]
-
-
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
