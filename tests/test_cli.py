@@ -109,8 +109,8 @@ def test_corrupted_data_dir_file_stops_compare(tiny_dataset, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "fragments"),
     [
-        (["compare", "--models", "ann,resnet"], ["unknown model(s) resnet", "ann, cnn"]),
-        (["train", "vgg"], ["unknown model(s) vgg"]),
+        (["compare", "--models", "ann,resnet"], ["unknown model 'resnet'", "ann, cnn"]),
+        (["train", "vgg"], ["unknown model 'vgg'"]),
         (["compare", "--epochs", "0"], ["epochs = 0 is invalid"]),
         (["compare", "--dataset", "cifar"], ["unknown dataset 'cifar'"]),
         (["compare", "--config", "/nonexistent.toml"], ["/nonexistent.toml", "cannot read config file"]),

@@ -221,7 +221,7 @@ def test_bad_space_files_are_one_line_errors(space, message, learnable_folder, t
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["tune", "resnet"], "unknown model(s) resnet"),
+    (["tune", "resnet"], "unknown model 'resnet'"),
     (["tune", "ann", "--trials", "0"], "--trials 0 is invalid"),
     (["tune", "ann", "--workers", "0"], "--workers 0 is invalid"),
     (["tune", "ann", "--resume"], "--resume needs --out"),

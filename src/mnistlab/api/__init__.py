@@ -19,7 +19,9 @@ from mnistlab.api.classifier import Classifier, as_images, load
 from mnistlab.api.comparison import Run, TrainedModel, compare, train
 from mnistlab.data.datasets import Dataset
 from mnistlab.data.folders import open_dataset
-from mnistlab.models import MODELS, build_model
+from mnistlab.models import MODELS, NUM_CLASSES, build_model
+from mnistlab.models.contract import build, check_model, resolve
+from mnistlab.models.spec import as_spec
 from mnistlab.training.runtime import configured_runtime
 
 __all__ = ["Classifier", "Dataset", "Run", "TrainedModel", "compare", "create_model", "list_models", "load",
@@ -32,8 +34,13 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, **arguments):
-    """A fresh, initialised `torch.nn.Module` of a registered model (input (B, 1, 28, 28) in [0, 1], logits out)."""
-    return build_model(name, **arguments)
+    """A fresh, initialised `torch.nn.Module`: a registered model, or your own by its spec ("my_model.py:Net",
+    checked against the model contract). Input (B, 1, 28, 28) in [0, 1], logits out."""
+    spec = resolve(as_spec(name))
+    if spec.builtin:
+        return build_model(spec.target, **arguments)
+    check_model(spec, arguments.get("num_classes", NUM_CLASSES))
+    return build(spec, **arguments)
 
 
 def load_dataset(name_or_folder: str | os.PathLike = "mnist", data_dir: str | os.PathLike | None = None,

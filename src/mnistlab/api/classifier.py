@@ -79,9 +79,14 @@ class Classifier:
             return evaluate(self._loaded.model, data.test_images, data.test_labels, data.class_names).metrics
 
 
-def load(checkpoint: str | os.PathLike, *, device: str = "cpu", threads: int | None = None) -> Classifier:
-    """Open a checkpoint written by `compare`, `train` or the `mnistlab` command (no code in it is run)."""
-    return Classifier(load_model(checkpoint, device=device), threads=threads)
+def load(checkpoint: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
+         trust_code: bool = False) -> Classifier:
+    """Open a checkpoint written by `compare`, `train` or the `mnistlab` command.
+
+    No code in it runs, except for a model of your own (a spec such as "my_model.py:Net"): that model is built
+    by running the source the checkpoint recorded, only with `trust_code=True`.
+    """
+    return Classifier(load_model(checkpoint, device=device, trust_code=trust_code), threads=threads)
 
 
 def as_images(x, kind: str = "digits", background: str = "dark") -> tuple[np.ndarray, bool]:

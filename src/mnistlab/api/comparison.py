@@ -14,7 +14,9 @@ from mnistlab.data.folders import open_dataset
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.reporting.report import significance_statements, summary_table
 from mnistlab.runs.folder import METRICS_FILE, REPORT_HTML, read_metrics
-from mnistlab.study.compare import default_run_dir, plan_placement, resolve_configs, run_compare
+from mnistlab.models.contract import check_model
+from mnistlab.models.spec import split_specs
+from mnistlab.study.compare import default_run_dir, plan_placement, resolve_configs, resolve_models, run_compare
 from mnistlab.training.runtime import configured_runtime, resolve_device
 from mnistlab.training.train import train as train_model
 
@@ -80,11 +82,14 @@ def interval(result: dict) -> str:
     return f"{100 * accuracy['ci_low']:.2f}–{100 * accuracy['ci_high']:.2f}"
 
 
-def compare(models: Sequence[str], *, seeds: int | Sequence[int] = 1, out: str | os.PathLike | None = None,
+def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out: str | os.PathLike | None = None,
             data_dir: str | os.PathLike | None = None, resume: bool = False, workers: int = 1,
             threads: int | None = None, device: str = "cpu", robustness: bool = False, progress: bool = False,
             **settings) -> Run:
     """Train, test and compare `models` once per seed into a run folder; return the `Run`.
+
+    `models` are built-in names or your own as model specs ("my_model.py:Net", "pkg.nets:Wide(width=64)",
+    "mine=my_model.py:Net"; see docs/models.md), in a list or as one comma-separated string.
 
     `seeds` is a count (counting up from `seed`, default 0) or a list; `settings` are
     `TrainConfig` fields (`epochs`, `limit_train`, `learning_rate`, `batch_size`, `seed`,
@@ -95,7 +100,7 @@ def compare(models: Sequence[str], *, seeds: int | Sequence[int] = 1, out: str |
         print(run.table())
     """
     if isinstance(models, str):
-        models = [name.strip() for name in models.split(",")]
+        models = split_specs(models)
     first_seed = settings.get("seed", 0)
     if isinstance(seeds, int):
         if seeds < 1:
@@ -127,18 +132,21 @@ class TrainedModel:
 
 def train(model: str, dataset: str | os.PathLike | Dataset | None = None, *, data_dir=None,
           threads: int | None = None, device: str = "cpu", progress: bool = False, **settings) -> TrainedModel:
-    """Train one registered model on `dataset` (a name, a folder, a `Dataset`, or the config's default) and test it.
+    """Train one model (a built-in name or a spec of your own, as `compare` takes) on `dataset` (a name, a folder,
+    a `Dataset`, or the config's default) and test it.
 
     `settings` are `TrainConfig` fields (`epochs`, `limit_train`, `learning_rate`, `seed`, ...),
     over the model's recipe. The test split is used only for the returned metrics.
     """
     if isinstance(dataset, (str, os.PathLike)):
         settings["dataset"] = str(dataset)
-    config = resolve_configs([model], settings)[model]
+    [spec] = resolve_models([model])
+    config = resolve_configs([spec], settings)[spec.label]
     data = dataset if isinstance(dataset, Dataset) else open_dataset(config.dataset, data_dir, progress=progress)
+    check_model(spec, len(data.class_names))
     with configured_runtime(threads):
-        result = train_model(model, data, config, progress=progress, device=resolve_device(device))
+        result = train_model(spec, data, config, progress=progress, device=resolve_device(device))
         evaluation = evaluate(result.model, data.test_images, data.test_labels, data.class_names,
                               precision=config.precision)
-    return TrainedModel(model, result.model, config.to_dict(), result.history, evaluation.metrics,
+    return TrainedModel(spec.label, result.model, config.to_dict(), result.history, evaluation.metrics,
                         result.train_seconds)

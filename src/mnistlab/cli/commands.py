@@ -34,13 +34,13 @@ def _settings_from(args: argparse.Namespace, model_names: list[str]) -> tuple[di
 
 
 def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str | None, dict[str, str]]:
-    """`--config` values: at most one FILE for every model, and MODEL=FILE (a registered model's name) for one."""
+    """`--config` values: at most one FILE for every model, and MODEL=FILE (a model's label) for one."""
     from mnistlab.models.catalogue import BUILT_IN as MODELS
 
     shared, own = None, {}
     for value in values or []:
         name, equals, path = value.partition("=")
-        if equals and name in MODELS:
+        if equals and (name in MODELS or name in model_names):
             if name not in model_names:
                 raise ConfigError(f"--config {value}: {name} is not a model of this command "
                                   f"({', '.join(model_names)}); name one of them or drop the file")
@@ -56,18 +56,19 @@ def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str
 
 
 def run_compare_command(args: argparse.Namespace) -> int:
+    from mnistlab.models.spec import parse_spec, split_specs
     from mnistlab.reporting.report import summary_table
     from mnistlab.study.compare import default_run_dir, plan_placement, run_compare
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
     out_dir = Path(args.out) if args.out else default_run_dir("compare")
-    model_names = [name.strip() for name in args.models.split(",") if name.strip()]
-    settings, model_settings = _settings_from(args, model_names)
+    models = [parse_spec(text) for text in split_specs(args.models)]  # files are read here, not run
+    settings, model_settings = _settings_from(args, [spec.label for spec in models])
     seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
     seeds = parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
     placement = plan_placement(args.workers, args.threads, args.device or "cpu", args.ray)
-    metrics = run_compare(model_names, settings, out_dir, seeds=seeds, model_settings=model_settings,
+    metrics = run_compare(models, settings, out_dir, seeds=seeds, model_settings=model_settings,
                           robustness=args.robustness, resume=args.resume, placement=placement,
                           data_dir=args.data_dir, progress=not args.quiet, force=args.force)
     print(summary_table(metrics))
@@ -107,19 +108,22 @@ def run_models_command(args: argparse.Namespace) -> int:
 
 def run_train_command(args: argparse.Namespace) -> int:
     from mnistlab.common.atomic import check_output_file
+    from mnistlab.models.spec import parse_spec
     from mnistlab.study.compare import default_run_dir
     from mnistlab.study.single import train_checkpoint
 
-    shared, own = _settings_from(args, [args.model])
-    settings = {**shared, **own.get(args.model, {})}
-    out_path = Path(args.out) if args.out else default_run_dir("train") / f"{args.model}.pt"
-    shared_file, model_files = _config_files(args.config, [args.model])
+    spec = parse_spec(args.model)
+    shared, own = _settings_from(args, [spec.label])
+    settings = {**shared, **own.get(spec.label, {})}
+    out_path = Path(args.out) if args.out else default_run_dir("train") / f"{spec.label}.pt"
+    shared_file, model_files = _config_files(args.config, [spec.label])
     config_files = [path for path in (shared_file, *model_files.values()) if path]
-    check_output_file(out_path, "--out", config_files, args.force, f"{args.model}.pt")  # --force keeps inputs too
-    metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet,
+    source = [spec.target.rpartition(":")[0]] if spec.kind == "file" else []
+    check_output_file(out_path, "--out", config_files + source, args.force, f"{spec.label}.pt")  # keeps inputs
+    metrics = train_checkpoint(spec, settings, out_path, args.data_dir, progress=not args.quiet,
                                device=args.device or "cpu", overwrite=args.force)
     last = metrics["history"][-1]
-    print(f"{args.model}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
+    print(f"{spec.label}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
           f"validation accuracy {100 * last['val_accuracy']:.2f}%")
     print(f"Checkpoint: {out_path}")
     return 0
@@ -129,25 +133,27 @@ def run_tune_command(args: argparse.Namespace) -> int:
     require_extra("tune", "mnistlab tune")
     import optuna
 
+    from mnistlab.models.spec import parse_spec
     from mnistlab.runs.folder import TUNE_SUMMARY
     from mnistlab.study.compare import default_run_dir
     from mnistlab.tune.search import run_tune
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
-    shared, own = _settings_from(args, [args.model])
+    spec = parse_spec(args.model)
+    shared, own = _settings_from(args, [spec.label])
     out_dir = Path(args.out) if args.out else default_run_dir("tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough
-    summary = run_tune(args.model, {**shared, **own.get(args.model, {})}, out_dir, args.trials, args.data_dir,
+    summary = run_tune(spec, {**shared, **own.get(spec.label, {})}, out_dir, args.trials, args.data_dir,
                        space_file=args.space, resume=args.resume, workers=args.workers, threads=args.threads,
                        device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray, force=args.force)
     counts = ", ".join(f"{count} {state}" for state, count in summary["trials"].items() if count)
     if summary["best_trial"] is None:
-        print(f"{args.model}: no trial completed ({counts}); see {out_dir / TUNE_SUMMARY}")
+        print(f"{spec.label}: no trial completed ({counts}); see {out_dir / TUNE_SUMMARY}")
         return EXIT_USER_ERROR
     settings = ", ".join(f"{key} = {value:.4g}" if isinstance(value, float) else f"{key} = {value}"
                          for key, value in summary["best_settings"].items())
-    print(f"{args.model}: best trial {summary['best_trial']} of {args.trials} ({counts}): validation accuracy "
+    print(f"{spec.label}: best trial {summary['best_trial']} of {args.trials} ({counts}): validation accuracy "
           f"{100 * summary['best_val_accuracy']:.2f}% with {settings}")
     print(f"\nRun folder: {out_dir}  (best.toml, trials.csv, tune.md, figures, tune.db)")
     return 0
@@ -157,7 +163,8 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     from mnistlab.study.single import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.data_dir, progress=not args.quiet, dataset=args.dataset,
-                                  device=args.device or "cpu", allow_class_mismatch=args.allow_class_mismatch)
+                                  device=args.device or "cpu", allow_class_mismatch=args.allow_class_mismatch,
+                                  trust_code=args.trust_code)
     if metrics.get("note"):
         print(f"mnistlab: note: {metrics['note']}", file=sys.stderr)
     if args.json:
@@ -176,7 +183,8 @@ def run_export_command(args: argparse.Namespace) -> int:
     require_extra("onnx", "mnistlab export")
     from mnistlab.vision.export import export_onnx
 
-    print(f"Wrote {export_onnx(args.checkpoint, args.out, args.opset, overwrite=args.force)}")
+    written = export_onnx(args.checkpoint, args.out, args.opset, overwrite=args.force, trust_code=args.trust_code)
+    print(f"Wrote {written}")
     return 0
 
 
@@ -186,7 +194,8 @@ def run_report_command(args: argparse.Namespace) -> int:
     from mnistlab.study.compare import add_robustness
 
     if args.robustness:
-        add_robustness(args.run_dir, args.data_dir, progress=not args.quiet, device=args.device or "cpu")
+        add_robustness(args.run_dir, args.data_dir, progress=not args.quiet, device=args.device or "cpu",
+                       trust_code=args.trust_code)
     else:
         rebuild_report(args.run_dir)
     print(f"Rebuilt {Path(args.run_dir) / REPORT_MARKDOWN} and its figures")
@@ -219,7 +228,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
         return run_number_command(args)
     if args.show_input:
         prepare_input_folder(args.show_input, args.images, force=args.force)  # a bad folder: an error before any work
-    loaded = load_model(args.checkpoint, device=args.device or "cpu")
+    loaded = load_model(args.checkpoint, device=args.device or "cpu", trust_code=args.trust_code)
     if loaded.note():
         print(f"mnistlab: note: {loaded.note()}", file=sys.stderr)
     results = predict_files(loaded, args.images, top_k=args.top_k)
@@ -239,7 +248,7 @@ def run_number_command(args: argparse.Namespace) -> int:
     from mnistlab.vision.loading import load_model
     from mnistlab.vision.predict import expand_image_paths
 
-    loaded = load_model(args.checkpoint, device=args.device or "cpu")
+    loaded = load_model(args.checkpoint, device=args.device or "cpu", trust_code=args.trust_code)
     results, failed = [], False
     for source, problem in expand_image_paths(args.images):
         try:
@@ -266,7 +275,7 @@ def run_serve_command(args: argparse.Namespace) -> int:
     from mnistlab.serve.app import run_server
 
     run_server(args.checkpoints, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
-               device=args.device or "cpu")
+               device=args.device or "cpu", trust_code=args.trust_code)
     return 0
 
 

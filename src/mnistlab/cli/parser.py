@@ -58,6 +58,10 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="fp32 (the study's), or bf16 autocast where the hardware has bfloat16 (default: fp32)")
 
 
+TRUST_HELP = ("build a model of your own by running the code its checkpoint recorded (only for checkpoints "
+              "you trust; built-in models never need it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
     from mnistlab.models.catalogue import BUILT_IN as MODELS  # names only: no PyTorch for --help
@@ -76,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = command("compare", "train, test and compare models; write a run folder with a report")
     compare.add_argument("--models", default="ann,cnn",
-                         help=f"comma-separated model names, from: {', '.join(MODELS)} (default: %(default)s)")
+                         help=f"comma-separated models: built-in names ({', '.join(MODELS)}), your own as "
+                              f"FILE.py:Class or package.module:Class, with arguments as Class(width=64), labelled "
+                              f"as label=SPEC (default: %(default)s; see docs/models.md)")
     compare.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-compare)")
     compare.add_argument("--seeds", metavar="N|LIST",
                          help="train each model once per seed: N seeds counting up from --seed, or a comma-separated "
@@ -99,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = command("tune", "search a model's training settings with Optuna, scored on the validation split; "
                            "write best.toml for compare --config")
-    tune.add_argument("model", help=f"registered model name: {', '.join(MODELS)}")
+    tune.add_argument("model", help=f"a built-in model ({', '.join(MODELS)}) or your own: FILE.py:Class")
     tune.add_argument("--trials", type=int, default=20, metavar="N",
                       help="trials in the study, pruned ones included (default: %(default)s)")
     tune.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-tune)")
@@ -120,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(tune)
 
     train = command("train", "train one model into a checkpoint (the test split is not used)")
-    train.add_argument("model", help=f"registered model name: {', '.join(MODELS)}")
+    train.add_argument("model", help=f"a built-in model ({', '.join(MODELS)}) or your own: FILE.py:Class")
     train.add_argument("--out", metavar="FILE", help="checkpoint path (default: runs/<timestamp>-train/MODEL.pt)")
     train.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     _add_training_flags(train)
@@ -128,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = command("evaluate", "test a checkpoint on its dataset's test split")
     evaluate.add_argument("checkpoint", help="a .pt file written by train or compare")
     evaluate.add_argument("--dataset", help="registered name or folder to test on (default: the checkpoint's dataset)")
+    evaluate.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     evaluate.add_argument("--json", action="store_true", help="print the full metrics as JSON")
     evaluate.add_argument("--allow-class-mismatch", action="store_true",
                           help="test on a dataset whose classes differ from the checkpoint's (scored by class index)")
@@ -137,10 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
     export.add_argument("--out", metavar="FILE", help="output path (default: the checkpoint path with .onnx)")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset version, 18-21 (default: %(default)s)")
+    export.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     export.add_argument("--force", action="store_true", help="replace the output file if it exists")
 
     report = command("report", "rebuild a run folder's figures and report from metrics.json")
     report.add_argument("run_dir", help="a folder written by mnistlab compare")
+    report.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     report.add_argument("--robustness", action="store_true",
                         help="first test the run's checkpoints as compare --robustness does (needs the dataset)")
 
@@ -150,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=None,
                          help=f"most likely classes shown per image (default: {DEFAULT_TOP_K}, or every class if the model "
                               f"has fewer)")
+    predict.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     predict.add_argument("--json", action="store_true", help="print the predictions as JSON")
     predict.add_argument("--number", action="store_true",
                          help="read each image as a number written left to right: each digit, its box and probabilities")
@@ -160,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command("serve", "a draw-a-digit web page and a JSON API for loaded checkpoints")
     serve.add_argument("--checkpoints", nargs="+", default=["."], metavar="DIR_OR_FILE",
                        help="run folders or .pt files to load (default: the *.pt files in the current folder)")
+    serve.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port, 1-65535 (default: %(default)s)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",

@@ -19,6 +19,7 @@ from mnistlab.reporting.html import render_html
 from mnistlab.reporting.plots import (plot_confusion_matrix, plot_image_gallery, plot_training_curves,
                                       plot_validation_accuracy)
 from mnistlab.reporting.assessment import assessment_sections, draw_assessment_figures
+from mnistlab.reporting.cost import cost_section, draw_cost_figure, has_costs
 from mnistlab.reporting.document import FigureRef, Section, Table, cell_text, format_p, percent
 from mnistlab.runs.arrays import RunArrays
 from mnistlab.common.errors import MnistlabError
@@ -41,6 +42,7 @@ def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> Non
                             f"{METRICS_FILE}; the two files are from different runs, rerun mnistlab compare")
     draw_figures(run_dir, metrics, arrays)
     draw_assessment_figures(run_dir, metrics, arrays)
+    draw_cost_figure(run_dir, metrics)
     sections = report_sections(metrics)
     write_text_atomic(run_dir / REPORT_MARKDOWN, render_markdown(report_title(metrics), sections))
     write_text_atomic(run_dir / REPORT_HTML, render_html(report_title(metrics), sections, run_dir))
@@ -99,8 +101,8 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
                            run_dir / DISAGREEMENT_PLOT)
 
 
-SUMMARY_HEADER = ("model", "parameters", "test accuracy (%)", "std (points)", "95% CI (%)", "test loss",
-                  "train time (s)")
+SUMMARY_HEADER = ("model", "parameters", "multiply-adds", "test accuracy (%)", "std (points)", "95% CI (%)",
+                  "test loss", "train time (s)")
 
 
 def summary_rows(metrics: dict) -> list[list]:
@@ -109,7 +111,9 @@ def summary_rows(metrics: dict) -> list[list]:
     for name, result in metrics["models"].items():
         interval = result.get("accuracy") or {"std": None, "ci_low": None, "ci_high": None}
         ci = "–" if interval["ci_low"] is None else f"{percent(interval['ci_low'])}–{percent(interval['ci_high'])}"
-        rows.append([name, f"{result['params']:,}", (percent(result["test_accuracy"]), f"models.{name}.test_accuracy"),
+        multiply_adds = f"{result['cost']['multiply_adds']:,}" if "cost" in result else "–"
+        rows.append([name, f"{result['params']:,}", multiply_adds,
+                     (percent(result["test_accuracy"]), f"models.{name}.test_accuracy"),
                      percent(interval["std"]), ci, f"{result['test_loss']:.4f}", f"{result['train_seconds']:.1f}"])
     return rows
 
@@ -179,6 +183,8 @@ def report_sections(metrics: dict) -> list[Section]:
     if len(metrics["models"]) > 1:
         sections.append(Section("Where the models disagree", [FigureRef(DISAGREEMENT_PLOT, "Disagreements")]))
     sections += assessment_sections(metrics)
+    if has_costs(metrics):
+        sections.append(cost_section(metrics))
     sections.append(provenance_section(metrics))
     return sections
 

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from mnistlab.common.atomic import atomic_path
 from mnistlab.common.errors import ConfigError
-from mnistlab.runs.folder import (ACCURACY_PLOT, DISAGREEMENT_PLOT, LOCK_FILE, METRICS_FILE, PLAN_FILE,
+from mnistlab.runs.folder import (ACCURACY_PLOT, COST_PLOT, DISAGREEMENT_PLOT, LOCK_FILE, METRICS_FILE, PLAN_FILE,
                                   PREDICTIONS_FILE, REPORT_HTML, REPORT_MARKDOWN, ROTATION_SWEEP_PLOT,
                                   SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS, TUNE_ASK_LOCK, TUNE_BEST,
                                   TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_SUMMARY, TUNE_TRIALS,
@@ -161,7 +161,7 @@ def run_files(run_dir: str | os.PathLike, kind: str) -> list[Path]:
         raise ConfigError(f"{plan_path}: unreadable ({type(error).__name__}), so the files of the earlier run are not "
                           f"known; delete them yourself or choose another --out") from None
     names = [METRICS_FILE, PREDICTIONS_FILE, REPORT_MARKDOWN, REPORT_HTML, ACCURACY_PLOT, DISAGREEMENT_PLOT,
-             SHIFT_SWEEP_PLOT, ROTATION_SWEEP_PLOT]
+             SHIFT_SWEEP_PLOT, ROTATION_SWEEP_PLOT, COST_PLOT]
     for name in models:
         names += [confusion_plot_name(name), confusion_plot_name(name, normalised=True), curves_plot_name(name),
                   errors_plot_name(name), reliability_plot_name(name)]

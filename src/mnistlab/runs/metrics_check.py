@@ -54,6 +54,8 @@ MODEL = {
     "?ensemble": {"seeds": ANY, "accuracy": NUMBER, **SCORES},
     "?not_a_digit": MapOf({"auroc": NUMBER, "threshold": NUMBER, "digits_kept": NUMBER,
                           "non_digits_flagged": NUMBER}),
+    "?cost": {"params": int, "multiply_adds": int, "checkpoint_bytes": OPTIONAL_NUMBER,
+              "inference": {"latency_ms_p50": POSITIVE, "images_per_second": POSITIVE, "threads": int}},
 }
 PAIR_TEST = {"difference": NUMBER, "only_first_correct": ANY, "only_second_correct": ANY, "p_value": NUMBER}
 COMPARISON = {**PAIR_TEST, "models": [str], "ci_low": NUMBER, "ci_high": NUMBER, "p_value_holm": NUMBER,

@@ -91,14 +91,15 @@ def create_app(
     checkpoint_paths: list[str | os.PathLike], max_body_bytes: int = MAX_BODY_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS,
     max_decode_bytes: int = MAX_DECODE_BYTES, max_decoding: int = MAX_DECODING,
     allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS, skipped: list[str] | None = None,
-    device: str = "cpu",
+    device: str = "cpu", trust_code: bool = False,
 ) -> FastAPI:
     """The web app for the checkpoints in `checkpoint_paths` (files or run folders), loaded now.
 
     Requests must name one of `allowed_hosts` in their Host header. With a `skipped` list, a checkpoint that
     cannot be loaded is skipped and its one-line reason appended there (an error only if none loads).
+    Models of the user's own load only with `trust_code` (see `training.checkpoint`).
     """
-    models = load_models(checkpoint_paths, skipped=skipped, device=device)
+    models = load_models(checkpoint_paths, skipped=skipped, device=device, trust_code=trust_code)
     static = resources.files("mnistlab.serve") / "static"
     page = {name: (static / name).read_bytes() for name in PAGE_FILES}  # in memory: no request reaches the disk
     docs_assets = _swagger_ui_assets()
@@ -257,7 +258,7 @@ def allowed_hosts_for(host: str, extra: list[str] | tuple[str, ...] = ()) -> lis
 
 
 def run_server(checkpoint_paths: list[str | os.PathLike], host: str = "127.0.0.1", port: int = 8000,
-               allowed_hosts: list[str] | tuple[str, ...] = (), device: str = "cpu") -> None:
+               allowed_hosts: list[str] | tuple[str, ...] = (), device: str = "cpu", trust_code: bool = False) -> None:
     """Bind host:port, load the checkpoints (skipping bad ones with a warning) and serve until Ctrl-C."""
     import uvicorn
 
@@ -265,7 +266,7 @@ def run_server(checkpoint_paths: list[str | os.PathLike], host: str = "127.0.0.1
     try:
         skipped: list[str] = []
         hosts = allowed_hosts_for(host, allowed_hosts)
-        app = create_app(checkpoint_paths, allowed_hosts=hosts, skipped=skipped, device=device)
+        app = create_app(checkpoint_paths, allowed_hosts=hosts, skipped=skipped, device=device, trust_code=trust_code)
         for problem in skipped:
             print(f"mnistlab: warning: skipped {problem}", file=sys.stderr)
         names = ", ".join(loaded.name for loaded in app.state.models)

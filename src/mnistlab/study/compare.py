@@ -32,7 +32,10 @@ from mnistlab.data.datasets import Dataset, dataset_record
 from mnistlab.common.errors import ConfigError
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor, run_all
 from mnistlab.study.jobs import Job, JobProgress, JobResult, default_devices, job_failed, load_job_context, run_job
-from mnistlab.models import check_model_names
+from mnistlab.models.catalogue import BUILT_IN
+from mnistlab.evaluation.cost import model_cost
+from mnistlab.models.contract import build, check_model, resolve
+from mnistlab.models.spec import ModelSpec, as_spec
 from mnistlab.reporting.report import write_report
 from mnistlab.runs.arrays import build_run_arrays
 from mnistlab.evaluation.robustness import model_logits_fn
@@ -52,17 +55,27 @@ def default_run_dir(kind: str) -> Path:
     return path
 
 
-def resolve_configs(model_names: Sequence[str], settings: dict,
-                    model_settings: dict[str, dict] | None = None) -> dict[str, TrainConfig]:
-    """Each model's config, resolved once; refuses unknown or repeated names and models on different datasets.
-
-    `model_settings` maps a model to its own settings, which win over the shared `settings`.
-    """
-    check_model_names(list(model_names))
-    repeated = sorted({name for name in model_names if list(model_names).count(name) > 1})
+def resolve_models(models: Sequence[str | ModelSpec]) -> list[ModelSpec]:
+    """Each model's spec with its code imported and its recipe read; refuses bad specs and repeated labels."""
+    if not models:
+        raise ConfigError(f"no models given; choose from: {', '.join(BUILT_IN)}, or name your own as FILE.py:Class")
+    specs = [resolve(as_spec(model)) for model in models]
+    labels = [spec.label for spec in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise ConfigError(f"model(s) {', '.join(repeated)} given more than once; list each model once")
-    configs = {name: model_config(name, {**settings, **(model_settings or {}).get(name, {})}) for name in model_names}
+        raise ConfigError(f"model(s) {', '.join(repeated)} given more than once; list each model once, or label "
+                          f"them apart (--models a=FILE.py:Net,b=FILE.py:Net(width=64))")
+    return specs
+
+
+def resolve_configs(specs: Sequence[ModelSpec], settings: dict,
+                    model_settings: dict[str, dict] | None = None) -> dict[str, TrainConfig]:
+    """Each model's config by label, resolved once; refuses models on different datasets.
+
+    `model_settings` maps a model's label to its own settings, which win over the shared `settings`.
+    """
+    configs = {spec.label: model_config(spec, {**settings, **(model_settings or {}).get(spec.label, {})})
+               for spec in specs}
     datasets = {config.dataset for config in configs.values()}
     if len(datasets) > 1:
         raise ConfigError(f"the models would train on different datasets ({', '.join(sorted(datasets))}); "
@@ -86,7 +99,7 @@ def plan_placement(workers: int = 1, threads: int | None = None, device: str = "
 
 
 def run_compare(
-    model_names: Sequence[str],
+    models: Sequence[str | ModelSpec],
     settings: dict,
     out_dir: str | os.PathLike,
     *,
@@ -101,6 +114,8 @@ def run_compare(
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
+    `models` are registered names or specs of the user's own (see `models.spec`), each
+    checked against the model contract on one batch before any training;
     `settings` are the user's TrainConfig choices (see `config.read_settings`);
     each model fills the rest from its recipe, then the study's defaults;
     `model_settings` maps a model to its own choices, which win over `settings`.
@@ -116,29 +131,38 @@ def run_compare(
     (see `runs.claim.claimed`). Returns the metrics written to `metrics.json`.
     """
     placement = placement or plan_placement()
-    configs = resolve_configs(model_names, settings, model_settings)
+    specs = resolve_models(models)
+    model_names = [spec.label for spec in specs]
+    configs = resolve_configs(specs, settings, model_settings)
     first = configs[model_names[0]]
     seeds = list(seeds) if seeds is not None else [first.seed]
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
         shown = ", ".join(map(str, seeds[:10])) + (", ..." if len(seeds) > 10 else "")
         raise ConfigError(f"seeds [{shown}] are invalid; give distinct integers from 0 to 2**32 - 1, "
                           f"e.g. --seeds 5 or --seeds 0,1,2")
-    jobs = [Job(name, dataclasses.replace(configs[name], seed=seed), robustness)
-            for name in model_names for seed in seeds]
+    jobs = [Job(spec, dataclasses.replace(configs[spec.label], seed=seed), robustness)
+            for spec in specs for seed in seeds]
     warn_without_native_bf16(configs.values(), torch.device(placement.device))
     check_run_folder(out_dir, "compare", resume, force)  # before the dataset is read (or downloaded)
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
+    for spec in specs:
+        check_model(spec, len(dataset.class_names))  # before the run folder is claimed or anything trains
     with claimed(out_dir, "compare", resume, force) as out_dir:
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums,
                 "threads": placement.threads, "device": torch.device(placement.device).type,
                 "configs": {job_key(job): job.config.to_dict() for job in jobs}}
+        if any(not spec.builtin for spec in specs):  # only then: plans of built-in runs stay as they were
+            plan["model_specs"] = {spec.label: spec.to_record(with_source=False) for spec in specs}
         if robustness:
             plan["robustness"] = True  # only then: plans of plain runs stay as they were
         finished = resume_finished(out_dir, plan, jobs) if resume else start_plan(out_dir, plan)
         todo = [job for job in jobs if job_key(job) not in finished]
         for job, result in run_jobs(todo, dataset, placement, out_dir, data_dir, progress):
             finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)  # saved at once
-        metrics = summarise_run(model_names, seeds, configs, dataset, finished, torch.device(placement.device))
+        costs = {spec.label: measure_cost(spec, len(dataset.class_names),
+                                          out_dir / finished[f"{spec.label}-seed{seeds[0]}"][0]["checkpoint"],
+                                          placement.threads) for spec in specs}
+        metrics = summarise_run(specs, seeds, configs, dataset, finished, torch.device(placement.device), costs)
         write_run_arrays(out_dir, build_run_arrays(
             dataset.test_labels, stacked_outputs(finished, model_names, seeds, "predicted"),
             stacked_outputs(finished, model_names, seeds, "confidence"), dataset.test_images,
@@ -214,9 +238,17 @@ def warn_without_native_bf16(configs, device) -> None:
                       f"--precision bf16 will be slower than fp32 here", stacklevel=3)
 
 
-def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: Dataset, finished: dict,
-                  device: torch.device) -> dict:
+def measure_cost(spec: ModelSpec, num_classes: int, checkpoint: Path, threads: int) -> dict:
+    """A model's cost (see `evaluation.cost`) on this machine's CPU with the run's threads per job; the network is
+    built afresh (its speed and size do not depend on the trained values), in a forked random state."""
+    with torch.random.fork_rng(devices=[]):
+        return model_cost(build(spec, num_classes), checkpoint, threads)
+
+
+def summarise_run(specs: Sequence[ModelSpec], seeds, configs: dict[str, TrainConfig], dataset: Dataset,
+                  finished: dict, device: torch.device, costs: dict[str, dict] | None = None) -> dict:
     """metrics.json of a run from its finished jobs: per model over seeds, pairwise comparisons, provenance."""
+    model_names = [spec.label for spec in specs]
     labels = dataset.test_labels
     predicted = stacked_outputs(finished, model_names, seeds, "predicted")
     records = {name: [finished[f"{name}-seed{seed}"][0] for seed in seeds] for name in model_names}
@@ -224,6 +256,11 @@ def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: 
     for name in model_names:
         models[name] = summarise_model(records[name], labels, predicted[name], dataset.class_names)
         models[name]["config"] = dataclasses.replace(configs[name], seed=seeds[0]).to_dict()
+        spec = specs[model_names.index(name)]
+        if not spec.builtin or spec.label != spec.target:
+            models[name]["spec"] = spec.to_record(with_source=False)
+        if costs:
+            models[name]["cost"] = costs[name]
         models[name].update(summarise_model_assessment(
             records[name], [finished[f"{name}-seed{seed}"][1] for seed in seeds], labels))
     first_record = records[model_names[0]][0]
@@ -247,7 +284,7 @@ def summarise_run(model_names, seeds, configs: dict[str, TrainConfig], dataset: 
 
 
 def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
-                   device: str = "cpu") -> dict:
+                   device: str = "cpu", trust_code: bool = False) -> dict:
     """Score a finished run's checkpoints as `compare --robustness` does; rewrite metrics.json and the report.
 
     Each (model, seed) checkpoint is tested on the corrupted, shifted and rotated
@@ -264,7 +301,7 @@ def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | Non
         correct = {name: [] for name in names}
         for name in names:
             for record in tqdm(metrics["models"][name]["seeds"], desc=f"robustness {name}", disable=not progress):
-                model, state = load_checkpoint(run_dir / record["checkpoint"])
+                model, state = load_checkpoint(run_dir / record["checkpoint"], trust_code=trust_code)
                 logits_fn = model_logits_fn(model.to(resolve_device(device)), state["config"].get("precision", "fp32"))
                 record["robustness"], rows = robustness_record(logits_fn, dataset.test_images, labels)
                 correct[name].append(rows)

@@ -29,6 +29,7 @@ from mnistlab.data.datasets import Dataset, dataset_record
 from mnistlab.common.errors import MnistlabError, first_line
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.models import count_parameters
+from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.folder import PLAN_FILE, STATE_DIR, load_epoch_state, save_epoch_state
 from mnistlab.training.train import train
 
@@ -36,9 +37,14 @@ from mnistlab.training.train import train
 class Job:
     """One (model, seed) of a comparison, with its fully resolved config."""
 
-    model_name: str
+    model: ModelSpec | str  # a spec (a user's file travels in it as source text) or a registered name
     config: TrainConfig
     robustness: bool = False  # also score corrupted, shifted and rotated test images (`compare --robustness`)
+
+    @property
+    def model_name(self) -> str:
+        """The model's label in the run folder."""
+        return self.model.label if isinstance(self.model, ModelSpec) else self.model
 
     @property
     def name(self) -> str:
@@ -64,7 +70,7 @@ def execute_job(job: Job, dataset: Dataset, device: str = "cpu", run_dir: str | 
     name, seed = job.model_name, job.config.seed
     resume_state = load_epoch_state(run_dir, name, seed) if run_dir is not None else None
     save = (lambda state: save_epoch_state(run_dir, name, seed, state)) if run_dir is not None else None
-    result = train(name, dataset, job.config, progress=progress, on_epoch_end=save, resume_state=resume_state,
+    result = train(job.model, dataset, job.config, progress=progress, on_epoch_end=save, resume_state=resume_state,
                    device=device)
     evaluation = evaluate(result.model, dataset.test_images, dataset.test_labels, dataset.class_names,
                           precision=job.config.precision)
@@ -80,7 +86,7 @@ def execute_job(job: Job, dataset: Dataset, device: str = "cpu", run_dir: str | 
     }
     outputs = {"predicted": evaluation.predictions.astype(np.uint8),
                "confidence": evaluation.probabilities.max(axis=1).astype(np.float32), **assessed.outputs}
-    checkpoint = checkpoint_contents(result.model, name, job.config.to_dict(),
+    checkpoint = checkpoint_contents(result.model, job.model, job.config.to_dict(),
                                      dataset_record(dataset, result.train_size, result.validation_size), scores)
     return JobResult(record, outputs, checkpoint)
 

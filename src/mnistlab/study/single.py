@@ -15,15 +15,17 @@ from mnistlab.evaluation.assessment import not_sure_threshold, validation_logits
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.models import count_parameters
+from mnistlab.models.contract import check_model
+from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.claim import check_folder_writable
-from mnistlab.study.compare import resolve_configs
+from mnistlab.study.compare import resolve_configs, resolve_models
 from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mnistlab.training.runtime import resolve_device
 from mnistlab.training.train import train
 
 
 def train_checkpoint(
-    model_name: str,
+    model: str | ModelSpec,
     settings: dict,
     out_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
@@ -31,27 +33,30 @@ def train_checkpoint(
     device: str = "cpu",
     overwrite: bool = False,
 ) -> dict:
-    """Train one model (the test split untouched) and save it to `out_path`; return its record.
+    """Train one model (a registered name or a spec, see `models.spec`), the test split untouched, and save it
+    to `out_path`; return its record.
 
     An existing file at `out_path` is replaced only with `overwrite` (checked before training).
     """
-    config = resolve_configs([model_name], settings)[model_name]
+    [spec] = resolve_models([model])
+    config = resolve_configs([spec], settings)[spec.label]
     out_path = Path(out_path)
-    check_output_file(out_path, "--out", force=overwrite, example=f"{model_name}.pt")
+    check_output_file(out_path, "--out", force=overwrite, example=f"{spec.label}.pt")
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
-    result = train(model_name, dataset, config, progress=progress, device=resolve_device(device))
+    check_model(spec, len(dataset.class_names))
+    result = train(spec, dataset, config, progress=progress, device=resolve_device(device))
     validation, _ = validation_logits(model_logits_fn(result.model, config.precision), dataset, config)
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
               "history": result.history, "not_sure_threshold": not_sure_threshold(validation)}
-    save_checkpoint(out_path, result.model, model_name, config.to_dict(),
+    save_checkpoint(out_path, result.model, spec, config.to_dict(),
                     dataset_record(dataset, result.train_size, result.validation_size), scores)
     return scores
 
 
 def evaluate_checkpoint(
     path: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
-    dataset: str | None = None, device: str = "cpu", allow_class_mismatch: bool = False,
+    dataset: str | None = None, device: str = "cpu", allow_class_mismatch: bool = False, trust_code: bool = False,
 ) -> dict:
     """Test a checkpoint on the test split of its dataset (or of `dataset`, a registered name or folder).
 
@@ -59,7 +64,7 @@ def evaluate_checkpoint(
     scored with its labels mapped to the checkpoint's classes. One with other classes is refused (its accuracy would
     pair unrelated classes) unless `allow_class_mismatch`; then labels and outputs are matched by index. Either
     way the result's "note" says so."""
-    model, state = load_checkpoint(path)
+    model, state = load_checkpoint(path, trust_code=trust_code)
     model.to(resolve_device(device))
     name = dataset or state["dataset"]["name"]
     if dataset is None and name not in DATASETS:

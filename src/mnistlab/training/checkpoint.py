@@ -8,10 +8,15 @@ Its classes: `model_arguments["num_classes"]` (the model's outputs) and
 saying how `predict` and `serve` turn an image file into an input ("digits":
 the MNIST photo preprocessing; "plain": a resize, see `preprocess`).
 Checkpoints written before these were recorded load as the ten digits.
+
+A model of the user's own (see `models.spec`) is recorded as `model_spec`: its
+label, where its code was, its constructor arguments, and a copy of its source
+with the source's SHA-256. Loading one runs that code, so it needs `trust_code`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from pathlib import Path
@@ -24,7 +29,9 @@ from mnistlab.common.version import __version__
 from mnistlab.common.atomic import atomic_path
 from mnistlab.data.datasets import DATASETS
 from mnistlab.common.errors import CheckpointError
-from mnistlab.models import MAX_CLASSES, MODELS, NUM_CLASSES, build_model
+from mnistlab.models import MAX_CLASSES, MODELS, NUM_CLASSES
+from mnistlab.models.contract import build
+from mnistlab.models.spec import KINDS, ModelSpec, as_spec, builtin_spec, spec_from_record
 
 FORMAT_VERSION = 1
 PREPROCESSING = ("digits", "plain")  # how predict and serve read image files for a checkpoint (see `preprocess`)
@@ -41,11 +48,12 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def checkpoint_contents(model: nn.Module, model_name: str, config: dict, dataset: dict, metrics: dict) -> dict:
+def checkpoint_contents(model: nn.Module, spec: str | ModelSpec, config: dict, dataset: dict, metrics: dict) -> dict:
     """What a checkpoint holds: CPU weights and the records that describe them (plain types, for weights_only)."""
-    return {
+    spec = as_spec(spec)
+    contents = {
         "format_version": FORMAT_VERSION,
-        "model_name": model_name,
+        "model_name": spec.label,
         "model_arguments": {"num_classes": output_count(model, dataset)},  # all else: the model's defaults
         "state_dict": {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()},
         "config": config,
@@ -53,6 +61,9 @@ def checkpoint_contents(model: nn.Module, model_name: str, config: dict, dataset
         "metrics": metrics,
         "versions": library_versions(),
     }
+    if not spec.builtin or spec.label != spec.target:  # a user's model, or a built-in under another label
+        contents["model_spec"] = spec.to_record()
+    return contents
 
 
 def output_count(model: nn.Module, dataset: dict) -> int:
@@ -69,14 +80,17 @@ def write_checkpoint(path: str | os.PathLike, contents: dict) -> None:
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module, model_name: str, config: dict, dataset: dict, metrics: dict
+    path: str | os.PathLike, model: nn.Module, spec: str | ModelSpec, config: dict, dataset: dict, metrics: dict
 ) -> None:
     """Write a checkpoint atomically. `dataset` holds its name, class names and payload checksums."""
-    write_checkpoint(path, checkpoint_contents(model, model_name, config, dataset, metrics))
+    write_checkpoint(path, checkpoint_contents(model, spec, config, dataset, metrics))
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """Rebuild the model from a checkpoint; return (model in eval mode, the checkpoint dict)."""
+def load_checkpoint(path: str | os.PathLike, trust_code: bool = False) -> tuple[nn.Module, dict]:
+    """Rebuild the model from a checkpoint; return (model in eval mode, the checkpoint dict).
+
+    A model of the user's own is built by running the code the checkpoint records, only with `trust_code`.
+    """
     path = Path(path)
     if path.is_dir():
         inside = sorted(entry.name for entry in path.glob("*.pt"))
@@ -92,7 +106,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
         ) from None
     check_fields(state, path)
     state["dataset"]["class_names"] = class_names_of(state)
-    model = build_model(state["model_name"], num_classes=len(state["dataset"]["class_names"]))
+    spec = recorded_spec(state, path, trust_code)
+    model = build(spec, num_classes=len(state["dataset"]["class_names"]))
     try:
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, TypeError, AttributeError, ValueError) as error:
@@ -114,7 +129,9 @@ def check_fields(state, path: Path) -> None:
             or state["format_version"] != FORMAT_VERSION:
         fail(f"format version {FORMAT_VERSION} expected")
     name = state.get("model_name")
-    if not isinstance(name, str) or name not in MODELS:
+    if "model_spec" in state:
+        check_spec_record(state["model_spec"], name, fail)
+    elif not isinstance(name, str) or name not in MODELS:
         raise CheckpointError(
             f"{path}: model {str(name)[:60]!r} is not registered in this mnistlab; known: {', '.join(MODELS)}")
     arguments = state.get("model_arguments", {})
@@ -145,6 +162,46 @@ def check_fields(state, path: Path) -> None:
         value = state["metrics"].get(key)
         if value is not None and not (isinstance(value, float) and 0 <= value <= 1):
             fail(f"metrics {key} must be a fraction")
+
+
+def check_spec_record(record, name, fail) -> None:
+    """A recorded `model_spec` has the fields `models.spec.spec_from_record` reads, of plain types."""
+    fields = {"label": str, "kind": str, "target": str, "arguments": dict, "source": str, "source_sha256": str,
+              "recipe": dict}
+    if not isinstance(record, dict) or set(record) - set(fields) or not {"label", "kind", "target"} <= set(record):
+        fail("model_spec must be a dict with label, kind and target")
+    if any(not isinstance(value, fields[key]) for key, value in record.items()):
+        fail("model_spec fields have the wrong types")
+    if record["kind"] not in KINDS or record["label"] != name or ("source" in record) != ("source_sha256" in record):
+        fail("model_spec is inconsistent (kind, label, or source without its hash)")
+
+
+def recorded_spec(state: dict, path: Path, trust_code: bool) -> ModelSpec:
+    """The spec that builds a checkpoint's model; a model of the user's own only with `trust_code`, from its
+    recorded source, which must match its recorded hash."""
+    if "model_spec" not in state:
+        return builtin_spec(state["model_name"])
+    spec = spec_from_record(state["model_spec"])
+    if spec.builtin:
+        if spec.target not in MODELS:
+            raise CheckpointError(f"{path}: model {spec.target[:60]!r} is not registered in this mnistlab; "
+                                  f"known: {', '.join(MODELS)}")
+        return spec
+    where = spec.target.rpartition(":")[0] if spec.kind == "file" else spec.target
+    changed = ""
+    if spec.kind == "file" and os.path.isfile(where):
+        with open(where, "rb") as file:
+            if hashlib.sha256(file.read()).hexdigest() != spec.source_sha256:
+                changed = f"; {where} has changed since training (SHA-256 differs), the recorded copy would run"
+    if not trust_code:
+        raise CheckpointError(f"{path}: model {spec.label} is built by running code ({spec.target}, recorded in the "
+                              f"checkpoint){changed}; if you trust it, pass --trust-code (Python: trust_code=True)")
+    if spec.source is not None and hashlib.sha256(spec.source.encode("utf-8")).hexdigest() != spec.source_sha256:
+        raise CheckpointError(f"{path}: the recorded source of model {spec.label} does not match its SHA-256 (the "
+                              f"file is damaged); train again or pass another file")
+    if spec.kind == "file" and spec.source is None:
+        raise CheckpointError(f"{path}: model {spec.label} has no recorded source; train again")
+    return spec
 
 
 def class_names_of(state: dict) -> list[str]:

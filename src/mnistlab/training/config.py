@@ -163,8 +163,17 @@ def _matches(annotation: str, value) -> bool:
     return "str" in annotation and isinstance(value, str)
 
 
-def model_config(model_name: str, settings: dict) -> TrainConfig:
-    """The config a model trains with: the study's defaults, then its registered recipe, then the user's `settings`."""
-    from mnistlab.models import RECIPES  # the registry imports PyTorch; the rest of this module does not
+def model_config(model, settings: dict) -> TrainConfig:
+    """The config a model trains with: the study's defaults, then its recipe, then the user's `settings`.
 
-    return load_config(recipe=RECIPES[model_name], **settings)
+    `model` is a registered name or a `models.spec.ModelSpec` (whose recipe comes from its code).
+    """
+    from mnistlab.models.spec import as_spec
+
+    spec = as_spec(model)
+    try:
+        return load_config(recipe=spec.recipe, **settings)
+    except ConfigError as error:
+        if spec.builtin or spec.recipe.keys() <= settings.keys():
+            raise
+        raise ConfigError(f"model {spec}: {error} (from its recipe, or your settings on top of it)") from None

@@ -23,7 +23,9 @@ from mnistlab.training.config import TrainConfig
 from mnistlab.data.datasets import Dataset
 from mnistlab.data.splits import split_indices
 from mnistlab.common.errors import TrainingDiverged
-from mnistlab.models import build_model, images_to_tensor, infer
+from mnistlab.models import images_to_tensor, infer
+from mnistlab.models.contract import build
+from mnistlab.models.spec import ModelSpec, as_spec
 
 
 @dataclass
@@ -38,7 +40,7 @@ class TrainResult:
 
 
 def train(
-    model_name: str,
+    model: str | ModelSpec,
     dataset: Dataset,
     config: TrainConfig,
     progress: bool = True,
@@ -46,7 +48,7 @@ def train(
     resume_state: dict | None = None,
     device: torch.device | str = "cpu",
 ) -> TrainResult:
-    """Train `model_name` on `dataset`'s training split under `config`; the test split is never touched.
+    """Train `model` (a registered name or a spec) on `dataset`'s training split under `config`; the test split is never touched.
 
     `on_epoch_end(state)` receives a `training_state` dict after every epoch (to save it);
     passing such a dict back as `resume_state` continues from that epoch with the same numbers.
@@ -56,12 +58,12 @@ def train(
     gpus = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=gpus):  # seed the global streams (initial weights, dropout) for this run only
         torch.manual_seed(config.seed)
-        return _train(model_name, dataset, config, progress, on_epoch_end, resume_state, device)
+        return _train(as_spec(model), dataset, config, progress, on_epoch_end, resume_state, device)
 
 
-def _train(model_name, dataset, config, progress, on_epoch_end, resume_state, device) -> TrainResult:
+def _train(spec, dataset, config, progress, on_epoch_end, resume_state, device) -> TrainResult:
     train_part, validation_part = split_indices(dataset.train_labels, config.validation_fraction, config.seed, config.limit_train)
-    model = build_model(model_name, num_classes=len(dataset.class_names)).to(device)
+    model = build(spec, num_classes=len(dataset.class_names)).to(device)
     inputs = images_to_tensor(dataset.train_images)
     labels = torch.from_numpy(dataset.train_labels.astype(np.int64))
     train_inputs, train_labels = inputs[train_part].to(device), labels[train_part].to(device)
@@ -79,7 +81,7 @@ def _train(model_name, dataset, config, progress, on_epoch_end, resume_state, de
         epoch_start = time.perf_counter()
         train_loss, train_accuracy = train_epoch(
             model, optimizer, scheduler, train_inputs, train_labels, config, generator,
-            description=f"{model_name} seed {config.seed} epoch {epoch}/{config.epochs}", progress=progress,
+            description=f"{spec.label} seed {config.seed} epoch {epoch}/{config.epochs}", progress=progress,
         )
         validation_logits = infer(model, validation_inputs, precision=config.precision)
         history.append({
@@ -93,7 +95,7 @@ def _train(model_name, dataset, config, progress, on_epoch_end, resume_state, de
         if progress:
             record = history[-1]
             tqdm.write(
-                f"{model_name} epoch {epoch}/{config.epochs}: loss {record['train_loss']:.4f} "
+                f"{spec.label} epoch {epoch}/{config.epochs}: loss {record['train_loss']:.4f} "
                 f"acc {record['train_accuracy']:.4f} val_loss {record['val_loss']:.4f} "
                 f"val_acc {record['val_accuracy']:.4f} ({record['seconds']:.1f} s)"
             )

@@ -38,11 +38,12 @@ from mnistlab.data.datasets import Dataset
 from mnistlab.common.errors import ConfigError, MnistlabError
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor
 from mnistlab.study.jobs import default_devices
-from mnistlab.models import RECIPES
+from mnistlab.models.contract import check_model
+from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.folder import TUNE_DATABASE
 from mnistlab.runs.claim import check_run_folder, claimed
 from mnistlab.training.runtime import check_workers, job_threads, resolve_device
-from mnistlab.study.compare import resolve_configs
+from mnistlab.study.compare import resolve_configs, resolve_models
 from mnistlab.tune.report import write_tune_outputs
 from mnistlab.tune.space import build_space
 from mnistlab.tune.trial import (STUDY_NAME, TuneTask, ask_trial, counted_trials, load_trial_context, median_pruner,
@@ -53,7 +54,7 @@ MAX_TRIALS = 10_000
 
 
 def run_tune(
-    model_name: str,
+    model: str | ModelSpec,
     settings: dict,
     out_dir: str | os.PathLike,
     trials: int,
@@ -84,8 +85,9 @@ def run_tune(
                           f"on the cluster)")
     if not ray_address:
         check_workers(workers)
-    config = resolve_configs([model_name], settings)[model_name]
-    space = build_space(model_name, RECIPES[model_name], settings, space_file)
+    [spec] = resolve_models([model])
+    config = resolve_configs([spec], settings)[spec.label]
+    space = build_space(spec.label, spec.recipe, settings, space_file)
     if ray_address and importlib.util.find_spec("grpc") is None:  # the study's proxy needs it: say so first
         raise ConfigError("tune --ray needs grpcio; install it with: pip install 'mnistlab[ray]'")
     torch_device = resolve_device(device)
@@ -95,9 +97,12 @@ def run_tune(
                           ray_address=ray_address, ray_at_once=workers)
     check_run_folder(out_dir, "tune", resume, force)  # before the dataset is read (or downloaded)
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
-    task = TuneTask(model_name, dict(settings), space, config.seed, trials, str(torch_device), progress)
+    check_model(spec, len(dataset.class_names))
+    task = TuneTask(spec, dict(settings), space, config.seed, trials, str(torch_device), progress)
     with claimed(out_dir, "tune", resume, force) as out_dir:
-        plan = {"model": model_name, "dataset": dataset.checksums, "config": config.to_dict(), "space": space.to_dict()}
+        plan = {"model": spec.label, "dataset": dataset.checksums, "config": config.to_dict(), "space": space.to_dict()}
+        if not spec.builtin or spec.label != spec.target:  # only then: plans of built-in studies stay as they were
+            plan["model_spec"] = spec.to_record(with_source=False)
         storage_url = open_study(out_dir, plan, resume)
         run_trials(task, storage_url, dataset, placement, ContextLoader(load_trial_context, (config.dataset, data_dir)),
                    out_dir)

@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from mnistlab.models.spec import ModelSpec
 from mnistlab.data.datasets import Dataset
 from mnistlab.data.folders import open_dataset
 from mnistlab.common.errors import MnistlabError, TrainingDiverged, first_line
@@ -42,13 +43,18 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # trials
 class TuneTask:
     """What every trial of a study shares: the model, the user's settings, the space, the seed and the budget."""
 
-    model_name: str
+    model: ModelSpec  # a user's file travels in it as source text, to workers and Ray tasks alike
     settings: dict
     space: SearchSpace
     seed: int
     trials: int
     device: str = "cpu"
     progress: bool = False
+
+
+    @property
+    def model_name(self) -> str:
+        return self.model.label
 
 
 def median_pruner() -> optuna.pruners.MedianPruner:
@@ -78,7 +84,7 @@ def train_trial(trial: optuna.Trial, task: TuneTask, dataset: Dataset, values: d
 
     Returns ("complete", last epoch's accuracy), ("pruned", None) or ("diverged", None).
     """
-    config = model_config(task.model_name, {**task.space.fixed, **task.settings, **values})
+    config = model_config(task.model, {**task.space.fixed, **task.settings, **values})
 
     def report(state: dict) -> None:
         record = state["history"][-1]
@@ -87,7 +93,7 @@ def train_trial(trial: optuna.Trial, task: TuneTask, dataset: Dataset, values: d
             raise optuna.TrialPruned()  # out of train(): the remaining epochs never run
 
     try:
-        result = train(task.model_name, dataset, config, progress=False, on_epoch_end=report, device=task.device)
+        result = train(task.model, dataset, config, progress=False, on_epoch_end=report, device=task.device)
     except optuna.TrialPruned:
         return "pruned", None
     except TrainingDiverged:  # a real outcome of these settings (too high a rate): scored as stopped early

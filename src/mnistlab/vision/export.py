@@ -44,7 +44,7 @@ def quiet_logger(name: str):
 
 
 def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike | None = None,
-                opset: int = DEFAULT_OPSET, overwrite: bool = False) -> Path:
+                opset: int = DEFAULT_OPSET, overwrite: bool = False, trust_code: bool = False) -> Path:
     """Write the checkpoint's model as ONNX (input "images" (N, 1, 28, 28) float32 in [0, 1], output "logits").
 
     `out_path` (default: the checkpoint's path with .onnx) is never the checkpoint itself, a folder or a
@@ -55,7 +55,7 @@ def export_onnx(checkpoint: str | os.PathLike, out_path: str | os.PathLike | Non
         raise ConfigError(f"opset {opset} is not supported; choose {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}")
     onnx = _require("onnx")
     _require("onnxscript")
-    model, state = load_checkpoint(checkpoint)
+    model, state = load_checkpoint(checkpoint, trust_code=trust_code)
     out_path = Path(out_path) if out_path else Path(checkpoint).with_suffix(".onnx")
     check_output_file(out_path, "--out", [checkpoint], overwrite, example=f"{Path(checkpoint).stem}.onnx")
     example = torch.zeros(2, 1, 28, 28)

@@ -72,9 +72,13 @@ def find_checkpoints(paths: list[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def load_model(path: str | os.PathLike, name: str | None = None, device: str = "cpu") -> LoadedModel:
-    """Load one checkpoint file for prediction on `device`; `name` defaults to its model name."""
-    model, state = load_checkpoint(path)
+def load_model(path: str | os.PathLike, name: str | None = None, device: str = "cpu",
+               trust_code: bool = False) -> LoadedModel:
+    """Load one checkpoint file for prediction on `device`; `name` defaults to its model name.
+
+    A model of the user's own loads only with `trust_code` (its recorded code runs; see `training.checkpoint`).
+    """
+    model, state = load_checkpoint(path, trust_code=trust_code)
     model.to(resolve_device(device))
     metrics = state.get("metrics") or {}
     dataset = state.get("dataset") or {}
@@ -97,7 +101,7 @@ def public_dataset_name(name: str) -> str:
 
 
 def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None,
-                device: str = "cpu") -> list[LoadedModel]:
+                device: str = "cpu", trust_code: bool = False) -> list[LoadedModel]:
     """Load every checkpoint in `paths` (files or folders) with a unique display name each: its model name, or
     where several checkpoints hold the same model, each one's file stem ("cnn-seed1"), then "<folder>/<stem>",
     then a number, until the names differ.
@@ -108,7 +112,7 @@ def load_models(paths: list[str | os.PathLike], skipped: list[str] | None = None
     loaded: list[LoadedModel] = []
     for path in find_checkpoints(paths):
         try:
-            model = load_model(path, device=device)
+            model = load_model(path, device=device, trust_code=trust_code)
         except CheckpointError as error:
             if skipped is None:
                 raise

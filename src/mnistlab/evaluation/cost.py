@@ -1,0 +1,74 @@
+"""What a model costs beside its accuracy: parameters, multiply-adds per image, checkpoint size and inference speed.
+
+Multiply-adds are counted by PyTorch's own `torch.utils.flop_counter` on one image
+(two flops per multiply-add), so they are the same on every machine. The two
+speeds are measured on this machine with the run's thread count: the median
+latency of one image at a time, as `predict` and `serve` see it, and the
+throughput of batches of `BATCH` images, as `evaluate` sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from mnistlab.data.datasets import IMAGE_SIDE
+from mnistlab.models import count_parameters
+from mnistlab.training.runtime import configured_runtime
+
+SINGLE_RUNS = 50  # single-image forward passes timed (after WARMUP)
+BATCH = 256  # images per batch for throughput, as `models.infer` runs them
+BATCH_RUNS = 5
+WARMUP = 5
+
+
+def multiply_adds(model: nn.Module) -> int:
+    """Multiply-adds of one forward pass on one image, as PyTorch's flop counter counts them."""
+    image = torch.rand(1, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.eval()(image)
+    return counter.get_total_flops() // 2
+
+
+def inference_speed(model: nn.Module, threads: int | None) -> dict:
+    """Median single-image latency (ms) and batched throughput (images per second) on `threads` threads."""
+    model.eval()
+    single = torch.rand(1, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last)
+    batch = torch.rand(BATCH, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last)
+    with configured_runtime(threads), torch.inference_mode():
+        for _ in range(WARMUP):
+            model(single)
+            model(batch)
+        latencies = []
+        for _ in range(SINGLE_RUNS):
+            start = time.perf_counter()
+            model(single)
+            latencies.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(BATCH_RUNS):
+            model(batch)
+        batch_seconds = time.perf_counter() - start
+        used = torch.get_num_threads()
+    return {"latency_ms_p50": 1000 * statistics.median(latencies),
+            "images_per_second": BATCH * BATCH_RUNS / batch_seconds, "threads": used}
+
+
+def model_cost(model: nn.Module, checkpoint: str | os.PathLike | None, threads: int | None) -> dict:
+    """A model's cost record for metrics.json: "inference" holds the timed part, which differs run to run."""
+    return {"params": count_parameters(model), "multiply_adds": multiply_adds(model),
+            "checkpoint_bytes": os.path.getsize(checkpoint) if checkpoint is not None else None,
+            "inference": inference_speed(model, threads)}
+
+
+def best_trade_offs(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Names whose (accuracy, multiply-adds) no other model beats on both: at least as accurate and at most as
+    costly, and strictly better on one (the Pareto front), in order of cost."""
+    front = [name for name, (accuracy, cost) in points.items()
+             if not any(other_accuracy >= accuracy and other_cost <= cost and (other_accuracy, other_cost) != (accuracy, cost)
+                        for other, (other_accuracy, other_cost) in points.items() if other != name)]
+    return sorted(front, key=lambda name: points[name][1])
