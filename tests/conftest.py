@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlab.data import datasets
-from mnistlab.data.datasets import FILE_NAMES, DatasetFile, DatasetSpec
+from mnistlab.data import registry
+from mnistlab.data.registry import FILE_NAMES, DatasetFile, DatasetSpec
 from mnistlab.data.idx import encode_idx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def register_tiny_dataset(data_dir: Path, monkeypatch):
             gz_sha256=hashlib.sha256(gz_bytes[role]).hexdigest(),
         )
     spec = DatasetSpec("tiny", "synthetic test data", ("http://127.0.0.1:9/",), files, tuple("0123456789"))
-    monkeypatch.setitem(datasets.DATASETS, "tiny", spec)
+    monkeypatch.setitem(registry.DATASETS, "tiny", spec)
     return spec, data_dir, arrays, gz_bytes
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mnistlab.evaluation import corruptions
+from mnistlab.evaluation import corruptions, geometry
 from mnistlab.common.errors import ConfigError
 
 from synthetic_digits import blobs
@@ -62,7 +62,7 @@ def test_unknown_corruption_and_bad_images_are_named():
     with pytest.raises(ValueError, match="uint8 images of shape \\(N, 28, 28\\)"):
         corruptions.corrupt(IMAGES.astype(np.float32), "fog")
     with pytest.raises(ValueError, match="uint8 images of shape"):
-        corruptions.rotate(IMAGES[0], 10)
+        geometry.rotate(IMAGES[0], 10)
 
 
 def test_shot_noise_is_poisson_in_photons():
@@ -108,41 +108,41 @@ def test_motion_blur_smears_a_dot_into_a_streak_within_45_degrees_of_horizontal(
 
 def test_shear_slants_a_vertical_bar_by_the_factor():
     bar = one_image(lambda image: image.__setitem__((slice(4, 24), slice(13, 15)), 255))
-    out = corruptions.shear(np.repeat(bar, 8, axis=0), seed=0)
+    out = geometry.shear(np.repeat(bar, 8, axis=0), seed=0)
     slopes = set()
     for image in out:
         rows = np.arange(4, 24)
         columns = np.array([ndimage.center_of_mass(image[row].astype(float))[0] for row in rows])
         slope = np.polyfit(rows, columns, 1)[0]
-        assert abs(slope) == pytest.approx(corruptions.SHEAR_FACTOR, abs=0.02)
+        assert abs(slope) == pytest.approx(geometry.SHEAR_FACTOR, abs=0.02)
         slopes.add(np.sign(slope))
         np.testing.assert_allclose(image.astype(float).sum(axis=1), bar[0].astype(float).sum(axis=1), rtol=0.01)
     assert slopes == {-1.0, 1.0}  # both directions occur
 
 
 def test_scale_shrinks_the_digit_about_the_centre():
-    out = corruptions.scale(IMAGES, seed=0)
-    offset_before = centre_of_mass(IMAGES) - corruptions.CENTRE
-    offset_after = centre_of_mass(out) - corruptions.CENTRE
-    np.testing.assert_allclose(offset_after, corruptions.SCALE_FACTOR * offset_before, atol=0.1)  # bilinear aliasing
+    out = geometry.scale(IMAGES, seed=0)
+    offset_before = centre_of_mass(IMAGES) - geometry.CENTRE
+    offset_after = centre_of_mass(out) - geometry.CENTRE
+    np.testing.assert_allclose(offset_after, geometry.SCALE_FACTOR * offset_before, atol=0.1)  # bilinear aliasing
     ink_ratio = out.astype(float).sum(axis=(1, 2)) / IMAGES.astype(float).sum(axis=(1, 2))
-    np.testing.assert_allclose(ink_ratio, corruptions.SCALE_FACTOR ** 2, rtol=0.05)  # area scales by the square
+    np.testing.assert_allclose(ink_ratio, geometry.SCALE_FACTOR ** 2, rtol=0.05)  # area scales by the square
 
 
 def test_random_rotation_turns_a_bar_by_the_set_angle_either_way():
     bar = one_image(lambda image: image.__setitem__((slice(13, 15), slice(4, 24)), 255))
-    out = corruptions.rotation(np.repeat(bar, 8, axis=0), seed=0)
+    out = geometry.rotation(np.repeat(bar, 8, axis=0), seed=0)
     angles = np.array([ink_angle(image) for image in out])
-    np.testing.assert_allclose(np.abs(angles), corruptions.ROTATION_DEGREES, atol=1.5)
+    np.testing.assert_allclose(np.abs(angles), geometry.ROTATION_DEGREES, atol=1.5)
     assert (angles > 0).any() and (angles < 0).any()
 
 
 def test_rotate_sweep_zero_is_identity_and_ninety_is_rot90():
-    np.testing.assert_array_equal(corruptions.rotate(IMAGES, 0), IMAGES)
-    quarter = corruptions.rotate(IMAGES, 90).astype(int)
+    np.testing.assert_array_equal(geometry.rotate(IMAGES, 0), IMAGES)
+    quarter = geometry.rotate(IMAGES, 90).astype(int)
     assert np.abs(quarter - np.rot90(IMAGES, axes=(1, 2))).max() <= 1
     bar = one_image(lambda image: image.__setitem__((slice(13, 15), slice(4, 24)), 255))
-    assert ink_angle(corruptions.rotate(bar, 30)[0]) == pytest.approx(30, abs=1.5)  # counter-clockwise
+    assert ink_angle(geometry.rotate(bar, 30)[0]) == pytest.approx(30, abs=1.5)  # counter-clockwise
 
 
 def test_brightness_adds_half_of_white_and_clips():
@@ -153,26 +153,26 @@ def test_brightness_adds_half_of_white_and_clips():
 
 
 def test_translate_moves_the_centre_of_mass_by_the_set_amount():
-    out = corruptions.translation(IMAGES, seed=0)  # the blobs keep a 4-pixel margin: no ink falls off
+    out = geometry.translation(IMAGES, seed=0)  # the blobs keep a 4-pixel margin: no ink falls off
     moved = centre_of_mass(out) - centre_of_mass(IMAGES)
-    np.testing.assert_allclose(np.abs(moved), corruptions.TRANSLATION_PIXELS, atol=1e-9)
+    np.testing.assert_allclose(np.abs(moved), geometry.TRANSLATION_PIXELS, atol=1e-9)
     assert len({tuple(np.sign(row)) for row in moved}) == 4  # all four diagonal directions occur
 
 
 @pytest.mark.parametrize("direction, axis, sign", [("right", 1, 1), ("left", 1, -1), ("down", 0, 1), ("up", 0, -1)])
 def test_shift_sweep_moves_by_whole_pixels(direction, axis, sign):
-    np.testing.assert_array_equal(corruptions.shift(IMAGES, 0, direction), IMAGES)
-    moved = centre_of_mass(corruptions.shift(IMAGES, 4, direction)) - centre_of_mass(IMAGES)
+    np.testing.assert_array_equal(geometry.shift(IMAGES, 0, direction), IMAGES)
+    moved = centre_of_mass(geometry.shift(IMAGES, 4, direction)) - centre_of_mass(IMAGES)
     np.testing.assert_allclose(moved[:, axis], 4 * sign, atol=1e-9)
     np.testing.assert_allclose(moved[:, 1 - axis], 0, atol=1e-9)
-    assert not corruptions.shift(IMAGES, 28, direction).any()
+    assert not geometry.shift(IMAGES, 28, direction).any()
 
 
 def test_shift_rejects_bad_arguments():
     with pytest.raises(ConfigError, match="shift direction 'sideways' is unknown"):
-        corruptions.shift(IMAGES, 1, "sideways")
+        geometry.shift(IMAGES, 1, "sideways")
     with pytest.raises(ValueError, match="whole number of pixels"):
-        corruptions.shift(IMAGES, 1.5)
+        geometry.shift(IMAGES, 1.5)
 
 
 def test_stripe_inverts_exactly_its_columns():

@@ -15,7 +15,7 @@ from conftest import assert_one_line_error, run_cli
 from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mnistlab.training.config import TrainConfig
 from mnistlab.data.folders import class_folders, open_dataset
-from mnistlab.data.datasets import DATASETS
+from mnistlab.data.registry import DATASETS
 from mnistlab.common.errors import DatasetError
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.models import MODELS, build_model

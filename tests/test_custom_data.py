@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import make_tiny_arrays
 from mnistlab.cli.main import main
 from mnistlab.data.folders import open_dataset
-from mnistlab.data.datasets import FILE_NAMES
+from mnistlab.data.registry import FILE_NAMES
 from mnistlab.common.errors import DatasetError
 from mnistlab.data.idx import encode_idx
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import snapshot
-from mnistlab.data import datasets
+from mnistlab.data import datasets, registry
 from mnistlab.data.datasets import cache_dir, fetch_dataset, load_dataset
 from mnistlab.common.errors import DatasetError
 from mnistlab.data.idx import encode_idx
@@ -34,7 +34,7 @@ def test_environment_variable_points_at_the_data(tiny_dataset, monkeypatch):
 
 def _corrupt(data_dir, role, arrays, payload=None):
     """Replace one file of the tiny dataset with `payload` (IDX bytes), gzipped."""
-    path = data_dir / "tiny" / f"{datasets.FILE_NAMES[role]}.gz"
+    path = data_dir / "tiny" / f"{registry.FILE_NAMES[role]}.gz"
     path.write_bytes(gzip.compress(payload, mtime=0))
     return path
 
@@ -79,9 +79,9 @@ def test_structure_is_checked_even_when_no_checksum_is_pinned(tiny_dataset, monk
     spec, data_dir, arrays, _ = tiny_dataset
     mutate(arrays)
     for role, array in arrays.items():
-        (data_dir / "tiny" / f"{datasets.FILE_NAMES[role]}.gz").write_bytes(gzip.compress(encode_idx(array)))
-    unpinned = {role: datasets.DatasetFile(file.name, None) for role, file in spec.files.items()}
-    monkeypatch.setitem(datasets.DATASETS, "tiny", datasets.DatasetSpec("tiny", "", (), unpinned, spec.class_names))
+        (data_dir / "tiny" / f"{registry.FILE_NAMES[role]}.gz").write_bytes(gzip.compress(encode_idx(array)))
+    unpinned = {role: registry.DatasetFile(file.name, None) for role, file in spec.files.items()}
+    monkeypatch.setitem(registry.DATASETS, "tiny", registry.DatasetSpec("tiny", "", (), unpinned, spec.class_names))
     with pytest.raises(DatasetError, match=message):
         load_dataset("tiny", data_dir)
 
@@ -142,8 +142,8 @@ def test_refuses_bytes_whose_payload_is_wrong_even_if_the_gz_checksum_is_not_pin
 ):
     """Without gz checksums (a recompressed mirror), the payload SHA-256 still guards the cache."""
     spec, data_dir, arrays, _ = tiny_dataset
-    unpinned_gz = {role: datasets.DatasetFile(file.name, file.payload_sha256) for role, file in spec.files.items()}
-    monkeypatch.setitem(datasets.DATASETS, "tiny", datasets.DatasetSpec("tiny", "", (), unpinned_gz, spec.class_names))
+    unpinned_gz = {role: registry.DatasetFile(file.name, file.payload_sha256) for role, file in spec.files.items()}
+    monkeypatch.setitem(registry.DATASETS, "tiny", registry.DatasetSpec("tiny", "", (), unpinned_gz, spec.class_names))
     bad = tmp_path / "bad"
     shutil.copytree(data_dir / "tiny", bad)
     labels = arrays["train_labels"].copy()
@@ -160,7 +160,7 @@ def test_real_mnist_file_downloads_from_a_local_mirror(real_data_dir, http_mirro
     """The official t10k-labels file passes both the gz and the payload checksums after a download."""
     server, base = http_mirrors
     server.roots = {"good": real_data_dir / "mnist", "corrupt": real_data_dir / "mnist"}
-    spec = datasets.get_dataset_spec("mnist")
+    spec = registry.get_dataset_spec("mnist")
     path = datasets.locate_file(spec, "test_labels", None, download=True,
                                 mirrors=[base + "gone/", base + "corrupt/", base + "good/"], progress=False)
     assert path == cache_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz"
@@ -171,7 +171,7 @@ def test_real_mnist_loads_with_the_published_shapes_and_checksums(real_data_dir)
     dataset = load_dataset("mnist", real_data_dir)
     assert dataset.train_images.shape == (60000, 28, 28) and dataset.test_images.shape == (10000, 28, 28)
     assert np.bincount(dataset.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    spec = datasets.get_dataset_spec("mnist")
+    spec = registry.get_dataset_spec("mnist")
     assert dataset.checksums == {file.name: file.payload_sha256 for file in spec.files.values()}
     assert snapshot(cache_dir()) == {}  # read in place, nothing copied
 
@@ -185,8 +185,8 @@ def test_real_fashion_mnist_loads(real_data_dir):
 def test_gz_md5_guards_datasets_without_a_payload_checksum(tiny_dataset, monkeypatch):
     """KMNIST-style entries (only the official .gz MD5 is known) accept the official file and refuse others."""
     spec, data_dir, arrays, _ = tiny_dataset
-    md5_only = {role: datasets.DatasetFile(file.name, None, gz_md5=file.gz_md5) for role, file in spec.files.items()}
-    monkeypatch.setitem(datasets.DATASETS, "tiny", datasets.DatasetSpec("tiny", "", (), md5_only, spec.class_names))
+    md5_only = {role: registry.DatasetFile(file.name, None, gz_md5=file.gz_md5) for role, file in spec.files.items()}
+    monkeypatch.setitem(registry.DATASETS, "tiny", registry.DatasetSpec("tiny", "", (), md5_only, spec.class_names))
     np.testing.assert_array_equal(load_dataset("tiny", data_dir).test_labels, arrays["test_labels"])
     recompressed = data_dir / "tiny" / "t10k-labels-idx1-ubyte.gz"
     recompressed.write_bytes(gzip.compress(encode_idx(arrays["test_labels"]), mtime=12345))

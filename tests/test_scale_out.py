@@ -144,9 +144,10 @@ def test_a_job_that_fails_in_a_worker_is_a_one_line_error_naming_it(tiny_dataset
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize(("device", "fragment"), [("cuda", "CUDA GPU"), ("cuda:7", "CUDA GPU"), ("tpu", "invalid")])
 def test_a_device_that_is_not_there_is_a_one_line_error(device, fragment, tiny_dataset, tmp_path, capsys):
-    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+    if device.startswith("cuda") and torch.cuda.device_count() > int(device.partition(":")[2] or 0):
         pytest.skip("this machine has that GPU")
     _, data_dir, _, _ = tiny_dataset
     for argv in (["compare", "--dataset", "tiny", "--models", "logreg", "--out", tmp_path / "run"],
@@ -155,6 +156,7 @@ def test_a_device_that_is_not_there_is_a_one_line_error(device, fragment, tiny_d
         assert_one_line_error(code, err, f"--device {device}", fragment)
 
 
+@pytest.mark.cuda
 def test_device_auto_and_cpu_train_the_same_numbers_on_a_cpu_machine(tiny_dataset, tmp_path, capsys):
     if torch.cuda.is_available() or torch.backends.mps.is_available():
         pytest.skip("auto picks a GPU here")
@@ -167,6 +169,7 @@ def test_device_auto_and_cpu_train_the_same_numbers_on_a_cpu_machine(tiny_datase
     assert json.loads((tmp_path / "auto" / "metrics.json").read_text())["machine"]["device"] == "cpu"
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
 def test_gpu_training_is_repeatable_and_its_checkpoint_loads_on_the_cpu(tiny_dataset, tmp_path, capsys):
     from mnistlab.training.checkpoint import load_checkpoint

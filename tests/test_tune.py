@@ -26,7 +26,8 @@ from conftest import assert_one_line_error, run_cli
 from synthetic_digits import blobs
 
 from mnistlab.training.config import read_settings
-from mnistlab.data.datasets import FILE_NAMES, Dataset
+from mnistlab.data.datasets import Dataset
+from mnistlab.data.registry import FILE_NAMES
 from mnistlab.data.idx import encode_idx
 
 SRC = Path(__file__).resolve().parents[1] / "src"

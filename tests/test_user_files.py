@@ -294,3 +294,23 @@ def test_default_run_folders_never_reuse_a_taken_name(tmp_path, monkeypatch):
     first.mkdir(parents=True)
     second = default_run_dir("compare")
     assert first.name == "20260102-030405-compare" and second.name == "20260102-030405-compare-2"
+
+
+def test_where_the_os_deletes_no_open_file_the_lock_file_goes_after_release(tmp_path, monkeypatch):
+    """Windows refuses to delete an open file: `.lock` is then deleted once closed, and the lock still works."""
+    from pathlib import Path
+
+    real_unlink, refused = Path.unlink, []
+
+    def refuse_while_open(path, missing_ok=False):
+        if path.name == LOCK_FILE and not refused:
+            refused.append(path)
+            raise PermissionError(13, "The process cannot access the file because it is being used")
+        return real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse_while_open)
+    with locked(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    assert refused and not (tmp_path / LOCK_FILE).exists()
+    with locked(tmp_path):  # released: taken again at once
+        pass

@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from mnistlab.common.errors import ConfigError
-from mnistlab.data.datasets import IMAGE_SIDE, Dataset
+from mnistlab.data.datasets import Dataset
+from mnistlab.data.registry import IMAGE_SIDE
 from mnistlab.data.folders import open_dataset
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.training.runtime import configured_runtime

@@ -203,14 +203,14 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 
 def run_data_command(args: argparse.Namespace) -> int:
-    from mnistlab.data import datasets
+    from mnistlab.data import datasets, registry
 
     if args.data_command == "list":
-        for name, spec in datasets.DATASETS.items():
+        for name, spec in registry.DATASETS.items():
             where = datasets.find_local_copy(name, args.data_dir)
             print(f"{name:14} {spec.description}\n{'':14} local copy: {where or 'none (will download on first use)'}")
         return 0
-    datasets.get_dataset_spec(args.name, folders=False)  # a folder or unknown name: an error that fits this command
+    registry.get_dataset_spec(args.name, folders=False)  # a folder or unknown name: an error that fits this command
     if args.data_command == "fetch":
         paths = datasets.fetch_dataset(args.name, mirrors=args.mirror, progress=not args.quiet)
     else:

@@ -12,6 +12,7 @@ import warnings
 
 from mnistlab.cli.commands import COMMANDS, EXIT_USER_ERROR, print_error
 from mnistlab.cli.parser import build_parser
+from mnistlab.common.cpu import available_cores, prefer_passive_waiting
 from mnistlab.common.errors import ConfigError, MnistlabError
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -51,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def command_runtime(args: argparse.Namespace):
     """The runtime a command's numbers need (threads, deterministic kernels); none for the commands that only
-    list or check files, which so start without importing PyTorch."""
+    list or check files, which so start without importing PyTorch. The default thread count is one per core
+    this process may use (affinity, cgroup quota), recorded with the run."""
     if args.command in ("models", "data"):
         return contextlib.nullcontext()
     from mnistlab.training.runtime import configured_runtime
 
-    return configured_runtime(args.threads)
+    return configured_runtime(args.threads or available_cores())
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -65,13 +67,15 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 
 
 def entry() -> None:
-    """The console script: `main`, with Ctrl-C reported as "interrupted" and exit 130 at any moment.
+    """The console script: `main`, with Ctrl-C reported as "interrupted" and exit 130 at any moment, and
+    OpenMP's passive wait policy (see `common.cpu`) unless the user chose one.
 
     Python turns SIGINT into KeyboardInterrupt wherever the main thread is, and
     drops it ("Exception ignored in ...") when that is a finaliser. The handler
     here also records the signal, so an interrupt swallowed that way, or one that
     arrives after the command finished, still ends the process with 130.
     """
+    prefer_passive_waiting()  # before anything imports PyTorch: idle threads sleep instead of spinning
     interrupted = []
 
     def on_interrupt(signum, frame):

@@ -33,7 +33,7 @@ def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None
                         help="no progress bars")
     parser.add_argument("--threads", type=int, metavar="N", default=default,
                         help="PyTorch CPU threads (per job with --workers or --ray); part of what fixes the numbers "
-                             "(default: one per core, or cores / workers)")
+                             "(default: one per core this process may use, or those cores / workers)")
     parser.add_argument("--device", default=default,
                         help="where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: cpu)")
 

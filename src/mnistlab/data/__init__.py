@@ -3,9 +3,9 @@
 from mnistlab.common.lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the module that defines it
-    "DATASETS": "mnistlab.data.datasets",
+    "DATASETS": "mnistlab.data.registry",
     "Dataset": "mnistlab.data.datasets",
-    "IMAGE_SIDE": "mnistlab.data.datasets",
+    "IMAGE_SIDE": "mnistlab.data.registry",
     "load_dataset": "mnistlab.data.datasets",
     "open_dataset": "mnistlab.data.folders",
     "split_indices": "mnistlab.data.splits",

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab.data.datasets import (MAX_CLASSES, DATASETS, FILE_NAMES, IMAGE_SIDE, ROLES, Dataset, DatasetFile, DatasetSpec,
-                               load_dataset, read_dataset_files)
+from mnistlab.data.datasets import Dataset, load_dataset, read_dataset_files
+from mnistlab.data.registry import DATASETS, FILE_NAMES, IMAGE_SIDE, MAX_CLASSES, ROLES, DatasetFile, DatasetSpec
 from mnistlab.common.errors import DatasetError, PreprocessError
 from mnistlab.data.idx import encode_idx, payload_sha256
 from mnistlab.data.decode import decode_image, image_to_gray, read_image_bytes

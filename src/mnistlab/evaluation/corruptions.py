@@ -4,13 +4,14 @@ Every corruption takes uint8 images (N, 28, 28) and a seed and returns new uint8
 images of the same shape; the seed drives a numpy Generator, so the same images
 and seed always give the same corrupted copies. Each works on the whole batch
 at once. The severities are MNIST-C's published ones (its default level for each
-corruption); the geometric ones are written here as affine maps about the image
-centre, the line drawings with a distance-based anti-aliased pen.
+corruption); the geometric ones (shear, scale, rotate, translate) live in `geometry.py`
+as affine maps about the image centre, with their severities; the line drawings here use a
+distance-based anti-aliased pen.
 
     from mnistlab.evaluation.corruptions import CORRUPTIONS, corrupt
     noisy = corrupt(test_images, "shot-noise", seed=0)
 
-`shift` and `rotate` apply one fixed amount to every image, for accuracy sweeps.
+`geometry.shift` and `geometry.rotate` apply one fixed amount to every image, for accuracy sweeps.
 """
 
 from __future__ import annotations
@@ -22,11 +23,8 @@ from scipy import ndimage, signal
 from skimage.feature import canny
 
 from mnistlab.common.errors import ConfigError
-from mnistlab.data.datasets import IMAGE_SIDE
-
-SIDE = IMAGE_SIDE  # pixels; images are SIDE x SIDE
-CENTRE = (SIDE - 1) / 2  # pixel coordinate of the image centre, about which geometric corruptions turn and scale
-CHUNK = 2048  # images warped at once: bounds the coordinate arrays to about 40 MB
+from mnistlab.evaluation.geometry import (SIDE, as_unit_values, rotation, scale, shear, to_uint8,
+                                         translation)
 
 SHOT_PHOTONS = 3  # shot noise: expected photon count of a white pixel (Poisson; fewer photons = more noise)
 IMPULSE_FRACTION = 0.17  # impulse noise: share of pixels set to black or white (half each)
@@ -36,11 +34,7 @@ GLASS_PASSES = 2  # glass blur: passes of local pixel swaps over the image
 MOTION_LENGTH = 10  # motion blur: length of the smear, in pixels
 MOTION_SIGMA = 3.0  # motion blur: Gaussian fall-off of the smear's weights along its length, in pixels
 MOTION_MAX_ANGLE = 45.0  # motion blur: direction drawn uniformly within +-this many degrees of horizontal
-SHEAR_FACTOR = 0.4  # shear: horizontal displacement per pixel of height (dimensionless), either direction
-SCALE_FACTOR = 0.7  # scale: the digit shrinks to this fraction of its size about the centre
-ROTATION_DEGREES = 22.9  # rotation: MNIST-C's 0.4 radians, clockwise or counter-clockwise at random
 BRIGHTNESS_ADDED = 0.5  # brightness: fraction of full white added to every pixel
-TRANSLATION_PIXELS = 3  # translation: shift along each axis in pixels, each direction at random
 STRIPE_COLUMNS = (range(0, 7), range(21, 28))  # stripe: columns whose intensities are inverted
 FOG_STRENGTH = 3.0  # fog: haze brightness relative to the digit's (the digit keeps 1 / (1 + this) of its contrast)
 FOG_DECAY = 1.4  # fog: amplitude ratio between one octave of the fractal haze and the next finer one
@@ -54,45 +48,6 @@ DASH = 2  # dotted line: length of each dash and each gap, in pixels of width
 ZIGZAG_STEP, ZIGZAG_AMPLITUDE = 2.0, 2.0  # zigzag: along-line half-period and sideways amplitude, in pixels
 ZIGZAG_SLOPE_PIXELS = 5  # zigzag: the line rises or falls by up to this many pixels over its length
 EDGE_SIGMA = 1.0  # edges only: Gaussian smoothing of the Canny edge detector, in pixels
-
-
-def _check(images: np.ndarray) -> np.ndarray:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape[1:] != (SIDE, SIDE) \
-            or images.ndim != 3:
-        shape = getattr(images, "shape", None)
-        raise ValueError(f"corruptions need uint8 images of shape (N, 28, 28), got {type(images).__name__} {shape}")
-    return images.astype(np.float64) / 255.0
-
-
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
-
-
-def _warp(values: np.ndarray, matrices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Bilinear resampling, zero outside: output pixel p of image n reads input A_n (p - centre) + centre + offset_n.
-
-    `values` (N, 28, 28) float, `matrices` (N, 2, 2) and `offsets` (N, 2) in (row, column) order.
-    """
-    grid = np.stack(np.meshgrid(np.arange(SIDE), np.arange(SIDE), indexing="ij")).reshape(2, -1) - CENTRE
-    out = np.empty_like(values)
-    for start in range(0, len(values), CHUNK):
-        chunk = slice(start, start + CHUNK)
-        sources = matrices[chunk] @ grid + CENTRE + offsets[chunk, :, None]  # (n, 2, 784)
-        index = np.broadcast_to(np.arange(len(sources))[:, None], sources[:, 0].shape)
-        out[chunk] = ndimage.map_coordinates(values[chunk], [index, sources[:, 0], sources[:, 1]],
-                                             order=1, mode="grid-constant", cval=0.0).reshape(-1, SIDE, SIDE)
-    return out
-
-
-def _rotation_matrices(degrees: np.ndarray) -> np.ndarray:
-    """Inverse maps (N, 2, 2) that turn images counter-clockwise as displayed (row axis pointing down)."""
-    radians = np.deg2rad(degrees)
-    cos, sin = np.cos(radians), np.sin(radians)
-    return np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
-
-
-def _random_signs(rng: np.random.Generator, size) -> np.ndarray:
-    return rng.choice(np.array([-1.0, 1.0]), size=size)
 
 
 ROWS, COLUMNS = np.meshgrid(np.arange(SIDE, dtype=np.float64), np.arange(SIDE, dtype=np.float64), indexing="ij")
@@ -111,41 +66,19 @@ def _pen(distance: np.ndarray) -> np.ndarray:
     return np.clip(1.0 + np.log(np.clip(1.0 - distance / PEN_WIDTH, 1e-12, None)), 0.0, 1.0)
 
 
-def shift(images: np.ndarray, pixels: int, direction: str = "right") -> np.ndarray:
-    """Every image moved by a whole number of `pixels` towards `direction` (right, left, down, up); zeros fill in."""
-    moves = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
-    if direction not in moves:
-        raise ConfigError(f"shift direction {direction!r} is unknown; choose one of {', '.join(moves)}")
-    if int(pixels) != pixels:
-        raise ValueError(f"shift needs a whole number of pixels, got {pixels}")
-    _check(images)
-    rows, columns = (int(pixels) * step for step in moves[direction])
-    out = np.zeros_like(images)
-    source = images[:, max(0, -rows):SIDE - max(0, rows), max(0, -columns):SIDE - max(0, columns)]
-    out[:, max(0, rows):max(0, rows) + source.shape[1], max(0, columns):max(0, columns) + source.shape[2]] = source
-    return out
-
-
-def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
-    """Every image turned counter-clockwise by `degrees` about its centre (bilinear, zeros fill in)."""
-    values = _check(images)
-    matrices = np.broadcast_to(_rotation_matrices(np.float64(degrees)), (len(images), 2, 2))
-    return _to_uint8(_warp(values, matrices, np.zeros((len(images), 2))))
-
-
 def shot_noise(images: np.ndarray, seed: int) -> np.ndarray:
     """Photon noise: each pixel becomes Poisson(SHOT_PHOTONS * intensity) / SHOT_PHOTONS; black stays black."""
     rng = np.random.default_rng(seed)
-    return _to_uint8(rng.poisson(_check(images) * SHOT_PHOTONS) / SHOT_PHOTONS)
+    return to_uint8(rng.poisson(as_unit_values(images) * SHOT_PHOTONS) / SHOT_PHOTONS)
 
 
 def impulse_noise(images: np.ndarray, seed: int) -> np.ndarray:
     """Salt and pepper: IMPULSE_FRACTION of the pixels, drawn at random, turn white or black with equal odds."""
-    values = _check(images)
+    values = as_unit_values(images)
     rng = np.random.default_rng(seed)
     hit = rng.random(values.shape) < IMPULSE_FRACTION
     salt = rng.random(values.shape) < 0.5
-    return _to_uint8(np.where(hit, salt.astype(np.float64), values))
+    return to_uint8(np.where(hit, salt.astype(np.float64), values))
 
 
 def glass_blur(images: np.ndarray, seed: int) -> np.ndarray:
@@ -154,7 +87,7 @@ def glass_blur(images: np.ndarray, seed: int) -> np.ndarray:
     The swaps run pixel by pixel, as in MNIST-C, but for all images at once.
     """
     rng = np.random.default_rng(seed)
-    values = ndimage.gaussian_filter(_check(images), sigma=(0, GLASS_SIGMA, GLASS_SIGMA), mode="nearest")
+    values = ndimage.gaussian_filter(as_unit_values(images), sigma=(0, GLASS_SIGMA, GLASS_SIGMA), mode="nearest")
     inner = range(SIDE - 1 - GLASS_DISTANCE, GLASS_DISTANCE - 1, -1)
     every = np.arange(len(values))
     for _ in range(GLASS_PASSES):
@@ -168,7 +101,7 @@ def glass_blur(images: np.ndarray, seed: int) -> np.ndarray:
                 here, there = values[chosen, row, column], values[chosen, other_row, other_column]
                 values[chosen, other_row, other_column] = here
                 values[chosen, row, column] = there
-    return _to_uint8(ndimage.gaussian_filter(values, sigma=(0, GLASS_SIGMA, GLASS_SIGMA), mode="nearest"))
+    return to_uint8(ndimage.gaussian_filter(values, sigma=(0, GLASS_SIGMA, GLASS_SIGMA), mode="nearest"))
 
 
 def motion_blur(images: np.ndarray, seed: int) -> np.ndarray:
@@ -177,7 +110,7 @@ def motion_blur(images: np.ndarray, seed: int) -> np.ndarray:
     Each image gets its own smear kernel (its weights splatted bilinearly along the direction),
     applied by FFT convolution; zeros lie outside the image.
     """
-    values = _check(images)
+    values = as_unit_values(images)
     rng = np.random.default_rng(seed)
     angles = np.deg2rad(rng.uniform(-MOTION_MAX_ANGLE, MOTION_MAX_ANGLE, size=len(values)))
     steps = np.arange(MOTION_LENGTH)
@@ -192,54 +125,17 @@ def motion_blur(images: np.ndarray, seed: int) -> np.ndarray:
     for row_step, row_weight in ((0, 1 - down), (1, down)):
         for column_step, column_weight in ((0, 1 - right), (1, right)):
             np.add.at(kernels, (every, top + row_step, left + column_step), weights * row_weight * column_weight)
-    return _to_uint8(signal.fftconvolve(values, kernels, mode="same", axes=(1, 2)))
-
-
-def shear(images: np.ndarray, seed: int) -> np.ndarray:
-    """Slant: each row moves sideways by SHEAR_FACTOR times its height above or below the centre."""
-    values = _check(images)
-    factors = SHEAR_FACTOR * _random_signs(np.random.default_rng(seed), len(values))
-    matrices = np.zeros((len(values), 2, 2))
-    matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
-    matrices[:, 1, 0] = factors  # input column = output column + factor * (row - centre)
-    return _to_uint8(_warp(values, matrices, np.zeros((len(values), 2))))
-
-
-def scale(images: np.ndarray, seed: int) -> np.ndarray:
-    """Zoom out: the digit shrinks to SCALE_FACTOR of its size about the centre (the seed is unused)."""
-    values = _check(images)
-    matrices = np.broadcast_to(np.eye(2) / SCALE_FACTOR, (len(values), 2, 2))
-    return _to_uint8(_warp(values, matrices, np.zeros((len(values), 2))))
-
-
-def rotation(images: np.ndarray, seed: int) -> np.ndarray:
-    """Each image turned by ROTATION_DEGREES, clockwise or counter-clockwise at random."""
-    values = _check(images)
-    degrees = ROTATION_DEGREES * _random_signs(np.random.default_rng(seed), len(values))
-    return _to_uint8(_warp(values, _rotation_matrices(degrees), np.zeros((len(values), 2))))
+    return to_uint8(signal.fftconvolve(values, kernels, mode="same", axes=(1, 2)))
 
 
 def brightness(images: np.ndarray, seed: int) -> np.ndarray:
     """Every pixel brightened by BRIGHTNESS_ADDED of full white, clipped at white (the seed is unused)."""
-    return _to_uint8(_check(images) + BRIGHTNESS_ADDED)
-
-
-def translation(images: np.ndarray, seed: int) -> np.ndarray:
-    """Each image moved TRANSLATION_PIXELS along both axes, each direction at random; zeros fill in."""
-    _check(images)
-    signs = _random_signs(np.random.default_rng(seed), (len(images), 2)).astype(int)
-    out = np.empty_like(images)
-    for row_sign in (-1, 1):
-        for column_sign in (-1, 1):
-            chosen = (signs[:, 0] == row_sign) & (signs[:, 1] == column_sign)
-            moved = shift(images[chosen], TRANSLATION_PIXELS * row_sign, "down")
-            out[chosen] = shift(moved, TRANSLATION_PIXELS * column_sign, "right")
-    return out
+    return to_uint8(as_unit_values(images) + BRIGHTNESS_ADDED)
 
 
 def stripe(images: np.ndarray, seed: int) -> np.ndarray:
     """The intensities of the STRIPE_COLUMNS inverted (255 - value); the seed is unused."""
-    _check(images)
+    as_unit_values(images)
     out = images.copy()
     for columns in STRIPE_COLUMNS:
         out[:, :, columns.start:columns.stop] = 255 - images[:, :, columns.start:columns.stop]
@@ -248,7 +144,7 @@ def stripe(images: np.ndarray, seed: int) -> np.ndarray:
 
 def fog(images: np.ndarray, seed: int) -> np.ndarray:
     """Haze: a fractal noise field in [0, 1] (one per image) added FOG_STRENGTH times, then rescaled to the image's peak."""
-    values = _check(images)
+    values = as_unit_values(images)
     rng = np.random.default_rng(seed)
     haze = np.zeros_like(values)
     for octave, grid in enumerate(FOG_GRIDS):
@@ -258,34 +154,34 @@ def fog(images: np.ndarray, seed: int) -> np.ndarray:
     low, high = haze.min(axis=(1, 2), keepdims=True), haze.max(axis=(1, 2), keepdims=True)
     haze = (haze - low) / np.maximum(high - low, 1e-12)
     peak = values.max(axis=(1, 2), keepdims=True)
-    return _to_uint8((values + FOG_STRENGTH * haze) * peak / (peak + FOG_STRENGTH))
+    return to_uint8((values + FOG_STRENGTH * haze) * peak / (peak + FOG_STRENGTH))
 
 
 def spatter(images: np.ndarray, seed: int) -> np.ndarray:
     """Mud: blobs of a thresholded, blurred random liquid layer cover the image in SPATTER_GREY."""
-    values = _check(images)
+    values = as_unit_values(images)
     rng = np.random.default_rng(seed)
     liquid = rng.normal(SPATTER_MEAN, SPATTER_SPREAD, size=values.shape)
     liquid = ndimage.gaussian_filter(liquid, sigma=(0, SPATTER_SIGMA, SPATTER_SIGMA), mode="nearest")
     wet = (liquid > SPATTER_THRESHOLD).astype(np.float64)
     mask = ndimage.gaussian_filter(wet, sigma=(0, SPATTER_EDGE_SIGMA, SPATTER_EDGE_SIGMA), mode="nearest")
     mask[mask < SPATTER_OPACITY] = 0.0
-    return _to_uint8(values * (1 - mask) + SPATTER_GREY / 255.0 * mask)
+    return to_uint8(values * (1 - mask) + SPATTER_GREY / 255.0 * mask)
 
 
 def dotted_line(images: np.ndarray, seed: int) -> np.ndarray:
     """A dashed white line across the full width between two random heights (DASH-wide gaps, then dashes)."""
-    values = _check(images)
+    values = as_unit_values(images)
     rng = np.random.default_rng(seed)
     start_rows, end_rows = rng.integers(0, SIDE - 1, size=(2, len(values)))
     ink = _pen(_segment_distance(start_rows, np.zeros(len(values)), end_rows, np.full(len(values), SIDE - 1.0)))
     ink[:, :, (np.arange(SIDE) // DASH) % 2 == 0] = 0.0  # columns 0-1 gap, 2-3 dash, 4-5 gap, ...
-    return _to_uint8(values + ink)
+    return to_uint8(values + ink)
 
 
 def zigzag(images: np.ndarray, seed: int) -> np.ndarray:
     """A white zigzag (teeth ZIGZAG_AMPLITUDE high every ZIGZAG_STEP pixels) from column 2 to 25 at a random height."""
-    values = _check(images)
+    values = as_unit_values(images)
     rng = np.random.default_rng(seed)
     start_rows = rng.integers(0, SIDE - 1, size=len(values)).astype(np.float64)
     end_rows = start_rows + rng.integers(-ZIGZAG_SLOPE_PIXELS, ZIGZAG_SLOPE_PIXELS, size=len(values))
@@ -305,12 +201,12 @@ def zigzag(images: np.ndarray, seed: int) -> np.ndarray:
     for vertex in range(vertices):
         distance = np.minimum(distance, _segment_distance(points_row[vertex], points_column[vertex],
                                                           points_row[vertex + 1], points_column[vertex + 1]))
-    return _to_uint8(values + _pen(distance))
+    return to_uint8(values + _pen(distance))
 
 
 def edges_only(images: np.ndarray, seed: int) -> np.ndarray:
     """Only the digit's outline: white where scikit-image's Canny detector finds an edge, black elsewhere."""
-    values = _check(images)
+    values = as_unit_values(images)
     return np.stack([canny(image, sigma=EDGE_SIGMA) for image in values]).astype(np.uint8) * 255
 
 

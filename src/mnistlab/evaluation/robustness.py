@@ -21,7 +21,8 @@ import numpy as np
 from torch import nn
 
 from mnistlab.evaluation import stats
-from mnistlab.evaluation.corruptions import CORRUPTIONS, corrupt, rotate, shift
+from mnistlab.evaluation.corruptions import CORRUPTIONS, corrupt
+from mnistlab.evaluation.geometry import rotate, shift
 from mnistlab.models import images_to_tensor, infer
 
 LogitsFunction = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, 28, 28) -> logits (N, classes)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mnistlab.common.errors import ConfigError
-from mnistlab.data.datasets import MAX_CLASSES
+from mnistlab.data.registry import MAX_CLASSES
 
 NUM_CLASSES = 10  # outputs of a model built without `num_classes`: the ten digits
 MODELS: dict[str, Callable[..., nn.Module]] = {}

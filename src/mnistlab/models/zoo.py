@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.data.datasets import IMAGE_SIDE
+from mnistlab.data.registry import IMAGE_SIDE
 from mnistlab.models.catalogue import BUILT_IN
 from mnistlab.models.registry import NUM_CLASSES, register_model
 

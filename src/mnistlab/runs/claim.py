@@ -9,13 +9,13 @@ command never writes into, or deletes from, a folder it did not create.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import re
 from pathlib import Path
 from typing import Iterator
+
+from filelock import lock_descriptor, unlock_descriptor
 
 from mnistlab.common.atomic import atomic_path
 from mnistlab.common.errors import ConfigError
@@ -32,10 +32,12 @@ def locked(run_dir: str | os.PathLike, create: bool = True) -> Iterator[Path]:
     """Hold `run_dir`'s lock until the block ends; a second holder gets `ConfigError`. With `create`, make the
     folder first if needed; without, a missing folder is a `ConfigError`.
 
-    An OS file lock (flock) on `.lock`, which holds the holder's pid: the kernel releases it when the
-    process exits or dies, so a killed run never leaves a stale lock behind. The holder deletes `.lock`
-    before releasing it, so no lock file stays in the folder; a process that locked a file that has
-    since been deleted (or replaced) finds out by comparing it with the path, and tries again.
+    An OS file lock on `.lock` (filelock's primitive on our own descriptor: flock on POSIX, LockFileEx
+    on Windows), which holds the holder's pid: the kernel releases it when the process exits or dies, so
+    a killed run never leaves a stale lock behind. The holder deletes `.lock` before releasing it, so no
+    lock file stays in the folder; a process that locked a file that has since been deleted (or replaced)
+    finds out by comparing it with the path, and tries again. (Windows deletes no open file: there `.lock`
+    goes after the release, when no other process has it open, and the lock's byte hides the pid from others.)
     """
     run_dir = Path(run_dir)
     if not create and not run_dir.is_dir():
@@ -44,15 +46,10 @@ def locked(run_dir: str | os.PathLike, create: bool = True) -> Iterator[Path]:
     for _ in range(100):  # each retry means another process took and dropped the lock meanwhile
         handle = _open_lock_file(run_dir)
         with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                    raise
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
+            if not lock_descriptor(handle.fileno(), blocking=False):
+                holder = _read_holder(handle)
                 raise ConfigError(f"{run_dir}: another mnistlab run (pid {holder}) is writing this folder; "
-                                  f"wait for it to finish or choose another --out") from None
+                                  f"wait for it to finish or choose another --out")
             if not _is_current(handle, run_dir / LOCK_FILE):
                 continue  # locked a file its last holder deleted: it locks nothing now
             handle.seek(0)
@@ -62,8 +59,11 @@ def locked(run_dir: str | os.PathLike, create: bool = True) -> Iterator[Path]:
             try:
                 yield run_dir
             finally:
-                (run_dir / LOCK_FILE).unlink(missing_ok=True)  # while still held: see above
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                deleted = _delete(run_dir / LOCK_FILE)  # while still held: see above
+                unlock_descriptor(handle.fileno())
+                if not deleted:  # Windows: now, closed; it stays while another process has it open
+                    handle.close()
+                    _delete(run_dir / LOCK_FILE)
             return
     raise ConfigError(f"{run_dir}: its lock changed hands too often; wait for the other mnistlab runs to finish")
 
@@ -73,6 +73,24 @@ def _open_lock_file(run_dir: Path):
         return open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{run_dir}: cannot create its lock file ({error.strerror}); choose another folder") from None
+
+
+def _read_holder(handle) -> str:
+    """The pid the lock's holder wrote, or "unknown" (not written yet, or unreadable: Windows locks the byte)."""
+    try:
+        handle.seek(0)
+        return handle.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _delete(path: Path) -> bool:
+    """Delete `path` if it is there; False where the OS refuses (Windows deletes no file that is open)."""
+    try:
+        path.unlink(missing_ok=True)
+    except PermissionError:
+        return False
+    return True
 
 
 def _is_current(handle, path: Path) -> bool:

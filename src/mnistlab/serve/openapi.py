@@ -9,7 +9,7 @@ the server to it: `tests/test_serve_contract.py` does.
 
 from __future__ import annotations
 
-from mnistlab.data.datasets import IMAGE_SIDE as SIDE  # px; the images the models read are SIDE x SIDE
+from mnistlab.data.registry import IMAGE_SIDE as SIDE  # px; the images the models read are SIDE x SIDE
 
 UPLOAD_FIELD = "image"  # the multipart/form-data file field
 

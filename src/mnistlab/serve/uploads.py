@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.data.datasets import IMAGE_SIDE
+from mnistlab.data.registry import IMAGE_SIDE
 from mnistlab.data.decode import decode_image
 from mnistlab.vision.ink import NO_DIGIT
 from mnistlab.vision.preprocess import preprocess_decoded

@@ -9,7 +9,8 @@ import numpy as np
 
 from mnistlab.common.atomic import check_output_file
 from mnistlab.common.errors import CheckpointError, ConfigError
-from mnistlab.data.datasets import DATASETS, dataset_record
+from mnistlab.data.datasets import dataset_record
+from mnistlab.data.registry import DATASETS
 from mnistlab.data.folders import open_dataset
 from mnistlab.evaluation.assessment import not_sure_threshold, validation_logits
 from mnistlab.evaluation.evaluate import evaluate

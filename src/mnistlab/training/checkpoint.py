@@ -27,7 +27,7 @@ from torch import nn
 
 from mnistlab.common.version import __version__
 from mnistlab.common.atomic import atomic_path
-from mnistlab.data.datasets import DATASETS
+from mnistlab.data.registry import DATASETS
 from mnistlab.common.errors import CheckpointError
 from mnistlab.models import MAX_CLASSES, MODELS, NUM_CLASSES
 from mnistlab.models.contract import build

@@ -21,11 +21,14 @@ from typing import Iterator
 
 import torch
 
+from mnistlab.common.cpu import WAIT_POLICY, available_cores
 from mnistlab.common.errors import ConfigError
 
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 WORKER_MEMORY_BYTES = 540 * 2**20  # what one local worker process holds: the interpreter, PyTorch and a dataset copy
+# How OpenMP's idle threads wait in this process: fixed when PyTorch loaded it, which was at the latest just above.
+OPENMP_WAIT_POLICY = os.environ.get(WAIT_POLICY, "default")  # "default": spin a while, then sleep
 
 
 @contextlib.contextmanager
@@ -51,19 +54,19 @@ def configured_runtime(threads: int | None = None) -> Iterator[None]:
 
 
 def job_threads(threads: int | None, workers: int, on_cluster: bool) -> int:
-    """PyTorch threads for each job: `threads` if given; else this machine's cores shared among `workers`
-    processes (all of them for one job on a cluster, which asks for that many CPUs); else the current setting."""
+    """PyTorch threads for each job: `threads` if given; else the cores this process may use (affinity, cgroup
+    quota) shared among `workers` processes (all of them for one job on a cluster, which asks for that many
+    CPUs); else the current setting."""
     if threads:
         return threads
     if workers > 1 or on_cluster:
-        return max(1, (os.cpu_count() or 1) // workers)
+        return max(1, available_cores() // workers)
     return torch.get_num_threads()
 
 
 def max_local_workers() -> int:
     """The most local worker processes this machine runs well: one per core it may use, each with its memory."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, memory_bytes() // WORKER_MEMORY_BYTES))
+    return max(1, min(available_cores(), memory_bytes() // WORKER_MEMORY_BYTES))
 
 
 def memory_bytes() -> int:
@@ -206,7 +209,9 @@ def machine_record(device: torch.device = torch.device("cpu")) -> dict:
 
     `cpu_capability` is the instruction set PyTorch's CPU kernels use (DEFAULT,
     AVX2, AVX512, ...): the same seed gives the same numbers bit for bit only on
-    the same capability and thread count.
+    the same capability and thread count. `cores_available` (affinity and cgroup
+    quota) is where the default thread count comes from; `omp_wait_policy` says
+    how idle threads waited, which changes timings, never numbers.
     """
     return {
         "platform": platform.platform(),
@@ -214,7 +219,9 @@ def machine_record(device: torch.device = torch.device("cpu")) -> dict:
         "cpu_model": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
+        "cores_available": available_cores(),
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": OPENMP_WAIT_POLICY,
         "device": str(device),
         "device_name": device_name(device),
     }

@@ -40,7 +40,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.data.datasets import IMAGE_SIDE
+from mnistlab.data.registry import IMAGE_SIDE
 from mnistlab.data.decode import MAX_FILE_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes
 from mnistlab.vision.ink import crop_to_ink, isolate_ink, stroke_width
 

@@ -1,0 +1,40 @@
+"""benchmarks/contention.py without measuring anything: what it refuses, its busy processes, its table."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchmarks import contention
+
+
+def test_without_the_bench_extra_it_names_what_is_missing_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(contention.importlib.util, "find_spec", lambda name: None)
+    assert contention.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tensorflow-cpu, keras" in err and "--mnistlab-only" in err
+
+
+@pytest.mark.parametrize("loads", ["1,2", "0,-1"])
+def test_loads_must_start_quiet(loads, capsys):
+    assert contention.main(["--mnistlab-only", "--loads", loads]) == 2
+    assert "give 0 (quiet) first" in capsys.readouterr().err
+
+
+def test_busy_processes_run_for_the_block_and_are_stopped(tmp_path):
+    with contention.BusyProcesses(2) as busy:
+        pids = [process.pid for process in busy.processes]
+        assert len(pids) == 2 and all(process.poll() is None for process in busy.processes)
+    assert all(process.returncode is not None for process in busy.processes)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_the_table_gives_each_slowdown_against_the_quiet_run():
+    results = {"mnistlab": {0: {"ann": 10.0, "cnn": 20.0}, 1: {"ann": 15.0, "cnn": 30.0}, 2: {"ann": 40.0, "cnn": 25.0}},
+               "keras": {0: {"ann": 8.0, "cnn": 16.0}, 1: {"ann": 16.0, "cnn": 16.0}, 2: {"ann": 24.0, "cnn": 32.0}}}
+    table = contention.format_table(results, [0, 1, 2], ["header"])
+    assert "| ann | mnistlab | 10.00 | 15.00 | 1.50x | 40.00 | 4.00x |" in table
+    assert "| cnn | keras | 16.00 | 16.00 | 1.00x | 32.00 | 2.00x |" in table
