@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mnistlab.data.datasets import IMAGE_SIDE
+from mnistlab.data.registry import IMAGE_SIDE
 from mnistlab.models import count_parameters
 from mnistlab.training.runtime import configured_runtime
 

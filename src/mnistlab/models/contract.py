@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from mnistlab.common.errors import ConfigError, first_line
-from mnistlab.data.datasets import IMAGE_SIDE, MAX_CLASSES
+from mnistlab.data.registry import IMAGE_SIDE, MAX_CLASSES
 from mnistlab.models.registry import MODELS, NUM_CLASSES
 from mnistlab.models.spec import ModelSpec, entry_points
 
