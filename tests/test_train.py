@@ -237,3 +237,18 @@ def test_resuming_a_regularised_run_gives_the_uninterrupted_numbers():
     torch.manual_seed(12345)  # a resumed process starts with other random state
     resumed = train("cnn-strong", dataset, config, progress=False, resume_state=states[0])
     assert_same_training(uninterrupted, resumed)
+
+
+def test_a_one_cycle_warm_up_of_exactly_one_step_is_a_config_error_before_training():
+    """PyTorch's OneCycleLR divides by (warm-up steps - 1); those settings were a ZeroDivisionError traceback."""
+    from torch import nn
+
+    from mnistlab.common.errors import ConfigError
+    from mnistlab.training.config import TrainConfig
+    from mnistlab.training.train import build_optimizer
+
+    config = TrainConfig(schedule="onecycle", warmup_fraction=0.2)
+    with pytest.raises(ConfigError, match="warm-up of exactly one step"):
+        build_optimizer(nn.Linear(2, 2), config, total_steps=5)
+    for steps in (4, 6, 100):  # any other length runs
+        build_optimizer(nn.Linear(2, 2), config, total_steps=steps)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from mnistlab.training.config import TrainConfig
 from mnistlab.data.datasets import Dataset
 from mnistlab.data.splits import split_indices
-from mnistlab.common.errors import TrainingDiverged
+from mnistlab.common.errors import ConfigError, TrainingDiverged
 from mnistlab.models import images_to_tensor, infer
 from mnistlab.models.contract import build
 from mnistlab.models.spec import ModelSpec, as_spec
@@ -145,6 +145,10 @@ def build_optimizer(
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     if config.schedule == "onecycle":
+        if config.warmup_fraction * total_steps == 1:  # PyTorch divides by (warm-up steps - 1): it cannot run
+            raise ConfigError(f"a one-cycle schedule over {total_steps} steps with warmup_fraction "
+                              f"{config.warmup_fraction:g} has a warm-up of exactly one step, which PyTorch cannot "
+                              f"run; change --epochs, --batch-size, --limit-train or warmup_fraction")
         # Linear rise from lr/25 to lr over the warm-up, then linear decay to about zero.
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.learning_rate, total_steps=total_steps, pct_start=config.warmup_fraction,
