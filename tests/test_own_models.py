@@ -328,3 +328,20 @@ def test_best_trade_offs_are_exactly_the_undominated_models(points):
 
     assert set(front) == {name for name in points if not beaten(name)}
     assert [points[name][1] for name in front] == sorted(points[name][1] for name in front)
+
+
+def test_a_config_file_names_a_model_with_its_arguments(model_file, tiny_dataset, tmp_path, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    config = tmp_path / "study.toml"
+    config.write_text(f'[train]\nepochs = 1\n\n[models.narrow]\nspec = "{model_file.as_posix()}:Tiny"\n'
+                      f'arguments = {{ width = 3 }}\n')
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "--quiet", "--data-dir", data_dir, "compare", "--dataset", "tiny", "--models",
+                           "logreg,narrow", "--config", config, "--threads", "1", "--out", out)
+    assert code == 0, err
+    narrow = json.loads((out / "metrics.json").read_text())["models"]["narrow"]
+    assert narrow["spec"]["arguments"] == {"width": 3} and narrow["params"] == 784 * 3 + 3 + 3 * 10 + 10
+    assert narrow["config"]["epochs"] == 1  # the file's [train] table over the model's recipe
+    config.write_text('[models.narrow]\nspec = 3\n')
+    code, _, err = run_cli(capsys, "compare", "--models", "narrow", "--config", config, "--out", tmp_path / "r2")
+    assert_one_line_error(code, err, "[models.narrow] needs spec")

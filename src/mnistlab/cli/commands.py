@@ -56,14 +56,14 @@ def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str
 
 
 def run_compare_command(args: argparse.Namespace) -> int:
-    from mnistlab.models.spec import parse_spec, split_specs
+    from mnistlab.models.spec import split_specs
     from mnistlab.reporting.report import summary_table
     from mnistlab.study.compare import default_run_dir, plan_placement, run_compare
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
     out_dir = Path(args.out) if args.out else default_run_dir("compare")
-    models = [parse_spec(text) for text in split_specs(args.models)]  # files are read here, not run
+    models = _model_specs(split_specs(args.models), args.config)
     settings, model_settings = _settings_from(args, [spec.label for spec in models])
     seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
     seeds = parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
@@ -74,6 +74,18 @@ def run_compare_command(args: argparse.Namespace) -> int:
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
+
+
+def _model_specs(texts: list[str], config_values: list[str] | None) -> list:
+    """Each `--models` entry as a spec: a `[models.LABEL]` table of the shared config file, or the text itself.
+    Model files are read here, not run."""
+    from mnistlab.models.spec import parse_spec, written_label
+    from mnistlab.training.config import read_model_tables
+
+    shared, _ = _config_files(config_values, [written_label(text) for text in texts])
+    tables = read_model_tables(shared)
+    return [parse_spec(tables[text]["spec"], tables[text].get("arguments"), label=text) if text in tables
+            else parse_spec(text) for text in texts]
 
 
 def parse_seeds(text: str | None, first_seed: int, seed_given: bool) -> list[int] | None:
@@ -112,7 +124,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     from mnistlab.study.compare import default_run_dir
     from mnistlab.study.single import train_checkpoint
 
-    spec = parse_spec(args.model)
+    [spec] = _model_specs([args.model], args.config)
     shared, own = _settings_from(args, [spec.label])
     settings = {**shared, **own.get(spec.label, {})}
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{spec.label}.pt"
@@ -140,7 +152,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
-    spec = parse_spec(args.model)
+    [spec] = _model_specs([args.model], args.config)
     shared, own = _settings_from(args, [spec.label])
     out_dir = Path(args.out) if args.out else default_run_dir("tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough

@@ -187,6 +187,12 @@ def registered_names() -> list[str]:
     return list(registry.MODELS) if registry is not None else []
 
 
+def written_label(text: str) -> str:
+    """The label a spec's text gives its model, read without checking the spec (`parse_spec` checks it)."""
+    label, rest = split_label(text.strip())
+    return label or rest.partition("(")[0].rpartition(":")[2].rpartition(".")[2].strip()
+
+
 def default_label(kind: str, target: str) -> str:
     return target if kind in ("built-in", "plugin") else target.rpartition(":")[2].rpartition(".")[2]
 

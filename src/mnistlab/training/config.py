@@ -130,15 +130,39 @@ def read_toml(path: Path, kind: str = "config") -> dict:
         raise ConfigError(f"{path}: not valid TOML ({error}); fix the file") from None
 
 
+def read_model_tables(path: str | os.PathLike | None) -> dict[str, dict]:
+    """A config file's `[models.LABEL]` tables: models of the user's own named in the file, each with a `spec`
+    string and optional `arguments` table (constructor arguments), e.g.
+
+        [models.wide]
+        spec = "examples/my_model.py:SmallResNet"
+        arguments = { width = 32 }
+    """
+    if path is None:
+        return {}
+    tables = read_toml(Path(path)).get("models", {})
+    if not isinstance(tables, dict) or not all(isinstance(table, dict) for table in tables.values()):
+        raise ConfigError(f"{path}: 'models' must hold tables ([models.LABEL] with spec = \"FILE.py:Class\"); "
+                          f"fix the file")
+    for label, table in tables.items():
+        if not isinstance(table.get("spec"), str) or set(table) - {"spec", "arguments"} \
+                or not isinstance(table.get("arguments", {}), dict):
+            raise ConfigError(f"{path}: [models.{label}] needs spec = \"FILE.py:Class\" and may have an arguments "
+                              f"table, nothing else; fix the file")
+    return tables
+
+
 def _read_toml(path: Path) -> dict:
     """The settings of a config file: its `[train]` table, or its top level when it has no tables; every other
-    key or table is a `ConfigError` (a setting left out of `[train]`, or a misspelled table, is never dropped)."""
+    key or table is a `ConfigError` (a setting left out of `[train]`, or a misspelled table, is never dropped).
+    `[models.LABEL]` tables are read by `read_model_tables`."""
     document = read_toml(path)
+    document.pop("models", None)
     if "train" not in document:
         tables = [key for key, value in document.items() if isinstance(value, dict)]
         if tables:
-            raise ConfigError(f"{path}: unknown table [{tables[0]}]; the accepted table is [train] (or the settings "
-                              f"at the top level, with no table); fix the file")
+            raise ConfigError(f"{path}: unknown table [{tables[0]}]; the accepted tables are [train] (or the settings "
+                              f"at the top level, with no table) and [models.LABEL]; fix the file")
         return document
     values = document["train"]
     if not isinstance(values, dict):
