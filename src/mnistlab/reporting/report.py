@@ -19,6 +19,7 @@ from mnistlab.reporting.html import render_html
 from mnistlab.reporting.plots import (plot_confusion_matrix, plot_image_gallery, plot_training_curves,
                                       plot_validation_accuracy)
 from mnistlab.reporting.assessment import assessment_sections, draw_assessment_figures
+from mnistlab.reporting.explain_report import explain_sections
 from mnistlab.reporting.document import FigureRef, Section, Table, cell_text, format_p, percent
 from mnistlab.runs.arrays import RunArrays
 from mnistlab.common.errors import MnistlabError
@@ -42,6 +43,7 @@ def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> Non
     draw_figures(run_dir, metrics, arrays)
     draw_assessment_figures(run_dir, metrics, arrays)
     sections = report_sections(metrics)
+    sections[-1:-1] = explain_sections(run_dir, metrics, arrays)  # before the provenance
     write_text_atomic(run_dir / REPORT_MARKDOWN, render_markdown(report_title(metrics), sections))
     write_text_atomic(run_dir / REPORT_HTML, render_html(report_title(metrics), sections, run_dir))
 
