@@ -36,6 +36,7 @@ STEPS = 32  # Gauss-Legendre points along the IG path; completeness error is wel
 WINDOW = 4  # px; occlusion patch side (a stroke is about 2-3 px wide in MNIST)
 STRIDE = 2  # px between occlusion patches
 BATCH = 128  # images (IG path points, occluded copies) per forward pass: bounds memory
+CHUNK = 16  # images explained together (BATCH // CHUNK IG steps or occluded copies of each per pass)
 
 
 @dataclass
@@ -71,38 +72,32 @@ def attribute(model: nn.Module, images: np.ndarray, targets, steps: int = STEPS,
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    ig, delta, occluded = [], [], []
     try:
         with torch.no_grad():
             classes = int(model(torch.zeros(1, 1, 28, 28, device=device)).shape[1])
         check_images(images, targets, classes)
-    except BaseException:
-        model.train(was_training)
-        raise
-    targets = np.asarray(targets, dtype=np.int64)
-    empty = np.zeros((0, 28, 28), dtype=np.float32)
-    if len(images) == 0:
-        model.train(was_training)
-        return Attributions(targets, empty, empty, np.zeros(0, dtype=np.float32))
-    inputs = images_to_tensor(images).to(device)
-    baseline = torch.zeros_like(inputs)
-    target_tensor = torch.from_numpy(targets).to(device)
-    try:
-        with torch.enable_grad():
-            ig, delta = IntegratedGradients(model).attribute(
-                inputs, baselines=baseline, target=target_tensor, n_steps=steps, internal_batch_size=BATCH,
-                return_convergence_delta=True)
-        occluded = empty
-        if occlusion:
-            with torch.no_grad():
-                occluded = Occlusion(model).attribute(
-                    inputs, sliding_window_shapes=(1, window, window), strides=(1, stride, stride), baselines=0.0,
-                    target=target_tensor, perturbations_per_eval=BATCH // len(images) or 1)
-            occluded = occluded.detach().float().cpu().numpy()[:, 0]
+        targets = np.asarray(targets, dtype=np.int64)
+        for start in range(0, len(images), CHUNK):  # bounded memory, whatever the number of images
+            inputs = images_to_tensor(images[start:start + CHUNK]).to(device)
+            target = torch.from_numpy(targets[start:start + CHUNK]).to(device)
+            with torch.enable_grad():
+                maps, gaps = IntegratedGradients(model).attribute(
+                    inputs, baselines=torch.zeros_like(inputs), target=target, n_steps=steps,
+                    internal_batch_size=BATCH, return_convergence_delta=True)
+            ig.append(maps.detach().float().cpu().numpy()[:, 0])
+            delta.append(gaps.detach().float().cpu().numpy())
+            if occlusion:
+                with torch.no_grad():
+                    maps = Occlusion(model).attribute(
+                        inputs, sliding_window_shapes=(1, window, window), strides=(1, stride, stride),
+                        baselines=0.0, target=target, perturbations_per_eval=BATCH // len(inputs))
+                occluded.append(maps.detach().float().cpu().numpy()[:, 0])
     finally:
         model.train(was_training)
-    return Attributions(targets, ig.detach().float().cpu().numpy()[:, 0], np.ascontiguousarray(occluded),
-                        delta.detach().float().cpu().numpy())
-
+    empty = np.zeros((0, 28, 28), dtype=np.float32)
+    return Attributions(targets, np.concatenate(ig) if ig else empty, np.concatenate(occluded) if occluded else empty,
+                        np.concatenate(delta) if delta else np.zeros(0, dtype=np.float32))
 
 def logit_gap(model: nn.Module, images: np.ndarray, targets) -> np.ndarray:
     """logit(image) - logit(black) of each image's target class in eval mode: what its IG map sums to (completeness)."""
