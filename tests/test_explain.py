@@ -166,3 +166,27 @@ def test_report_explain_adds_the_same_attributions_to_a_plain_run(explained_run,
     for key in first:
         np.testing.assert_array_equal(first[key], second[key])
     assert "What the models look at" in (plain / "report.md").read_text()
+
+
+def test_html_report_is_one_file_that_opens_in_chromium_without_errors(explained_run, chromium):
+    """Every figure is embedded (no other request), decodes, and has alt text that says what it shows."""
+    out = explained_run[0]
+    page = chromium.new_page()
+    problems, requests = [], []
+    page.on("console", lambda message: problems.append(message.text) if message.type in ("error", "warning") else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("request", lambda request: requests.append(request.url))
+    try:
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("() => [...document.images].map(image => ({alt: image.alt, width: image.naturalWidth, "
+                               "complete: image.complete, embedded: image.src.startsWith('data:image/png;base64,')}))")
+    finally:
+        page.close()
+    assert not problems, problems
+    assert [url for url in requests if not url.startswith("data:")] == [(out / "report.html").as_uri()]
+    figures = (out / "report.md").read_text().count("![")
+    assert len(images) == figures >= 10  # hard digits and four attribution figures among them
+    for image in images:
+        assert image["embedded"] and image["complete"] and image["width"] > 0, image
+        assert len(image["alt"].split()) >= 6, image["alt"]  # a sentence, not a file name
