@@ -67,11 +67,27 @@ def run_compare_command(args: argparse.Namespace) -> int:
     seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
     seeds = parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
     placement = plan_placement(args.workers, args.threads, args.device or "cpu", args.ray)
+    if args.train_sizes:
+        return _run_size_sweep(args, model_names, settings, model_settings, out_dir, seeds, placement)
     metrics = run_compare(model_names, settings, out_dir, seeds=seeds, model_settings=model_settings,
                           robustness=args.robustness, resume=args.resume, placement=placement, explain=args.explain,
                           data_dir=args.data_dir, progress=not args.quiet, force=args.force)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
+    return 0
+
+
+def _run_size_sweep(args, model_names, settings, model_settings, out_dir, seeds, placement) -> int:
+    """`compare --train-sizes`: one comparison per training-set size, then the learning curve."""
+    from mnistlab.reporting.learning_curves import sweep_table
+    from mnistlab.study.sizes import SWEEP_MARKDOWN, parse_train_sizes, run_size_sweep
+
+    sweep = run_size_sweep(model_names, settings, out_dir, parse_train_sizes(args.train_sizes), seeds=seeds,
+                           model_settings=model_settings, resume=args.resume, placement=placement,
+                           data_dir=args.data_dir, progress=not args.quiet, force=args.force,
+                           robustness=args.robustness, explain=args.explain)
+    print(sweep_table(sweep))
+    print(f"\nRun folder: {out_dir}  ({SWEEP_MARKDOWN}, learning_curve.html, .png, .json; a compare run per size)")
     return 0
 
 

@@ -14,6 +14,7 @@ DESCRIPTION = "Train, evaluate and compare neural networks on MNIST-format image
 EXAMPLES = """examples:
   mnistlab compare                         the ANN-vs-CNN study on MNIST, into runs/<timestamp>-compare
   mnistlab compare --seeds 5               five seeds per model: means, intervals, significance tests
+  mnistlab compare --train-sizes 600,6000,60000 --seeds 3   learning curves over training-set sizes
   mnistlab models                          the models you can train, with their parameters and recipes
   mnistlab train cnn --out cnn.pt          train one model into a checkpoint
   mnistlab tune cnn --trials 20 --out t    search cnn's training settings; t/best.toml is for compare --config
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "(needs: pip install 'mnistlab[ray]')")
     compare.add_argument("--robustness", action="store_true",
                          help="also test every model and seed on 15 corruptions and the shift and rotation sweeps")
+    compare.add_argument("--train-sizes", metavar="LIST",
+                         help="learning curves: run the comparison once per training-set size, counts or fractions "
+                              "such as 600,6000,60000 or 0.01,0.1,1, each on a nested, stratified subset, into "
+                              "--out/size-N; writes learning_curve.md, .html, .png and .json in --out")
     compare.add_argument("--explain", action="store_true",
                          help="also draw each model's attributions for fixed test digits and per class in the report "
                               "(needs: pip install 'mnistlab[explain]')")
