@@ -15,6 +15,7 @@ from conftest import assert_one_line_error, register_tiny_dataset, run_cli, snap
 from mnistlab.explain.attribution import attribute, logit_gap, mean_per_class
 from mnistlab.explain.run_attributions import first_of_each_class
 from mnistlab.models import MODELS, build_model
+from mnistlab.runs.claim import run_files
 from mnistlab.runs.folder import ATTRIBUTIONS_FILE, attribution_plot_name, read_attributions
 from serve_support import draw_seven, save_untrained_checkpoints
 from synthetic_digits import blobs
@@ -150,6 +151,9 @@ def test_compare_explain_shows_the_same_test_digits_for_every_model(explained_ru
             assert (out / attribution_plot_name(name, per_class)).read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
     assert "## What the models look at" in report and "## Hard digits" in report
+    own = {path.name for path in run_files(out, "compare")}  # what --force deletes
+    assert {ATTRIBUTIONS_FILE, "hard_digits.png", attribution_plot_name("cnn"),
+            attribution_plot_name("cnn", per_class=True)} <= own
     assert f"]({attribution_plot_name('cnn')})" in report
 
 
