@@ -61,7 +61,8 @@ def test_without_captum_the_endpoint_says_how_to_install_it(client, monkeypatch)
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "captum" else real(name, *rest))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "captum" else real(name, *rest))
     response = client.post("/api/explain", json=PIXELS)
     assert response.status_code == 501 and "mnistlab[explain]" in response.json()["error"]
 

@@ -80,7 +80,8 @@ def calibration_section(models: dict, seeds: int) -> Section:
         "Temperature scaling divides the logits by one number T, fitted on each seed's validation split (never the "
         "test split): T > 1 means the model was overconfident, T < 1 underconfident; it never changes a prediction.",
         table,
-        *[FigureRef(reliability_plot_name(name), f"{name}: reliability diagram, accuracy against confidence before and after temperature scaling") for name in models],
+        *[FigureRef(reliability_plot_name(name), f"{name}: reliability diagram, accuracy against confidence before "
+                                                 f"and after temperature scaling") for name in models],
     ])
 
 

@@ -67,9 +67,10 @@ def learning_curve_sections(sweep: dict, figure_file: str) -> list[Section]:
     return [Section("Accuracy against training-set size", [
         f"Each model trained once per seed ({', '.join(map(str, seeds))}) on the nested, stratified subset of each "
         f"size (every smaller subset inside every larger one, the same images for every model), "
-        f"{percent(sweep['validation_fraction'], 0)}% of it held out for validation; tested on the whole test set. Accuracy: mean over seeds with a Student-t 95% interval. "
-        f"Pairs: difference in points and McNemar's test pooled over seeds, Holm-adjusted within each size. Each "
-        f"size's full report is in its folder ({', '.join(sweep['runs'])}).",
+        f"{percent(sweep['validation_fraction'], 0)}% of it held out for validation; tested on the whole test set. "
+        f"Accuracy: mean over seeds with a Student-t 95% interval. Pairs: difference in points and McNemar's test "
+        f"pooled over seeds, Holm-adjusted within each size. Each size's full report is in its folder "
+        f"({', '.join(sweep['runs'])}).",
         Table(learning_curve_header(sweep), learning_curve_rows(sweep)),
         FigureRef(figure_file, "Line chart of each model's test accuracy (%) against the training-set size on a "
                                "log scale, with a band for the 95% interval over seeds"),

@@ -165,7 +165,8 @@ def report_sections(metrics: dict) -> list[Section]:
     sections = [summary]
     if metrics.get("comparisons"):
         sections.append(comparison_section(metrics))
-    curves = Section("Training curves", [FigureRef(ACCURACY_PLOT, "Line chart of validation accuracy (%) after each epoch, one line per model")])
+    curves = Section("Training curves", [FigureRef(
+        ACCURACY_PLOT, "Line chart of validation accuracy (%) after each epoch, one line per model")])
     table = Table(["epoch", *metrics["models"]])
     epochs = max(len(result["history"]) for result in metrics["models"].values())
     for epoch in range(epochs):
@@ -174,12 +175,16 @@ def report_sections(metrics: dict) -> list[Section]:
                                               for result in metrics["models"].values()])
     curves.blocks += ["Validation accuracy (%) after each epoch" + (", mean over seeds:" if len(seeds) > 1 else ":"),
                       table]
-    curves.blocks += [FigureRef(curves_plot_name(name), f"{name}: training and validation loss (left) and accuracy (right) per epoch") for name in metrics["models"]]
+    curves.blocks += [FigureRef(curves_plot_name(name),
+                                f"{name}: training and validation loss (left) and accuracy (right) per epoch")
+                      for name in metrics["models"]]
     sections.append(curves)
     for name, result in metrics["models"].items():
         sections.append(error_section(name, result, len(seeds)))
     if len(metrics["models"]) > 1:
-        sections.append(Section("Where the models disagree", [FigureRef(DISAGREEMENT_PLOT, "Gallery of test images on which the models disagree, each captioned with its true label and every model's prediction and confidence")]))
+        sections.append(Section("Where the models disagree", [FigureRef(
+            DISAGREEMENT_PLOT, "Gallery of test images on which the models disagree, each captioned with its true "
+                               "label and every model's prediction and confidence")]))
     sections += assessment_sections(metrics)
     sections.append(provenance_section(metrics))
     return sections
@@ -228,11 +233,14 @@ def error_section(name: str, result: dict, seeds: int) -> Section:
         for pair in result.get("confused_pairs", [])
     ])
     blocks = [f"Per-class scores on the test set{pooled}:", per_class,
-              FigureRef(confusion_plot_name(name), f"{name}: confusion matrix of test images, true class by row, predicted class by column, counts in the cells"),
-              FigureRef(confusion_plot_name(name, normalised=True), f"{name}: confusion matrix as the share (%) of each true class predicted as each class")]
+              FigureRef(confusion_plot_name(name), f"{name}: confusion matrix of test images, true class by row, "
+                                                   f"predicted class by column, counts in the cells"),
+              FigureRef(confusion_plot_name(name, normalised=True),
+                        f"{name}: confusion matrix as the share (%) of each true class predicted as each class")]
     if confused.rows:
         blocks += ["Most-confused class pairs:", confused]
-    blocks.append(FigureRef(errors_plot_name(name), f"{name}: gallery of its most confident mistakes on test images, each with its true label, prediction and confidence"))
+    blocks.append(FigureRef(errors_plot_name(name), f"{name}: gallery of its most confident mistakes on test "
+                                                    f"images, each with its true label, prediction and confidence"))
     return Section(f"Errors of {name}", blocks)
 
 

@@ -19,12 +19,12 @@ from typing import Iterator
 
 from mnistlab.common.atomic import atomic_path
 from mnistlab.common.errors import ConfigError
-from mnistlab.runs.folder import (ACCURACY_PLOT, ATTRIBUTIONS_FILE, DISAGREEMENT_PLOT, HARD_DIGITS_PLOT, LOCK_FILE, METRICS_FILE, PLAN_FILE,
-                                  PREDICTIONS_FILE, REPORT_HTML, REPORT_MARKDOWN, ROTATION_SWEEP_PLOT,
-                                  SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS, TUNE_ASK_LOCK, TUNE_BEST,
-                                  TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_SUMMARY, TUNE_TRIALS,
-                                  attribution_plot_name, checkpoint_name, confusion_plot_name, curves_plot_name, errors_plot_name,
-                                  reliability_plot_name)
+from mnistlab.runs.folder import (ACCURACY_PLOT, ATTRIBUTIONS_FILE, DISAGREEMENT_PLOT, HARD_DIGITS_PLOT,
+                                  LOCK_FILE, METRICS_FILE, PLAN_FILE, PREDICTIONS_FILE, REPORT_HTML, REPORT_MARKDOWN,
+                                  ROTATION_SWEEP_PLOT, SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS, TUNE_ASK_LOCK,
+                                  TUNE_BEST, TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_SUMMARY,
+                                  TUNE_TRIALS, attribution_plot_name, checkpoint_name, confusion_plot_name,
+                                  curves_plot_name, errors_plot_name, reliability_plot_name)
 
 
 @contextlib.contextmanager

@@ -96,7 +96,8 @@ def read_attributions(run_dir: str | os.PathLike) -> dict[str, np.ndarray] | Non
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (OSError, ValueError) as error:
-        raise MnistlabError(f"{path}: not a readable attributions file ({error}); rerun mnistlab report --explain") from None
+        raise MnistlabError(f"{path}: not a readable attributions file ({error}); "
+                            f"rerun mnistlab report --explain") from None
 
 
 def reliability_plot_name(model_name: str) -> str:

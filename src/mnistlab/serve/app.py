@@ -3,7 +3,8 @@
     mnistlab serve --checkpoints runs/x      # then open http://127.0.0.1:8000/
 
 Endpoints: `GET /` the page (no external resources), `POST /api/predict`,
-`POST /api/explain` (serve.explain), `GET /api/models`, `GET /healthz`, OpenAPI at `/docs` and `/openapi.json`.
+`POST /api/explain` (see `serve.explain`), `GET /api/models`, `GET /healthz`,
+OpenAPI at `/docs` and `/openapi.json`.
 Bad input gets a 4xx with `{"error": "..."}` and the server keeps serving:
 bodies over `max_body_bytes` are refused from Content-Length before reading,
 or while streaming, before anything is decoded; images over `max_pixels` or
