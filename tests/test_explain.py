@@ -195,3 +195,15 @@ def test_html_report_is_one_file_that_opens_in_chromium_without_errors(explained
     for image in images:
         assert image["embedded"] and image["complete"] and image["width"] > 0, image
         assert len(image["alt"].split()) >= 6, image["alt"]  # a sentence, not a file name
+
+
+def test_attribute_runs_bounded_batches_whatever_the_number_of_images():
+    """Memory per forward pass does not grow with the images given: at most BATCH inputs a pass."""
+    from mnistlab.explain.attribution import BATCH
+
+    model = build_model("ann")
+    sizes = []
+    model.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    maps = attribute(model, blobs(130), np.arange(130) % 10)
+    assert maps.integrated_gradients.shape == maps.occlusion.shape == (130, 28, 28)
+    assert max(sizes) <= BATCH and sum(sizes) > 130 * 32  # every IG step and occluded copy, in bounded passes
