@@ -68,8 +68,10 @@ def run_compare_command(args: argparse.Namespace) -> int:
     seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
     seeds = parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
     placement = plan_placement(args.workers, args.threads, args.device or "cpu", args.ray)
+    if args.train_sizes:
+        return _run_size_sweep(args, models, settings, model_settings, out_dir, seeds, placement)
     metrics = run_compare(models, settings, out_dir, seeds=seeds, model_settings=model_settings,
-                          robustness=args.robustness, resume=args.resume, placement=placement,
+                          robustness=args.robustness, resume=args.resume, placement=placement, explain=args.explain,
                           data_dir=args.data_dir, progress=not args.quiet, force=args.force)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
@@ -86,6 +88,20 @@ def _model_specs(texts: list[str], config_values: list[str] | None) -> list:
     tables = read_model_tables(shared)
     return [parse_spec(tables[text]["spec"], tables[text].get("arguments"), label=text) if text in tables
             else parse_spec(text) for text in texts]
+
+
+def _run_size_sweep(args, models, settings, model_settings, out_dir, seeds, placement) -> int:
+    """`compare --train-sizes`: one comparison per training-set size, then the learning curve."""
+    from mnistlab.reporting.learning_curves import sweep_table
+    from mnistlab.study.sizes import SWEEP_MARKDOWN, parse_train_sizes, run_size_sweep
+
+    sweep = run_size_sweep(models, settings, out_dir, parse_train_sizes(args.train_sizes), seeds=seeds,
+                           model_settings=model_settings, resume=args.resume, placement=placement,
+                           data_dir=args.data_dir, progress=not args.quiet, force=args.force,
+                           robustness=args.robustness, explain=args.explain)
+    print(sweep_table(sweep))
+    print(f"\nRun folder: {out_dir}  ({SWEEP_MARKDOWN}, learning_curve.html, .png, .json; a compare run per size)")
+    return 0
 
 
 def parse_seeds(text: str | None, first_seed: int, seed_given: bool) -> list[int] | None:
@@ -205,10 +221,17 @@ def run_report_command(args: argparse.Namespace) -> int:
     from mnistlab.runs.folder import REPORT_MARKDOWN
     from mnistlab.study.compare import add_robustness
 
+    if args.explain:
+        require_extra("explain", "report --explain")
     if args.robustness:
         add_robustness(args.run_dir, args.data_dir, progress=not args.quiet, device=args.device or "cpu",
                        trust_code=args.trust_code)
-    else:
+    if args.explain:
+        from mnistlab.explain.run_attributions import add_attributions
+
+        add_attributions(args.run_dir, args.data_dir, progress=not args.quiet, device=args.device or "cpu",
+                         trust_code=args.trust_code)
+    if not (args.robustness or args.explain):
         rebuild_report(args.run_dir)
     print(f"Rebuilt {Path(args.run_dir) / REPORT_MARKDOWN} and its figures")
     return 0
@@ -282,6 +305,29 @@ def run_number_command(args: argparse.Namespace) -> int:
     return EXIT_USER_ERROR if failed else 0
 
 
+def run_explain_command(args: argparse.Namespace) -> int:
+    require_extra("explain", "mnistlab explain")
+    from mnistlab.explain.files import check_figure_paths, explain_files
+    from mnistlab.vision.loading import load_model
+
+    check_figure_paths(args.images, args.out, args.force)  # a bad --out: an error before the checkpoint loads
+    loaded = load_model(args.checkpoint, device=args.device or "cpu", trust_code=args.trust_code)
+    if loaded.note():
+        print(f"mnistlab: note: {loaded.note()}", file=sys.stderr)
+    results = explain_files(loaded, args.images, args.out, force=args.force)
+    for result in results:
+        if result.prediction.error:
+            print_error(result.prediction.error)
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results]))
+    else:
+        for result in results:
+            if result.figure:
+                name, probability = result.prediction.top[0]
+                print(f"{result.prediction.source}: {name} ({100 * probability:.1f}%)  -> {result.figure}")
+    return EXIT_USER_ERROR if any(result.prediction.error for result in results) else 0
+
+
 def run_serve_command(args: argparse.Namespace) -> int:
     require_extra("serve", "mnistlab serve")
     from mnistlab.serve.app import run_server
@@ -301,5 +347,6 @@ COMMANDS = {
     "report": run_report_command,
     "data": run_data_command,
     "predict": run_predict_command,
+    "explain": run_explain_command,
     "serve": run_serve_command,
 }

@@ -14,11 +14,13 @@ DESCRIPTION = "Train, evaluate and compare neural networks on MNIST-format image
 EXAMPLES = """examples:
   mnistlab compare                         the ANN-vs-CNN study on MNIST, into runs/<timestamp>-compare
   mnistlab compare --seeds 5               five seeds per model: means, intervals, significance tests
+  mnistlab compare --train-sizes 600,6000,60000 --seeds 3   learning curves over training-set sizes
   mnistlab models                          the models you can train, with their parameters and recipes
   mnistlab train cnn --out cnn.pt          train one model into a checkpoint
   mnistlab tune cnn --trials 20 --out t    search cnn's training settings; t/best.toml is for compare --config
   mnistlab evaluate cnn.pt                 test a checkpoint on its dataset's test split
   mnistlab predict cnn.pt digit.jpg        classify your own images or photos
+  mnistlab explain cnn.pt digit.jpg        what the model looks at: attribution maps per image
   mnistlab serve --checkpoints runs/x      a draw-a-digit page and JSON API on http://127.0.0.1:8000
   mnistlab data list                       datasets and where their files are
 """
@@ -99,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "(needs: pip install 'mnistlab[ray]')")
     compare.add_argument("--robustness", action="store_true",
                          help="also test every model and seed on 15 corruptions and the shift and rotation sweeps")
+    compare.add_argument("--train-sizes", metavar="LIST",
+                         help="learning curves: run the comparison once per training-set size, counts or fractions "
+                              "such as 600,6000,60000 or 0.01,0.1,1, each on a nested, stratified subset, into "
+                              "--out/size-N; writes learning_curve.md, .html, .png and .json in --out")
+    compare.add_argument("--explain", action="store_true",
+                         help="also draw each model's attributions for fixed test digits and per class in the report "
+                              "(needs: pip install 'mnistlab[explain]')")
     _add_training_flags(compare)
 
     command("models", "list the registered models: parameters, training recipe, what each is")
@@ -152,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     report.add_argument("--robustness", action="store_true",
                         help="first test the run's checkpoints as compare --robustness does (needs the dataset)")
+    report.add_argument("--explain", action="store_true",
+                        help="first compute the attributions compare --explain adds (needs the dataset and "
+                             "mnistlab[explain])")
 
     predict = command("predict", "classify your own images (files, folders or globs) with a checkpoint")
     predict.add_argument("checkpoint", help="a .pt file written by train or compare")
@@ -166,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--show-input", metavar="DIR", help="save the 28x28 image each model saw as DIR/<name>.png")
     predict.add_argument("--force", action="store_true",
                          help="with --show-input, replace files of the same name in DIR (never the images given)")
+
+    explain = command("explain", "show what a checkpoint looks at in your images: Integrated Gradients and occlusion "
+                                 "maps of its top class (needs: pip install 'mnistlab[explain]')")
+    explain.add_argument("checkpoint", help="a .pt file written by train or compare")
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders of images, or globs "
+                                                                     "(read as predict reads them)")
+    explain.add_argument("--out", metavar="DIR", default="explanations",
+                         help="folder for the figures, DIR/<image name>.explain.png (default: %(default)s)")
+    explain.add_argument("--json", action="store_true", help="print each image's class and maps (28x28) as JSON")
+    explain.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
+    explain.add_argument("--force", action="store_true",
+                         help="replace figures of the same name in DIR (never the images given)")
 
     serve = command("serve", "a draw-a-digit web page and a JSON API for loaded checkpoints")
     serve.add_argument("--checkpoints", nargs="+", default=["."], metavar="DIR_OR_FILE",

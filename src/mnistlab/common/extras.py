@@ -11,6 +11,7 @@ EXTRAS = {  # extra -> modules it provides (import names)
     "tune": ("optuna", "sqlalchemy"),
     "ray": ("ray",),
     "onnx": ("onnx", "onnxscript", "onnxruntime"),
+    "explain": ("captum",),
 }
 
 

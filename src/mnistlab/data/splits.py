@@ -1,4 +1,14 @@
-"""The seeded, stratified split of a training set into the images trained on and those held out for validation."""
+"""The seeded, stratified split of a training set into the images trained on and those held out for validation.
+
+Two ways to train on part of the training set:
+
+- `limit_train` (quick runs): a seeded random subset, then a stratified split of it;
+  as it always was, so earlier runs keep their numbers.
+- `train_size` (`compare --train-sizes`): a stratified subset that is *nested*: for
+  one seed, the subset of each size lies inside the subset of every larger size,
+  and so do its training and validation parts, so a learning curve compares the
+  same images growing, not different draws (see `nested_order`).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +20,19 @@ from sklearn.model_selection import train_test_split
 from mnistlab.common.errors import ConfigError
 
 
+NESTED_STREAM = 24  # a seed sequence's second word: the nested order's own random stream, apart from others
+
+
 def split_indices(labels: np.ndarray, validation_fraction: float, seed: int,
-                  limit_train: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  limit_train: int | None = None, train_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of the training set into sorted (train, validation) indices, stratified by label.
 
-    With `limit_train`, a seeded random subset of that many images is split instead
-    (`TrainConfig` carries all three settings; training and assessment both draw it here).
+    With `limit_train`, a seeded random subset of that many images is split instead;
+    with `train_size`, the nested stratified subset of that many (`nested_split`).
+    (`TrainConfig` carries these settings; training and assessment both draw it here.)
     """
+    if train_size is not None:
+        return nested_split(labels, validation_fraction, seed, train_size)
     indices = np.arange(len(labels))
     if limit_train is not None and limit_train < len(labels):
         rng = np.random.default_rng(seed)
@@ -40,3 +56,44 @@ def split_advice(labels: np.ndarray, validation_fraction: float) -> str:
     if validation < classes:
         return "use a larger validation_fraction or limit_train"
     return "every class needs at least 2 images: use a larger limit_train"
+
+
+def nested_order(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank): every training index in the order subsets take them, and its rank within its class.
+
+    One seeded shuffle; each image's key is its class rank's midpoint as a share of its class,
+    (rank + 0.5) / class size, and images are taken by key (ties by class). Any prefix of the order
+    so holds each class within one image of its share, and a shorter prefix lies inside a longer one.
+    """
+    labels = np.asarray(labels)
+    shuffled = np.random.default_rng([seed, NESTED_STREAM]).permutation(len(labels))
+    classes = labels[shuffled]
+    rank = np.zeros(len(labels), dtype=np.int64)
+    for value in np.unique(classes):
+        members = np.flatnonzero(classes == value)
+        rank[members] = np.arange(len(members))
+    counts = dict(zip(*np.unique(classes, return_counts=True)))
+    key = (rank + 0.5) / np.array([counts[value] for value in classes])
+    taken = np.lexsort((classes, key))
+    return shuffled[taken], rank[taken]
+
+
+def nested_split(labels: np.ndarray, validation_fraction: float, seed: int,
+                 train_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, validation) indices of the nested subset of `train_size` images (see `nested_order`).
+
+    An image is held out for validation when its class rank r has round((r + 1) f) > round(r f): every
+    1/f-th image of each class, so each class holds out round(f x its count) and the held-out part of a
+    smaller subset lies inside that of a larger one.
+    """
+    labels = np.asarray(labels)
+    if not 0 < train_size <= len(labels):
+        raise ConfigError(f"train size {train_size:,} is out of range; the training set has {len(labels):,} images")
+    order, rank = nested_order(labels, seed)
+    order, rank = order[:train_size], rank[:train_size]
+    held_out = np.floor((rank + 1) * validation_fraction + 0.5) > np.floor(rank * validation_fraction + 0.5)
+    train_part, validation_part = order[~held_out], order[held_out]
+    if len(validation_part) == 0 or len(np.unique(labels[train_part])) < len(np.unique(labels)):
+        raise ConfigError(f"a train size of {train_size:,} leaves {len(validation_part)} validation images and "
+                          f"{len(np.unique(labels[train_part]))} classes to train on; use a larger size")
+    return np.sort(train_part), np.sort(validation_part)

@@ -45,7 +45,8 @@ class JobAssessment:
 def validation_logits(logits_fn: robustness.LogitsFunction, dataset: Dataset,
                       config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """(logits (V, C) float64, labels (V,) int64) on the validation split the model was trained with."""
-    _, validation_part = split_indices(dataset.train_labels, config.validation_fraction, config.seed, config.limit_train)
+    _, validation_part = split_indices(dataset.train_labels, config.validation_fraction, config.seed,
+                                      config.limit_train, config.train_size)
     logits = np.asarray(logits_fn(dataset.train_images[validation_part]), dtype=np.float64)
     return logits, dataset.train_labels[validation_part].astype(np.int64)
 

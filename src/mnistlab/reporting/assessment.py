@@ -80,7 +80,8 @@ def calibration_section(models: dict, seeds: int) -> Section:
         "Temperature scaling divides the logits by one number T, fitted on each seed's validation split (never the "
         "test split): T > 1 means the model was overconfident, T < 1 underconfident; it never changes a prediction.",
         table,
-        *[FigureRef(reliability_plot_name(name), f"{name} reliability diagram") for name in models],
+        *[FigureRef(reliability_plot_name(name), f"{name}: reliability diagram, accuracy against confidence before "
+                                                 f"and after temperature scaling") for name in models],
     ])
 
 
@@ -144,5 +145,6 @@ def robustness_section(robustness: dict, seeds: int) -> Section:
                       [[name, *(f"{100 * value:.1f}" for value in entry["mean"])]
                        for name, entry in sweep["models"].items()])
         blocks += [f"Accuracy (%) against {key.split('_')[0]} ({unit}):", table,
-                   FigureRef(figure, f"accuracy against {key.split('_')[0]}")]
+                   FigureRef(figure, f"Line chart of each model's test accuracy against the {key.split('_')[0]} of the "
+                                     f"test images, mean over seeds with a band")]
     return Section("Robustness: corruptions, shift and rotation", blocks)

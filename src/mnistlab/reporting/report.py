@@ -20,6 +20,7 @@ from mnistlab.reporting.plots import (plot_confusion_matrix, plot_image_gallery,
                                       plot_validation_accuracy)
 from mnistlab.reporting.assessment import assessment_sections, draw_assessment_figures
 from mnistlab.reporting.cost import cost_section, draw_cost_figure, has_costs
+from mnistlab.reporting.explain_report import explain_sections
 from mnistlab.reporting.document import FigureRef, Section, Table, cell_text, format_p, percent
 from mnistlab.runs.arrays import RunArrays
 from mnistlab.common.errors import MnistlabError
@@ -44,6 +45,7 @@ def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> Non
     draw_assessment_figures(run_dir, metrics, arrays)
     draw_cost_figure(run_dir, metrics)
     sections = report_sections(metrics)
+    sections[-1:-1] = explain_sections(run_dir, metrics, arrays)  # before the provenance
     write_text_atomic(run_dir / REPORT_MARKDOWN, render_markdown(report_title(metrics), sections))
     write_text_atomic(run_dir / REPORT_HTML, render_html(report_title(metrics), sections, run_dir))
 
@@ -167,7 +169,8 @@ def report_sections(metrics: dict) -> list[Section]:
     sections = [summary]
     if metrics.get("comparisons"):
         sections.append(comparison_section(metrics))
-    curves = Section("Training curves", [FigureRef(ACCURACY_PLOT, "Validation accuracy per epoch")])
+    curves = Section("Training curves", [FigureRef(
+        ACCURACY_PLOT, "Line chart of validation accuracy (%) after each epoch, one line per model")])
     table = Table(["epoch", *metrics["models"]])
     epochs = max(len(result["history"]) for result in metrics["models"].values())
     for epoch in range(epochs):
@@ -176,12 +179,16 @@ def report_sections(metrics: dict) -> list[Section]:
                                               for result in metrics["models"].values()])
     curves.blocks += ["Validation accuracy (%) after each epoch" + (", mean over seeds:" if len(seeds) > 1 else ":"),
                       table]
-    curves.blocks += [FigureRef(curves_plot_name(name), f"{name} training curves") for name in metrics["models"]]
+    curves.blocks += [FigureRef(curves_plot_name(name),
+                                f"{name}: training and validation loss (left) and accuracy (right) per epoch")
+                      for name in metrics["models"]]
     sections.append(curves)
     for name, result in metrics["models"].items():
         sections.append(error_section(name, result, len(seeds)))
     if len(metrics["models"]) > 1:
-        sections.append(Section("Where the models disagree", [FigureRef(DISAGREEMENT_PLOT, "Disagreements")]))
+        sections.append(Section("Where the models disagree", [FigureRef(
+            DISAGREEMENT_PLOT, "Gallery of test images on which the models disagree, each captioned with its true "
+                               "label and every model's prediction and confidence")]))
     sections += assessment_sections(metrics)
     if has_costs(metrics):
         sections.append(cost_section(metrics))
@@ -232,11 +239,14 @@ def error_section(name: str, result: dict, seeds: int) -> Section:
         for pair in result.get("confused_pairs", [])
     ])
     blocks = [f"Per-class scores on the test set{pooled}:", per_class,
-              FigureRef(confusion_plot_name(name), f"{name} confusion matrix"),
-              FigureRef(confusion_plot_name(name, normalised=True), f"{name} row-normalised confusion matrix")]
+              FigureRef(confusion_plot_name(name), f"{name}: confusion matrix of test images, true class by row, "
+                                                   f"predicted class by column, counts in the cells"),
+              FigureRef(confusion_plot_name(name, normalised=True),
+                        f"{name}: confusion matrix as the share (%) of each true class predicted as each class")]
     if confused.rows:
         blocks += ["Most-confused class pairs:", confused]
-    blocks.append(FigureRef(errors_plot_name(name), f"{name} misclassified test images"))
+    blocks.append(FigureRef(errors_plot_name(name), f"{name}: gallery of its most confident mistakes on test "
+                                                    f"images, each with its true label, prediction and confidence"))
     return Section(f"Errors of {name}", blocks)
 
 

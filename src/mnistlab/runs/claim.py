@@ -19,12 +19,12 @@ from filelock import lock_descriptor, unlock_descriptor
 
 from mnistlab.common.atomic import atomic_path
 from mnistlab.common.errors import ConfigError
-from mnistlab.runs.folder import (ACCURACY_PLOT, COST_PLOT, DISAGREEMENT_PLOT, LOCK_FILE, METRICS_FILE, PLAN_FILE,
-                                  PREDICTIONS_FILE, REPORT_HTML, REPORT_MARKDOWN, ROTATION_SWEEP_PLOT,
-                                  SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS, TUNE_ASK_LOCK, TUNE_BEST,
-                                  TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_SUMMARY, TUNE_TRIALS,
-                                  checkpoint_name, confusion_plot_name, curves_plot_name, errors_plot_name,
-                                  reliability_plot_name)
+from mnistlab.runs.folder import (ACCURACY_PLOT, ATTRIBUTIONS_FILE, COST_PLOT, DISAGREEMENT_PLOT, HARD_DIGITS_PLOT,
+                                  LOCK_FILE, METRICS_FILE, PLAN_FILE, PREDICTIONS_FILE, REPORT_HTML, REPORT_MARKDOWN,
+                                  ROTATION_SWEEP_PLOT, SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS, TUNE_ASK_LOCK,
+                                  TUNE_BEST, TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_SUMMARY,
+                                  TUNE_TRIALS, attribution_plot_name, checkpoint_name, confusion_plot_name,
+                                  curves_plot_name, errors_plot_name, reliability_plot_name)
 
 
 @contextlib.contextmanager
@@ -179,10 +179,11 @@ def run_files(run_dir: str | os.PathLike, kind: str) -> list[Path]:
         raise ConfigError(f"{plan_path}: unreadable ({type(error).__name__}), so the files of the earlier run are not "
                           f"known; delete them yourself or choose another --out") from None
     names = [METRICS_FILE, PREDICTIONS_FILE, REPORT_MARKDOWN, REPORT_HTML, ACCURACY_PLOT, DISAGREEMENT_PLOT,
-             SHIFT_SWEEP_PLOT, ROTATION_SWEEP_PLOT, COST_PLOT]
+             SHIFT_SWEEP_PLOT, ROTATION_SWEEP_PLOT, COST_PLOT, HARD_DIGITS_PLOT, ATTRIBUTIONS_FILE]
     for name in models:
         names += [confusion_plot_name(name), confusion_plot_name(name, normalised=True), curves_plot_name(name),
-                  errors_plot_name(name), reliability_plot_name(name)]
+                  errors_plot_name(name), reliability_plot_name(name), attribution_plot_name(name),
+                  attribution_plot_name(name, per_class=True)]
         names += [checkpoint_name(name, seed, len(seeds) > 1) for seed in seeds]
     state = [path for pattern in STATE_PATTERNS for path in (run_dir / STATE_DIR).glob(pattern)]
     return [run_dir / name for name in names if (run_dir / name).is_file()] + state + [plan_path]

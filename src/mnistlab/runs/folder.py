@@ -3,6 +3,7 @@
     RUN_DIR/
       metrics.json          every number of the run (see study.run_compare)
       predictions.npz       per-image test outputs of every model and seed (see run_arrays)
+      attributions.npz      with compare --explain: each model's attribution maps (see explain.run_attributions)
       report.md, report.html and the figures named below
       <model>.pt            checkpoints; <model>-seed<N>.pt when the run has several seeds
       state/plan.json       what the run computes, checked by --resume
@@ -41,6 +42,8 @@ DISAGREEMENT_PLOT = "disagreements.png"
 COST_PLOT = "accuracy_vs_cost.png"
 SHIFT_SWEEP_PLOT = "shift_sweep.png"
 ROTATION_SWEEP_PLOT = "rotation_sweep.png"
+HARD_DIGITS_PLOT = "hard_digits.png"
+ATTRIBUTIONS_FILE = "attributions.npz"
 STATE_DIR = "state"
 PLAN_FILE = "plan.json"
 LOCK_FILE = ".lock"
@@ -72,6 +75,30 @@ def curves_plot_name(model_name: str) -> str:
 def errors_plot_name(model_name: str) -> str:
     """File name of a model's gallery of misclassified test images."""
     return f"errors_{model_name}.png"
+
+
+def attribution_plot_name(model_name: str, per_class: bool = False) -> str:
+    """File name of a model's attributions: for the fixed test digits, or (`per_class`) the mean of each class."""
+    return f"attributions_{model_name}{'_per_class' if per_class else ''}.png"
+
+
+def write_attributions(run_dir: str | os.PathLike, columns: dict[str, np.ndarray]) -> None:
+    """Write `attributions.npz` (compressed) atomically."""
+    with atomic_path(Path(run_dir) / ATTRIBUTIONS_FILE) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(handle, **columns)
+
+
+def read_attributions(run_dir: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """The columns of `attributions.npz`, or None when the run has none; `MnistlabError` if it is unreadable."""
+    path = Path(run_dir) / ATTRIBUTIONS_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise MnistlabError(f"{path}: not a readable attributions file ({error}); "
+                            f"rerun mnistlab report --explain") from None
 
 
 def reliability_plot_name(model_name: str) -> str:

@@ -3,7 +3,8 @@
     mnistlab serve --checkpoints runs/x      # then open http://127.0.0.1:8000/
 
 Endpoints: `GET /` the page (no external resources), `POST /api/predict`,
-`GET /api/models`, `GET /healthz`, OpenAPI at `/docs` and `/openapi.json`.
+`POST /api/explain` (see `serve.explain`), `GET /api/models`, `GET /healthz`,
+OpenAPI at `/docs` and `/openapi.json`.
 Bad input gets a 4xx with `{"error": "..."}` and the server keeps serving:
 bodies over `max_body_bytes` are refused from Content-Length before reading,
 or while streaming, before anything is decoded; images over `max_pixels` or
@@ -40,6 +41,7 @@ from mnistlab.vision.predict import predict_probabilities
 from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 from mnistlab.serve.uploads import (DecodeGate, as_json_pixels, decode_and_preprocess, decode_and_segment,
                                     pixels_from_json)
+from mnistlab.serve.explain import add_explain_route
 from mnistlab.serve.openapi import HEALTH_RESPONSES, MODELS_RESPONSES, PREDICT_BODY, PREDICT_RESPONSES, UPLOAD_FIELD
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
@@ -215,6 +217,8 @@ def create_app(
             if inputs[loaded.input_kind] is not first:
                 prediction["input"] = as_json_pixels(inputs[loaded.input_kind])
         return {"input": as_json_pixels(first), "predictions": predictions}
+
+    add_explain_route(app, models, MAX_JSON_BYTES)
 
     async def read_number_in(data: bytes) -> dict:
         """The digits of a number in uploaded bytes, each read by every model; the number as the first model reads it."""

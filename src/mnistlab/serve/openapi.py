@@ -104,3 +104,29 @@ PREDICT_RESPONSES = {
 }
 MODELS_RESPONSES = {200: _json("the loaded models", MODELS), 400: HOST_REFUSED}
 HEALTH_RESPONSES = {200: _json("the server runs", HEALTH), 400: HOST_REFUSED}
+
+EXPLAIN_BODY = {"required": True, "content": {"application/json": {"schema": PIXELS}}}
+MAP = {"type": "array", "minItems": SIDE * SIDE, "maxItems": SIDE * SIDE, "items": {"type": "number"}}
+ATTRIBUTION = {"type": "object", "required": ["model", "top_class", "top_probability", "integrated_gradients",
+                                              "occlusion"], "properties": {
+    "model": PREDICTION["properties"]["model"],
+    "top_class": {"type": "string", "description": "the class explained: the model's most likely one"},
+    "top_probability": {"type": "number", "minimum": 0, "maximum": 1},
+    "integrated_gradients": {**MAP, "description": "per pixel, row by row: its share of the top class's logit minus "
+                                                   "that logit on a black image; positive raises the class"},
+    "occlusion": {**MAP, "description": "per pixel, row by row: the mean drop of the top class's logit when a 4x4 "
+                                        "patch over it is blacked out"},
+}}
+EXPLAIN_ANSWER = {"type": "object", "required": ["input", "attributions"], "properties": {
+    "input": ANSWER["properties"]["input"],
+    "attributions": {"type": "array", "items": ATTRIBUTION, "description": "one per loaded model"},
+}}
+EXPLAIN_RESPONSES = {
+    200: _json("each model's top class and its attribution maps", EXPLAIN_ANSWER),
+    400: HOST_REFUSED,
+    403: PREDICT_RESPONSES[403],
+    413: _error("Content Too Large: the body is over 256 KiB"),
+    415: _error("Unsupported Media Type: send application/json pixels"),
+    422: _error("Unprocessable Content: not valid JSON, pixels out of shape or range, or no digit found"),
+    501: _error("Not Implemented: the server lacks Captum (pip install 'mnistlab[explain]')"),
+}

@@ -30,6 +30,7 @@ from mnistlab.training.config import SEED_LIMIT, TrainConfig, model_config
 from mnistlab.data.folders import open_dataset
 from mnistlab.data.datasets import Dataset, dataset_record
 from mnistlab.common.errors import ConfigError
+from mnistlab.common.extras import require_extra
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor, run_all
 from mnistlab.study.jobs import Job, JobProgress, JobResult, default_devices, job_failed, load_job_context, run_job
 from mnistlab.models.catalogue import BUILT_IN
@@ -111,6 +112,7 @@ def run_compare(
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
     force: bool = False,
+    explain: bool = False,
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
@@ -128,9 +130,12 @@ def run_compare(
     threads per job, the numbers are the same every way. The folder is locked while
     the run writes it. `out_dir` must be new or empty, or hold a compare run: continued
     with `resume`, or with `force` started afresh after deleting that run's own files
-    (see `runs.claim.claimed`). Returns the metrics written to `metrics.json`.
+    (see `runs.claim.claimed`). With `explain`, each model's attributions for fixed test digits go
+    into the report too (`explain.run_attributions`). Returns the metrics written to `metrics.json`.
     """
     placement = placement or plan_placement()
+    if explain:
+        require_extra("explain", "compare --explain")
     specs = resolve_models(models)
     model_names = [spec.label for spec in specs]
     configs = resolve_configs(specs, settings, model_settings)
@@ -168,6 +173,11 @@ def run_compare(
             stacked_outputs(finished, model_names, seeds, "confidence"), dataset.test_images,
             stacked_outputs(finished, model_names, seeds, "log_probabilities")))
         write_metrics(out_dir, metrics)
+        if explain:
+            from mnistlab.explain.run_attributions import write_run_attributions  # needs the explain extra
+
+            write_run_attributions(out_dir, metrics, dataset.test_images, dataset.test_labels, placement.device,
+                                   progress, trust_code=True)  # the models this run just built from their specs
         write_report(out_dir, metrics)
     return metrics
 

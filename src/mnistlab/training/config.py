@@ -35,6 +35,7 @@ class TrainConfig:
     validation_fraction: float = 0.1  # share of the training set held out (stratified) for validation
     seed: int = 0  # drives the split, the initial weights and the batch order
     limit_train: int | None = None  # use a seeded random subset of this many training images (quick runs)
+    train_size: int | None = None  # use the nested, stratified subset of this many (compare --train-sizes)
     optimizer: str = "adam"  # "adam" (the study's) or "adamw" (decoupled weight decay)
     weight_decay: float = 0.0  # AdamW decoupled weight decay per step, as a multiple of the learning rate
     schedule: str = "constant"  # learning-rate schedule over all steps: "constant", "onecycle" or "cosine"
@@ -52,6 +53,8 @@ class TrainConfig:
             ("validation_fraction", 0 < self.validation_fraction < 1, "a fraction strictly between 0 and 1"),
             ("seed", 0 <= self.seed < SEED_LIMIT, "an integer from 0 to 2**32 - 1"),
             ("limit_train", self.limit_train is None or self.limit_train >= 100, "an integer >= 100"),
+            ("train_size", self.train_size is None or (self.train_size >= 20 and self.limit_train is None),
+             "an integer >= 20, without limit_train"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
             ("weight_decay", 0 <= self.weight_decay <= 10, "a number from 0 to 10"),
             ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
@@ -70,8 +73,12 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict:
-        """Plain dict of the fields, for JSON and checkpoints."""
-        return dataclasses.asdict(self)
+        """Plain dict of the fields, for JSON and checkpoints (`train_size` only when set: plans and checkpoints
+        of runs without it read as they always did)."""
+        values = dataclasses.asdict(self)
+        if values["train_size"] is None:
+            del values["train_size"]
+        return values
 
 
 def describe_training(config: dict) -> str:

@@ -62,7 +62,8 @@ def train(
 
 
 def _train(spec, dataset, config, progress, on_epoch_end, resume_state, device) -> TrainResult:
-    train_part, validation_part = split_indices(dataset.train_labels, config.validation_fraction, config.seed, config.limit_train)
+    train_part, validation_part = split_indices(dataset.train_labels, config.validation_fraction, config.seed,
+                                                config.limit_train, config.train_size)
     model = build(spec, num_classes=len(dataset.class_names)).to(device)
     inputs = images_to_tensor(dataset.train_images)
     labels = torch.from_numpy(dataset.train_labels.astype(np.int64))

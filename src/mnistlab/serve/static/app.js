@@ -1,6 +1,8 @@
 // Draw on #pad; while drawing, send the canvas as a PNG to /api/predict (one request in flight at
 // a time) and show every model's probabilities side by side, plus the 28x28 image the models saw.
 // "Upload a photo" sends a PNG or JPEG file instead, shows it on the pad and the 28x28 the models saw.
+// "Show what each model looks at" posts that 28x28 to /api/explain (one request in flight, the latest image
+// next) and draws each model's Integrated Gradients map for its top class under its probabilities.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -24,6 +26,7 @@ function resetPad() {
   showingPhoto = false;
   generation += 1; // answers to requests sent before the clear are dropped
   for (const panel of panels.querySelectorAll(".model")) showProbabilities(panel, null);
+  clearAttributions();
   statusLine.textContent = "Draw a digit";
 }
 
@@ -160,6 +163,7 @@ function showAnswer(answer) {
     pixels.data.set([level, level, level, 255], index * 4);
   });
   seen.putImageData(pixels, 0, 0);
+  requestAttributions(answer.input);
   for (const prediction of answer.predictions) {
     const panel = panels.querySelector(`.model[data-model="${CSS.escape(prediction.model)}"]`);
     if (panel) showProbabilities(panel, prediction);
@@ -205,7 +209,11 @@ function buildPanel(model) {
   meta.textContent = `${model.dataset} · ${accuracy} · ${model.params.toLocaleString("en")} parameters${reading}`;
   const top = document.createElement("div");
   top.className = "top";
-  panel.append(title, meta, top);
+  const attribution = document.createElement("div");
+  attribution.className = "attribution";
+  attribution.innerHTML = '<canvas width="28" height="28"></canvas><span></span>';
+  attribution.querySelector("canvas").setAttribute("aria-label", `what ${model.name} looks at`);
+  panel.append(title, meta, top, attribution);
   for (const name of model.class_names) {
     const bar = document.createElement("div");
     bar.className = "bar";
@@ -216,12 +224,75 @@ function buildPanel(model) {
   return panel;
 }
 
+// Attributions: computed on demand by the server, only while the toggle is on.
+const attributionToggle = document.getElementById("show-attributions");
+let explainInFlight = false, explainNext = null, lastInput = null;
+
+function clearAttributions() {
+  explainNext = null;
+  lastInput = null;
+  for (const box of panels.querySelectorAll(".attribution")) {
+    const canvas = box.querySelector("canvas");
+    canvas.getContext("2d").clearRect(0, 0, 28, 28);
+    delete canvas.dataset.drawn;
+    box.querySelector("span").textContent = "";
+  }
+}
+
+function requestAttributions(input) {
+  lastInput = input;
+  if (!attributionToggle.checked) return;
+  if (explainInFlight) { explainNext = input; return; }
+  explainInFlight = true;
+  explainNext = null;
+  const sent = generation;
+  fetch("/api/explain", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(input) })
+    .then(async (response) => {
+      const answer = await response.json();
+      if (sent !== generation || !attributionToggle.checked) return;
+      if (!response.ok) { statusLine.textContent = answer.error || `error ${response.status}`; return; }
+      for (const item of answer.attributions) {
+        const panel = panels.querySelector(`.model[data-model="${CSS.escape(item.model)}"]`);
+        if (panel) drawAttribution(panel.querySelector(".attribution"), item, answer.input);
+      }
+    })
+    .catch((error) => { statusLine.textContent = `server unreachable (${error.message})`; })
+    .finally(() => {
+      explainInFlight = false;
+      if (explainNext) requestAttributions(explainNext);
+    });
+}
+
+function drawAttribution(box, item, input) { // red raises the top class, blue lowers it; the ink shows faintly
+  const canvas = box.querySelector("canvas");
+  const context = canvas.getContext("2d");
+  const values = item.integrated_gradients;
+  const scale = Math.max(...values.map(Math.abs)) || 1;
+  const image = context.createImageData(28, 28);
+  values.forEach((value, index) => {
+    const strength = Math.min(1, Math.abs(value) / scale);
+    const paper = 255 - Math.round(50 * input[index]); // the digit in light gray under the colours
+    const fade = Math.round(paper * (1 - strength));
+    const pixel = value >= 0 ? [paper, fade, fade] : [fade, fade, paper];
+    image.data.set([...pixel, 255], index * 4);
+  });
+  context.putImageData(image, 0, 0);
+  canvas.dataset.drawn = item.top_class;
+  box.querySelector("span").textContent = `what raises (red) or lowers (blue) ${item.top_class}`;
+}
+
+attributionToggle.addEventListener("change", () => {
+  panels.classList.toggle("show-attributions", attributionToggle.checked);
+  if (attributionToggle.checked && lastInput) requestAttributions(lastInput);
+});
+
 async function start() {
   resetPad();
   try {
     const response = await fetch("/api/models");
     const { models } = await response.json();
     panels.replaceChildren(...models.map(buildPanel));
+    panels.classList.toggle("show-attributions", attributionToggle.checked); // a reload may keep the box ticked
     statusLine.textContent = `Draw a digit (${models.length} model${models.length === 1 ? "" : "s"} loaded)`;
   } catch (error) {
     statusLine.textContent = `cannot list models (${error.message})`;
