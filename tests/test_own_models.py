@@ -345,3 +345,19 @@ def test_a_config_file_names_a_model_with_its_arguments(model_file, tiny_dataset
     config.write_text('[models.narrow]\nspec = 3\n')
     code, _, err = run_cli(capsys, "compare", "--models", "narrow", "--config", config, "--out", tmp_path / "r2")
     assert_one_line_error(code, err, "[models.narrow] needs spec")
+
+
+def test_a_model_registered_in_this_process_is_refused_for_workers_before_training(tiny_dataset, tmp_path, monkeypatch):
+    from torch import nn
+
+    from mnistlab.common.errors import ConfigError
+    from mnistlab.models import registry
+    from mnistlab.study.compare import plan_placement, run_compare
+
+    monkeypatch.setitem(registry.MODELS, "notebook-net", lambda num_classes=10: nn.Linear(784, num_classes))
+    monkeypatch.setitem(registry.RECIPES, "notebook-net", {})
+    _, data_dir, _, _ = tiny_dataset
+    with pytest.raises(ConfigError, match="registered in this process only.*FILE.py:Class"):
+        run_compare(["notebook-net"], {"dataset": str(data_dir / "tiny")}, tmp_path / "run",
+                    placement=plan_placement(2, 1), progress=False)
+    assert not (tmp_path / "run").exists()

@@ -139,6 +139,10 @@ def run_compare(
     specs = resolve_models(models)
     model_names = [spec.label for spec in specs]
     configs = resolve_configs(specs, settings, model_settings)
+    local = [spec.target for spec in specs if spec.builtin and spec.target not in BUILT_IN]
+    if local and (placement.workers > 1 or placement.ray_address):
+        raise ConfigError(f"model(s) {', '.join(local)} were registered in this process only, so worker processes "
+                          f"cannot build them; put the class in a file and name it as FILE.py:Class")
     first = configs[model_names[0]]
     seeds = list(seeds) if seeds is not None else [first.seed]
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
