@@ -361,3 +361,13 @@ def test_a_model_registered_in_this_process_is_refused_for_workers_before_traini
         run_compare(["notebook-net"], {"dataset": str(data_dir / "tiny")}, tmp_path / "run",
                     placement=plan_placement(2, 1), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_models_lists_installed_plugins_and_how_to_name_ones_own(tmp_path, monkeypatch, capsys):
+    info = tmp_path / "site" / "tinyplug-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[mnistlab.models]\ntinyplug = tinyplug:Tiny\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0 and "tinyplug    from an installed package: tinyplug:Tiny" in out and "FILE.py:Class" in out

@@ -128,9 +128,14 @@ def run_models_command(args: argparse.Namespace) -> int:
     from mnistlab.models.catalogue import BUILT_IN
     from mnistlab.training.config import describe_training, load_config
 
+    from mnistlab.models.spec import entry_points
+
     for entry in BUILT_IN.values():
         print(f"{entry.name:11} {entry.parameters:>9,} parameters  {entry.summary}")
         print(f"{'':11} recipe: {describe_training(load_config(recipe=entry.recipe).to_dict())}")
+    for name, target in entry_points().items():
+        print(f"{name:11} from an installed package: {target}")
+    print("\nYour own: --models FILE.py:Class or package.module:Class (see docs/models.md)")
     return 0
 
 
