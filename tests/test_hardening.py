@@ -336,7 +336,7 @@ def test_a_split_that_cannot_be_made_says_which_way_to_go(fraction, advice, tiny
 
 @pytest.mark.parametrize(("text", "fragments"), [
     ("epochs = 2\n[train]\nseed = 1\n", ["setting 'epochs' is outside the [train] table", "move it into [train]"]),
-    ("[trian]\nepochs = 2\n", ["unknown table [trian]", "the accepted table is [train]"]),
+    ("[trian]\nepochs = 2\n", ["unknown table [trian]", "the accepted tables are [train]"]),
     ("[train]\nepochs = 2\n[trian]\nseed = 1\n", ["table 'trian' is outside the [train] table"]),
 ])
 def test_a_setting_outside_train_or_a_misspelled_table_is_an_error(text, fragments, tmp_path, capsys):

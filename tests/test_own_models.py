@@ -168,7 +168,8 @@ def test_resume_keeps_a_file_model_and_refuses_a_changed_file(model_file, tiny_d
 def test_a_file_model_trains_in_workers_without_its_file_to_the_sequential_numbers(model_file, tiny_dataset, tmp_path):
     """Workers build the model from the source the spec carries: the file is gone before they start."""
     from mnistlab.models.spec import parse_spec
-    from mnistlab.study.compare import plan_placement, run_compare
+    from mnistlab.study.compare import run_compare
+    from mnistlab.study.plan import plan_placement
 
     _, data_dir, _, _ = tiny_dataset
     settings = {"dataset": str(data_dir / "tiny"), "epochs": 1}
@@ -184,7 +185,8 @@ def test_a_file_model_trains_in_workers_without_its_file_to_the_sequential_numbe
 RAY_DRIVER = """
 import sys
 from mnistlab.models.spec import parse_spec
-from mnistlab.study.compare import plan_placement, run_compare
+from mnistlab.study.compare import run_compare
+from mnistlab.study.plan import plan_placement
 spec = parse_spec(sys.argv[1])
 __import__("os").remove(sys.argv[1].rpartition(":")[0])  # the cluster gets the model from the spec alone
 run_compare([spec, "logreg"], {"dataset": sys.argv[2], "epochs": 1}, sys.argv[3], seeds=[0, 1],
@@ -194,7 +196,8 @@ run_compare([spec, "logreg"], {"dataset": sys.argv[2], "epochs": 1}, sys.argv[3]
 
 def test_a_file_model_on_ray_gives_the_sequential_numbers(model_file, tiny_dataset, ray_cluster, tmp_path):
     from mnistlab.models.spec import parse_spec
-    from mnistlab.study.compare import plan_placement, run_compare
+    from mnistlab.study.compare import run_compare
+    from mnistlab.study.plan import plan_placement
 
     address, env = ray_cluster
     _, data_dir, _, _ = tiny_dataset
@@ -352,7 +355,8 @@ def test_a_model_registered_in_this_process_is_refused_for_workers_before_traini
 
     from mnistlab.common.errors import ConfigError
     from mnistlab.models import registry
-    from mnistlab.study.compare import plan_placement, run_compare
+    from mnistlab.study.compare import run_compare
+    from mnistlab.study.plan import plan_placement
 
     monkeypatch.setitem(registry.MODELS, "notebook-net", lambda num_classes=10: nn.Linear(784, num_classes))
     monkeypatch.setitem(registry.RECIPES, "notebook-net", {})

@@ -17,7 +17,7 @@ from serve_support import draw_seven, encode, save_untrained_checkpoints
 from mnistlab.vision.loading import find_checkpoints
 from mnistlab.runs.folder import LOCK_FILE
 from mnistlab.runs.claim import claimed, locked, run_files
-from mnistlab.study.compare import default_run_dir
+from mnistlab.study.plan import default_run_dir
 
 QUICK = ["--quiet", "--threads", "1"]
 TINY = ["--dataset", "tiny", "--epochs", "1", "--batch-size", "32"]

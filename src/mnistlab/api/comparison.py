@@ -16,7 +16,8 @@ from mnistlab.reporting.report import significance_statements, summary_table
 from mnistlab.runs.folder import METRICS_FILE, REPORT_HTML, read_metrics
 from mnistlab.models.contract import check_model
 from mnistlab.models.spec import split_specs
-from mnistlab.study.compare import default_run_dir, plan_placement, resolve_configs, resolve_models, run_compare
+from mnistlab.study.compare import run_compare
+from mnistlab.study.plan import default_run_dir, plan_placement, resolve_configs, resolve_models
 from mnistlab.training.runtime import configured_runtime, resolve_device
 from mnistlab.training.train import train as train_model
 

@@ -58,7 +58,8 @@ def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str
 def run_compare_command(args: argparse.Namespace) -> int:
     from mnistlab.models.spec import split_specs
     from mnistlab.reporting.report import summary_table
-    from mnistlab.study.compare import default_run_dir, plan_placement, run_compare
+    from mnistlab.study.compare import run_compare
+    from mnistlab.study.plan import default_run_dir, plan_placement
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
@@ -142,7 +143,7 @@ def run_models_command(args: argparse.Namespace) -> int:
 def run_train_command(args: argparse.Namespace) -> int:
     from mnistlab.common.atomic import check_output_file
     from mnistlab.models.spec import parse_spec
-    from mnistlab.study.compare import default_run_dir
+    from mnistlab.study.plan import default_run_dir
     from mnistlab.study.single import train_checkpoint
 
     [spec] = _model_specs([args.model], args.config)
@@ -168,7 +169,7 @@ def run_tune_command(args: argparse.Namespace) -> int:
 
     from mnistlab.models.spec import parse_spec
     from mnistlab.runs.folder import TUNE_SUMMARY
-    from mnistlab.study.compare import default_run_dir
+    from mnistlab.study.plan import default_run_dir
     from mnistlab.tune.search import run_tune
 
     if args.resume and not args.out:

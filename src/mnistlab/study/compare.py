@@ -1,6 +1,7 @@
-"""The tool's jobs as library functions: compare models into a run folder, train one, evaluate one.
+"""Compare models into a run folder: train, test and assess every (model, seed), then summarise and report.
 
     from mnistlab.study.compare import run_compare
+    from mnistlab.study.plan import plan_placement
     metrics = run_compare(["ann", "cnn"], {}, "runs/demo", seeds=[0, 1, 2], placement=plan_placement(workers=2))
     # seed protocol on MNIST: ANN about 97.4%, CNN about 98.9% test accuracy; the CNN's lead is significant
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -26,77 +26,25 @@ from mnistlab.evaluation.analysis import STATISTICS_METHODS, compare_models, sum
 from mnistlab.evaluation.assessment import non_digit_sets, robustness_record
 from mnistlab.evaluation.assessment_summary import summarise_model_assessment, summarise_robustness
 from mnistlab.training.checkpoint import library_versions, load_checkpoint, write_checkpoint
-from mnistlab.training.config import SEED_LIMIT, TrainConfig, model_config
+from mnistlab.training.config import SEED_LIMIT, TrainConfig
 from mnistlab.data.folders import open_dataset
 from mnistlab.data.datasets import Dataset, dataset_record
 from mnistlab.common.errors import ConfigError
 from mnistlab.common.extras import require_extra
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor, run_all
-from mnistlab.study.jobs import Job, JobProgress, JobResult, default_devices, job_failed, load_job_context, run_job
+from mnistlab.study.jobs import Job, JobProgress, JobResult, job_failed, load_job_context, run_job
+from mnistlab.study.plan import plan_placement, resolve_configs, resolve_models, warn_without_native_bf16
 from mnistlab.models.catalogue import BUILT_IN
 from mnistlab.evaluation.cost import model_cost
-from mnistlab.models.contract import build, check_model, resolve
-from mnistlab.models.spec import ModelSpec, as_spec
+from mnistlab.models.contract import build, check_model
+from mnistlab.models.spec import ModelSpec
 from mnistlab.reporting.report import write_report
 from mnistlab.runs.arrays import build_run_arrays
 from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, checkpoint_name, load_finished, read_metrics,
                                   save_finished, write_metrics, write_plan, write_run_arrays)
 from mnistlab.runs.claim import check_run_folder, claimed, locked
-from mnistlab.training.runtime import (check_workers, device_name, has_native_bf16, job_threads, machine_record,
-                                       resolve_device)
-
-
-def default_run_dir(kind: str) -> Path:
-    """`runs/<timestamp>-<kind>` under the current directory, numbered (-2, -3...) if that is taken already."""
-    base = Path("runs") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{kind}"
-    path, number = base, 2
-    while os.path.lexists(path):
-        path, number = base.with_name(f"{base.name}-{number}"), number + 1
-    return path
-
-
-def resolve_models(models: Sequence[str | ModelSpec]) -> list[ModelSpec]:
-    """Each model's spec with its code imported and its recipe read; refuses bad specs and repeated labels."""
-    if not models:
-        raise ConfigError(f"no models given; choose from: {', '.join(BUILT_IN)}, or name your own as FILE.py:Class")
-    specs = [resolve(as_spec(model)) for model in models]
-    labels = [spec.label for spec in specs]
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise ConfigError(f"model(s) {', '.join(repeated)} given more than once; list each model once, or label "
-                          f"them apart (--models a=FILE.py:Net,b=FILE.py:Net(width=64))")
-    return specs
-
-
-def resolve_configs(specs: Sequence[ModelSpec], settings: dict,
-                    model_settings: dict[str, dict] | None = None) -> dict[str, TrainConfig]:
-    """Each model's config by label, resolved once; refuses models on different datasets.
-
-    `model_settings` maps a model's label to its own settings, which win over the shared `settings`.
-    """
-    configs = {spec.label: model_config(spec, {**settings, **(model_settings or {}).get(spec.label, {})})
-               for spec in specs}
-    datasets = {config.dataset for config in configs.values()}
-    if len(datasets) > 1:
-        raise ConfigError(f"the models would train on different datasets ({', '.join(sorted(datasets))}); "
-                          f"compare models on one dataset")
-    return configs
-
-
-def plan_placement(workers: int = 1, threads: int | None = None, device: str = "cpu",
-                   ray_address: str | None = None) -> Placement:
-    """Check the `--workers`, `--threads`, `--device` and `--ray` choices and resolve them into a `Placement`.
-
-    `threads=None` means this process's count in turn, or cores / workers side by side.
-    """
-    if workers > 1 and ray_address:
-        raise ConfigError(f"--workers {workers} is invalid together with --ray (the cluster runs the jobs); drop one")
-    check_workers(workers)
-    torch_device = resolve_device(device)
-    return Placement(workers=workers, threads=job_threads(threads, workers, bool(ray_address)),
-                     device=str(torch_device), devices=tuple(default_devices(torch_device, workers)),
-                     ray_address=ray_address)
+from mnistlab.training.runtime import machine_record, resolve_device
 
 
 def run_compare(
@@ -243,13 +191,6 @@ def save_job(out_dir: Path, job: Job, result: JobResult, several_seeds: bool) ->
     record = {**result.record, "checkpoint": checkpoint}
     save_finished(out_dir, job.model_name, job.config.seed, record, result.outputs)
     return record, result.outputs
-
-
-def warn_without_native_bf16(configs, device) -> None:
-    """bf16 autocast without hardware bf16 runs, but slower than fp32: say so once."""
-    if any(config.precision == "bf16" for config in configs) and not has_native_bf16(device):
-        warnings.warn(f"{device_name(device)} has no native bfloat16 (AVX512_BF16 or AMX on a CPU); "
-                      f"--precision bf16 will be slower than fp32 here", stacklevel=3)
 
 
 def measure_cost(spec: ModelSpec, num_classes: int, checkpoint: Path, threads: int) -> dict:

@@ -19,7 +19,7 @@ from mnistlab.models import count_parameters
 from mnistlab.models.contract import check_model
 from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.claim import check_folder_writable
-from mnistlab.study.compare import resolve_configs, resolve_models
+from mnistlab.study.plan import resolve_configs, resolve_models
 from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
 from mnistlab.training.runtime import resolve_device
 from mnistlab.training.train import train

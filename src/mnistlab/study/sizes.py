@@ -28,7 +28,8 @@ from mnistlab.reporting.learning_curves import learning_curve_sections, plot_lea
 from mnistlab.reporting.html import render_html
 from mnistlab.reporting.report import render_markdown
 from mnistlab.models.spec import ModelSpec
-from mnistlab.study.compare import resolve_configs, resolve_models, run_compare
+from mnistlab.study.compare import run_compare
+from mnistlab.study.plan import resolve_configs, resolve_models
 from mnistlab.study.executor import Placement
 
 SWEEP_FILE = "learning_curve.json"

@@ -43,7 +43,7 @@ from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.folder import TUNE_DATABASE
 from mnistlab.runs.claim import check_run_folder, claimed
 from mnistlab.training.runtime import check_workers, job_threads, resolve_device
-from mnistlab.study.compare import resolve_configs, resolve_models
+from mnistlab.study.plan import resolve_configs, resolve_models
 from mnistlab.tune.report import write_tune_outputs
 from mnistlab.tune.space import build_space
 from mnistlab.tune.trial import (STUDY_NAME, TuneTask, ask_trial, counted_trials, load_trial_context, median_pruner,
