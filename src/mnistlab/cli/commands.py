@@ -270,6 +270,37 @@ def run_serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_runs_command(args: argparse.Namespace) -> int:
+    from mnistlab.runs.index import format_runs, list_runs
+
+    records = list_runs(args.directory)
+    if args.json:
+        print(json.dumps(records, indent=2))
+    elif not records:
+        print(f"No run folders under {args.directory}")
+    else:
+        print(format_runs(records))
+    return 0
+
+
+def run_compare_runs_command(args: argparse.Namespace) -> int:
+    from mnistlab.study.compare import default_run_dir
+    from mnistlab.study.compare_runs import comparison_table, compare_runs
+
+    out_dir = Path(args.out) if args.out else default_run_dir("compare-runs")
+    result = compare_runs(args.entries, out_dir, force=args.force)
+    print(comparison_table(result))
+    print(f"\nReport: {out_dir}  (report.md, report.html, comparison.json)")
+    return 0
+
+
+def run_card_command(args: argparse.Namespace) -> int:
+    from mnistlab.reporting.card import model_card
+
+    print(model_card(args.checkpoint), end="")
+    return 0
+
+
 COMMANDS = {
     "compare": run_compare_command,
     "models": run_models_command,
@@ -281,4 +312,7 @@ COMMANDS = {
     "data": run_data_command,
     "predict": run_predict_command,
     "serve": run_serve_command,
+    "runs": run_runs_command,
+    "compare-runs": run_compare_runs_command,
+    "card": run_card_command,
 }

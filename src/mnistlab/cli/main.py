@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 def command_runtime(args: argparse.Namespace):
     """The runtime a command's numbers need (threads, deterministic kernels); none for the commands that only
     list or check files, which so start without importing PyTorch."""
-    if args.command in ("models", "data"):
+    if args.command in ("models", "data", "runs"):
         return contextlib.nullcontext()
     from mnistlab.training.runtime import configured_runtime
 

@@ -21,6 +21,8 @@ EXAMPLES = """examples:
   mnistlab predict cnn.pt digit.jpg        classify your own images or photos
   mnistlab serve --checkpoints runs/x      a draw-a-digit page and JSON API on http://127.0.0.1:8000
   mnistlab data list                       datasets and where their files are
+  mnistlab runs                            the runs under runs/: models, accuracies, finished or stopped
+  mnistlab compare-runs runs/a:cnn runs/b:cnn   one model from two runs, with significance tests
 """
 
 
@@ -165,6 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="also answer requests whose Host header is NAME, e.g. the machine's name on your network "
                             "(repeatable; default: the --host address, and localhost when it is a loopback address)")
+
+    runs = command("runs", "list the run folders under DIR: date, dataset, models, accuracies, finished or stopped")
+    runs.add_argument("directory", nargs="?", default="runs", metavar="DIR",
+                      help="folder holding run folders, searched 3 levels deep (default: %(default)s)")
+    runs.add_argument("--json", action="store_true", help="print the index as JSON")
+
+    compare_runs = command("compare-runs", "compare models from different runs on the same test set: "
+                                           "paired McNemar per seed pair, pooled, Holm; bootstrap intervals")
+    compare_runs.add_argument("entries", nargs="+", metavar="RUN[:MODEL]",
+                              help="two or more run folders, each with the model to take from it "
+                                   "(optional when the run has one model)")
+    compare_runs.add_argument("--out", metavar="DIR",
+                              help="folder for comparison.json, report.md and report.html "
+                                   "(default: runs/<timestamp>-compare-runs)")
+    compare_runs.add_argument("--force", action="store_true",
+                              help="replace an earlier compare-runs result in --out (only its own files)")
+
+    card = command("card", "print a checkpoint's model card (the <checkpoint>.md compare and train write)")
+    card.add_argument("checkpoint", help="a .pt file written by train or compare")
 
     data = command("data", "list, fetch or verify datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -33,6 +33,7 @@ from mnistlab.common.errors import ConfigError
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor, run_all
 from mnistlab.study.jobs import Job, JobProgress, JobResult, default_devices, job_failed, load_job_context, run_job
 from mnistlab.models import check_model_names
+from mnistlab.reporting.card import write_model_cards
 from mnistlab.reporting.report import write_report
 from mnistlab.runs.arrays import build_run_arrays
 from mnistlab.evaluation.robustness import model_logits_fn
@@ -145,6 +146,7 @@ def run_compare(
             stacked_outputs(finished, model_names, seeds, "log_probabilities")))
         write_metrics(out_dir, metrics)
         write_report(out_dir, metrics)
+        write_model_cards(out_dir, metrics)  # <checkpoint>.md beside every checkpoint
     return metrics
 
 

@@ -15,6 +15,7 @@ from mnistlab.evaluation.assessment import not_sure_threshold, validation_logits
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.models import count_parameters
+from mnistlab.reporting.card import card_path, write_model_card
 from mnistlab.runs.claim import check_folder_writable
 from mnistlab.study.compare import resolve_configs
 from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
@@ -31,13 +32,14 @@ def train_checkpoint(
     device: str = "cpu",
     overwrite: bool = False,
 ) -> dict:
-    """Train one model (the test split untouched) and save it to `out_path`; return its record.
+    """Train one model (the test split untouched) and save it to `out_path`, its model card beside it; return its record.
 
-    An existing file at `out_path` is replaced only with `overwrite` (checked before training).
+    An existing file at `out_path` (or at its card's path) is replaced only with `overwrite` (checked before training).
     """
     config = resolve_configs([model_name], settings)[model_name]
     out_path = Path(out_path)
     check_output_file(out_path, "--out", force=overwrite, example=f"{model_name}.pt")
+    check_output_file(card_path(out_path), "--out's model card", force=overwrite, example=f"{model_name}.pt.md")
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     result = train(model_name, dataset, config, progress=progress, device=resolve_device(device))
@@ -46,6 +48,7 @@ def train_checkpoint(
               "history": result.history, "not_sure_threshold": not_sure_threshold(validation)}
     save_checkpoint(out_path, result.model, model_name, config.to_dict(),
                     dataset_record(dataset, result.train_size, result.validation_size), scores)
+    write_model_card(out_path)  # <checkpoint>.md beside it
     return scores
 
 

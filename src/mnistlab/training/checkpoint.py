@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnistlab.common.version import __version__
+from mnistlab.common.version import __version__, source_commit
 from mnistlab.common.atomic import atomic_path
 from mnistlab.data.datasets import DATASETS
 from mnistlab.common.errors import CheckpointError
@@ -38,6 +38,7 @@ def library_versions() -> dict[str, str]:
         "torch": str(torch.__version__),
         "numpy": np.__version__,
         "python": platform.python_version(),
+        **({"commit": source_commit()} if source_commit() else {}),  # the source's git commit, from a checkout
     }
 
 
