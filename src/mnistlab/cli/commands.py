@@ -55,6 +55,17 @@ def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str
     return shared, own
 
 
+def _trackers_from(args: argparse.Namespace, strict: bool = False):
+    """The trackers --mlflow and --tensorboard ask for, connected now: before any training starts."""
+    from mnistlab.tracking.hooks import open_trackers
+
+    if args.mlflow:  # the CLI is the entry point: its own lines say enough (MLflow logs each database migration)
+        import logging
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+    return open_trackers(args.mlflow, args.tensorboard, args.mlflow_experiment, strict)
+
+
 def run_compare_command(args: argparse.Namespace) -> int:
     from mnistlab.reporting.report import summary_table
     from mnistlab.study.compare import default_run_dir, plan_placement, run_compare
@@ -69,7 +80,8 @@ def run_compare_command(args: argparse.Namespace) -> int:
     placement = plan_placement(args.workers, args.threads, args.device or "cpu", args.ray)
     metrics = run_compare(model_names, settings, out_dir, seeds=seeds, model_settings=model_settings,
                           robustness=args.robustness, resume=args.resume, placement=placement,
-                          data_dir=args.data_dir, progress=not args.quiet, force=args.force)
+                          data_dir=args.data_dir, progress=not args.quiet, force=args.force,
+                          trackers=_trackers_from(args))
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
@@ -117,7 +129,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     config_files = [path for path in (shared_file, *model_files.values()) if path]
     check_output_file(out_path, "--out", config_files, args.force, f"{args.model}.pt")  # --force keeps inputs too
     metrics = train_checkpoint(args.model, settings, out_path, args.data_dir, progress=not args.quiet,
-                               device=args.device or "cpu", overwrite=args.force)
+                               device=args.device or "cpu", overwrite=args.force, trackers=_trackers_from(args))
     last = metrics["history"][-1]
     print(f"{args.model}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
           f"validation accuracy {100 * last['val_accuracy']:.2f}%")
@@ -140,7 +152,8 @@ def run_tune_command(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough
     summary = run_tune(args.model, {**shared, **own.get(args.model, {})}, out_dir, args.trials, args.data_dir,
                        space_file=args.space, resume=args.resume, workers=args.workers, threads=args.threads,
-                       device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray, force=args.force)
+                       device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray, force=args.force,
+                       trackers=_trackers_from(args))
     counts = ", ".join(f"{count} {state}" for state, count in summary["trials"].items() if count)
     if summary["best_trial"] is None:
         print(f"{args.model}: no trial completed ({counts}); see {out_dir / TUNE_SUMMARY}")
@@ -294,6 +307,19 @@ def run_compare_runs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_track_command(args: argparse.Namespace) -> int:
+    from mnistlab.runs.folder import read_metrics
+    from mnistlab.tracking.hooks import log_run_folder
+
+    if not (args.mlflow or args.tensorboard):
+        raise ConfigError("track needs --mlflow URI or --tensorboard DIR (or both): where to log the run")
+    read_metrics(args.run_dir)  # not a finished run: say so before connecting
+    metrics = log_run_folder(Path(args.run_dir), _trackers_from(args, strict=True))
+    jobs = sum(len(result["seeds"]) for result in metrics["models"].values())
+    print(f"Logged {args.run_dir}: {len(metrics['models'])} model(s), {jobs} (model, seed) run(s)")
+    return 0
+
+
 def run_card_command(args: argparse.Namespace) -> int:
     from mnistlab.reporting.card import model_card
 
@@ -315,4 +341,5 @@ COMMANDS = {
     "runs": run_runs_command,
     "compare-runs": run_compare_runs_command,
     "card": run_card_command,
+    "track": run_track_command,
 }

@@ -60,6 +60,16 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="fp32 (the study's), or bf16 autocast where the hardware has bfloat16 (default: fp32)")
 
 
+def _add_tracking_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mlflow", metavar="URI",
+                        help="also log to MLflow: file:./mlruns, sqlite:///mlflow.db or http://HOST:PORT "
+                             "(needs: pip install 'mnistlab[mlflow]')")
+    parser.add_argument("--mlflow-experiment", metavar="NAME", default="mnistlab",
+                        help="MLflow experiment to log into, created if needed (default: %(default)s)")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="also write TensorBoard event files under DIR (needs: pip install 'mnistlab[tensorboard]')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
     from mnistlab.models.catalogue import BUILT_IN as MODELS  # names only: no PyTorch for --help
@@ -96,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--robustness", action="store_true",
                          help="also test every model and seed on 15 corruptions and the shift and rotation sweeps")
     _add_training_flags(compare)
+    _add_tracking_flags(compare)
 
     command("models", "list the registered models: parameters, training recipe, what each is")
 
@@ -120,12 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run the trials as tasks on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
                            "(needs: pip install 'mnistlab[ray]')")
     _add_training_flags(tune)
+    _add_tracking_flags(tune)
 
     train = command("train", "train one model into a checkpoint (the test split is not used)")
     train.add_argument("model", help=f"registered model name: {', '.join(MODELS)}")
     train.add_argument("--out", metavar="FILE", help="checkpoint path (default: runs/<timestamp>-train/MODEL.pt)")
     train.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     _add_training_flags(train)
+    _add_tracking_flags(train)
 
     evaluate = command("evaluate", "test a checkpoint on its dataset's test split")
     evaluate.add_argument("checkpoint", help="a .pt file written by train or compare")
@@ -183,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default: runs/<timestamp>-compare-runs)")
     compare_runs.add_argument("--force", action="store_true",
                               help="replace an earlier compare-runs result in --out (only its own files)")
+
+    track = command("track", "log a finished compare run folder to MLflow or TensorBoard, as --mlflow and "
+                             "--tensorboard would have during the run")
+    track.add_argument("run_dir", help="a folder written by mnistlab compare")
+    _add_tracking_flags(track)
 
     card = command("card", "print a checkpoint's model card (the <checkpoint>.md compare and train write)")
     card.add_argument("checkpoint", help="a .pt file written by train or compare")

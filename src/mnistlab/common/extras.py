@@ -11,6 +11,8 @@ EXTRAS = {  # extra -> modules it provides (import names)
     "tune": ("optuna", "sqlalchemy"),
     "ray": ("ray",),
     "onnx": ("onnx", "onnxscript", "onnxruntime"),
+    "mlflow": ("mlflow",),
+    "tensorboard": ("tensorboard",),
 }
 
 

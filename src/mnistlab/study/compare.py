@@ -11,6 +11,7 @@ job by job (and epoch by epoch within a job).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -40,6 +41,7 @@ from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, checkpoint_name, load_finished, read_metrics,
                                   save_finished, write_metrics, write_plan, write_run_arrays)
 from mnistlab.runs.claim import check_run_folder, claimed, locked
+from mnistlab.tracking.hooks import Trackers
 from mnistlab.training.runtime import (check_workers, device_name, has_native_bf16, job_threads, machine_record,
                                        resolve_device)
 
@@ -99,6 +101,7 @@ def run_compare(
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
     force: bool = False,
+    trackers: Trackers | None = None,
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
@@ -114,9 +117,11 @@ def run_compare(
     threads per job, the numbers are the same every way. The folder is locked while
     the run writes it. `out_dir` must be new or empty, or hold a compare run: continued
     with `resume`, or with `force` started afresh after deleting that run's own files
-    (see `runs.claim.claimed`). Returns the metrics written to `metrics.json`.
+    (see `runs.claim.claimed`). `trackers` (see `tracking.open_trackers`) log each job as it
+    finishes and the run at the end, from what the run saved. Returns the metrics written to `metrics.json`.
     """
     placement = placement or plan_placement()
+    trackers = trackers if trackers is not None else Trackers([])
     configs = resolve_configs(model_names, settings, model_settings)
     first = configs[model_names[0]]
     seeds = list(seeds) if seeds is not None else [first.seed]
@@ -129,7 +134,7 @@ def run_compare(
     warn_without_native_bf16(configs.values(), torch.device(placement.device))
     check_run_folder(out_dir, "compare", resume, force)  # before the dataset is read (or downloaded)
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
-    with claimed(out_dir, "compare", resume, force) as out_dir:
+    with claimed(out_dir, "compare", resume, force) as out_dir, contextlib.closing(trackers):
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums,
                 "threads": placement.threads, "device": torch.device(placement.device).type,
                 "configs": {job_key(job): job.config.to_dict() for job in jobs}}
@@ -137,8 +142,10 @@ def run_compare(
             plan["robustness"] = True  # only then: plans of plain runs stay as they were
         finished = resume_finished(out_dir, plan, jobs) if resume else start_plan(out_dir, plan)
         todo = [job for job in jobs if job_key(job) not in finished]
+        trackers.start(out_dir, plan)
         for job, result in run_jobs(todo, dataset, placement, out_dir, data_dir, progress):
             finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)  # saved at once
+            trackers.job_finished(out_dir, job.model_name, job.config.to_dict(), finished[job_key(job)][0])
         metrics = summarise_run(model_names, seeds, configs, dataset, finished, torch.device(placement.device))
         write_run_arrays(out_dir, build_run_arrays(
             dataset.test_labels, stacked_outputs(finished, model_names, seeds, "predicted"),
@@ -147,6 +154,7 @@ def run_compare(
         write_metrics(out_dir, metrics)
         write_report(out_dir, metrics)
         write_model_cards(out_dir, metrics)  # <checkpoint>.md beside every checkpoint
+        trackers.run_finished(out_dir, metrics)
     return metrics
 
 

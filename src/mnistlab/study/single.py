@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from mnistlab.models import count_parameters
 from mnistlab.reporting.card import card_path, write_model_card
 from mnistlab.runs.claim import check_folder_writable
 from mnistlab.study.compare import resolve_configs
-from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
+from mnistlab.tracking.hooks import Trackers
+from mnistlab.training.checkpoint import library_versions, load_checkpoint, save_checkpoint
 from mnistlab.training.runtime import resolve_device
 from mnistlab.training.train import train
 
@@ -31,12 +33,15 @@ def train_checkpoint(
     progress: bool = True,
     device: str = "cpu",
     overwrite: bool = False,
+    trackers: Trackers | None = None,
 ) -> dict:
     """Train one model (the test split untouched) and save it to `out_path`, its model card beside it; return its record.
 
     An existing file at `out_path` (or at its card's path) is replaced only with `overwrite` (checked before training).
+    `trackers` (see `tracking.open_trackers`) log the checkpoint once it is written.
     """
     config = resolve_configs([model_name], settings)[model_name]
+    trackers = trackers if trackers is not None else Trackers([])
     out_path = Path(out_path)
     check_output_file(out_path, "--out", force=overwrite, example=f"{model_name}.pt")
     check_output_file(card_path(out_path), "--out's model card", force=overwrite, example=f"{model_name}.pt.md")
@@ -46,9 +51,12 @@ def train_checkpoint(
     validation, _ = validation_logits(model_logits_fn(result.model, config.precision), dataset, config)
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
               "history": result.history, "not_sure_threshold": not_sure_threshold(validation)}
-    save_checkpoint(out_path, result.model, model_name, config.to_dict(),
-                    dataset_record(dataset, result.train_size, result.validation_size), scores)
+    record = dataset_record(dataset, result.train_size, result.validation_size)
+    save_checkpoint(out_path, result.model, model_name, config.to_dict(), record, scores)
     write_model_card(out_path)  # <checkpoint>.md beside it
+    with contextlib.closing(trackers):
+        trackers.trained(out_path, {"model_name": model_name, "config": config.to_dict(), "dataset": record,
+                                    "metrics": scores, "versions": library_versions()})
     return scores
 
 
