@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mnistlab.reporting.document import Section, Table, percent
 from mnistlab.reporting.report import comparison_section
+from mnistlab.training.config import describe_training
 
 ENTRY_HEADER = ("entry", "model", "seeds", "test accuracy (%)", "std (points)", "95% CI (%)", "run created", "commit")
 
@@ -35,7 +36,8 @@ def run_comparison_sections(result: dict) -> list[Section]:
         f"Accuracies are means over those seeds with a Student-t 95% interval.",
         Table(list(ENTRY_HEADER), entry_rows(result)),
         "Where each entry comes from:",
-        *[f"- `{entry['label']}`: model {entry['model']} of run `{entry['run']}`" for entry in result["entries"]],
+        *[f"- `{entry['label']}`: model {entry['model']} of run `{entry['run']}`; trained with "
+          f"{describe_training(entry['config'])}" for entry in result["entries"]],
     ])
     provenance = Section("Test set", [
         f"- Dataset: {result['dataset']['name']}; compared: {result['created']}",
