@@ -1,6 +1,6 @@
 """The hooks a run calls as it goes (started, a job finished, the run finished), and the trackers behind them.
 
-    trackers = open_trackers(mlflow="http://127.0.0.1:5000", tensorboard="tb", kind="compare")  # checks first
+    trackers = open_trackers(mlflow="http://127.0.0.1:5000", tensorboard="tb")  # connects now: errors before work
     run_compare([...], settings, out_dir, trackers=trackers)
 
 `open_trackers` connects before any work, so an unreachable server is a one-line
@@ -126,6 +126,7 @@ def open_trackers(mlflow: str | None = None, tensorboard: str | None = None, exp
 
 def log_run_folder(run_dir: str | os.PathLike, trackers: Trackers) -> dict:
     """Log a finished compare run from its folder alone (`mnistlab track`): what the run would have logged live."""
+    run_dir = Path(run_dir).resolve()  # named after its folder, also when given as "."
     metrics = read_metrics(run_dir)
     plan = {"models": list(metrics["models"]), "seeds": metrics["seeds"], "dataset": metrics["dataset"]["checksums"],
             "threads": metrics["machine"].get("threads"), "device": metrics["machine"].get("device")}
