@@ -62,6 +62,9 @@ def _trackers_from(args: argparse.Namespace, strict: bool = False):
     if args.mlflow:  # the CLI is the entry point: its own lines say enough (MLflow logs each database migration)
         import logging
 
+        require_extra("mlflow", "--mlflow")
+        import mlflow  # noqa: F401  (sets up its loggers when imported: quieted after that)
+
         logging.getLogger("mlflow").setLevel(logging.WARNING)
     return open_trackers(args.mlflow, args.tensorboard, args.mlflow_experiment, strict)
 
