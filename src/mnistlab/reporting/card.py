@@ -29,6 +29,7 @@ from mnistlab.training.config import describe_training
 
 WEAKEST_CLASSES = 3  # classes named as the weakest, by recall
 WORST_CORRUPTIONS = 3  # corruptions named as the hardest
+MISCALIBRATED_ECE = 0.02  # test ECE from which miscalibration is listed as a failure mode
 
 
 def card_path(checkpoint: str | os.PathLike) -> Path:
@@ -182,10 +183,10 @@ def failure_modes(scores: dict, run_result: dict | None, seed_record: dict | Non
             found.append("Lowest recall: " + ", ".join(f"{row['class']} ({percent(row['recall'], 1)}%)"
                                                         for row in weakest) + ".")
     calibration = (seed_record or {}).get("calibration")
-    if calibration and "temperature" in calibration:
+    if calibration and "before" in calibration and calibration["before"]["ece"] >= MISCALIBRATED_ECE:
         direction = "overconfident" if calibration["temperature"] > 1 else "underconfident"
-        found.append(f"Its probabilities are {direction} (the fitted temperature is {calibration['temperature']:.3g}); "
-                     f"read them as rankings more than as frequencies.")
+        found.append(f"Its probabilities are {direction}: test ECE {percent(calibration['before']['ece'])}% (fitted "
+                     f"temperature {calibration['temperature']:.3g}); read them as rankings more than as frequencies.")
     robustness = (metrics or {}).get("robustness", {}).get("models", {}).get(_model_of(run_result, metrics))
     if robustness:
         corrupted = sorted((entry["mean"], corruption) for corruption, entry in robustness.items()
@@ -194,7 +195,8 @@ def failure_modes(scores: dict, run_result: dict | None, seed_record: dict | Non
                                                          for mean, corruption in corrupted) + ".")
     for non_digits, entry in ((run_result or {}).get("not_a_digit") or {}).items():
         found.append(f"On {non_digits} (not digits) the \"not sure\" flag catches {percent(entry['non_digits_flagged'], 1)}%"
-                     f" (AUROC {entry['auroc']:.3f}); the rest get a confident digit.")
+                     f" (AUROC {entry['auroc']:.3f}); the other {percent(1 - entry['non_digits_flagged'], 1)}% are "
+                     f"read as a digit above the threshold.")
     if not found:
         found.append("None measured yet: test it (`mnistlab evaluate`), or train it in `mnistlab compare` "
                      "(add --robustness for corruptions) to have them listed here.")
