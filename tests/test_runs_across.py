@@ -1,6 +1,7 @@
 """Runs side by side: the run index (mnistlab runs), comparisons across runs (compare-runs), model cards."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -44,10 +45,22 @@ def test_runs_lists_every_run_with_its_accuracies_and_status(runs, capsys):
         interval = both["models"][model["name"]]["accuracy"]
         assert (model["accuracy"], model["ci_low"], model["ci_high"]) == (
             both["models"][model["name"]]["test_accuracy"], interval["ci_low"], interval["ci_high"])
-    assert records["stopped"]["status"].startswith("stopped: 1 of 2 jobs done")
+    assert records["stopped"]["status"] == "stopped: 1 of 2 jobs done (continue with --resume)"
     assert records["both"]["machine"] and records["both"]["created"] == both["created"]
     code, out, _ = run_cli(capsys, "runs", runs)
     assert code == 0 and "stopped: 1 of 2 jobs done" in out and "logreg" in out
+
+
+def test_runs_tells_a_run_being_written_from_a_stopped_one(runs, tmp_path, capsys):
+    from mnistlab.runs.claim import locked
+
+    shutil.copytree(runs / "stopped", tmp_path / "run")
+    with locked(tmp_path / "run"):  # as compare holds it while it writes
+        [record] = json.loads(run_cli(capsys, "runs", tmp_path, "--json")[1])
+        assert record["status"] == f"running (pid {os.getpid()}): 1 of 2 jobs done"
+    (tmp_path / "run" / ".lock").write_text("999999999\n")  # left by a killed run: no such process
+    [record] = json.loads(run_cli(capsys, "runs", tmp_path, "--json")[1])
+    assert record["status"].startswith("stopped: 1 of 2 jobs done")
 
 
 def test_runs_lists_a_damaged_run_with_the_reason_and_refuses_a_missing_folder(runs, tmp_path, capsys):
@@ -153,3 +166,18 @@ def test_train_writes_a_card_and_refuses_to_replace_one(tiny_dataset, tmp_path, 
     assert run_cli(capsys, *argv, "--force")[0] == 0
     card = (tmp_path / "ann.pt.md").read_text()
     assert "# Model card: ann (seed 0)" in card and "Not tested" in card and "not sure" in card
+
+
+def test_runs_record_the_commit_of_the_source_they_ran_from(runs):
+    import subprocess
+
+    import mnistlab
+
+    source = os.path.dirname(mnistlab.__file__)
+    described = subprocess.run(["git", "-C", source, "describe", "--always", "--dirty", "--abbrev=12"],
+                               capture_output=True, text=True)
+    versions = read_metrics(runs / "a")["versions"]
+    if described.returncode != 0:  # an installed copy, not a checkout: no commit to record
+        assert "commit" not in versions
+    else:
+        assert versions["commit"].removesuffix("-dirty") == described.stdout.strip().removesuffix("-dirty")

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from mnistlab.common.errors import ConfigError, MnistlabError
-from mnistlab.runs.folder import (METRICS_FILE, PLAN_FILE, STATE_DIR, TUNE_BEST, TUNE_DATABASE, TUNE_TRIALS,
+from mnistlab.runs.folder import (LOCK_FILE, METRICS_FILE, PLAN_FILE, STATE_DIR, TUNE_BEST, TUNE_DATABASE, TUNE_TRIALS,
                                   read_metrics)
 
 MAX_DEPTH = 3  # run folders are looked for this many levels below DIR (runs/<study>/<run> is found)
@@ -99,7 +99,10 @@ def describe_compare(folder: Path) -> dict:
     done = sum((folder / STATE_DIR / f"{name}-seed{seed}.json").is_file() for name in models for seed in seeds)
     configs = plan.get("configs") or {}
     dataset = next((config.get("dataset") for config in configs.values() if isinstance(config, dict)), None)
-    return {"status": f"stopped: {done} of {len(models) * len(seeds)} jobs done (continue with --resume)",
+    writer = writing_process(folder)
+    state = f"running (pid {writer})" if writer else "stopped"
+    return {"status": f"{state}: {done} of {len(models) * len(seeds)} jobs done"
+                      f"{'' if writer else ' (continue with --resume)'}",
             "created": modified_time(plan_path), "dataset": dataset, "seeds": seeds,
             "models": [{"name": name, "accuracy": None, "ci_low": None, "ci_high": None, "measure": "test"}
                        for name in models]}
@@ -124,6 +127,25 @@ def describe_tune(folder: Path) -> dict:
             "dataset": dataset.group(1) if best_path.is_file() and dataset else None,
             "models": [{"name": model or "?", "accuracy": best, "ci_low": None, "ci_high": None,
                         "measure": "validation, best trial"}]}
+
+
+def writing_process(folder: Path) -> int | None:
+    """The pid in the folder's lock file if that process is alive: the run is being written now.
+
+    Only read, never locked (a lock taken here, however briefly, could turn away a run starting at that
+    moment); a lock file left by a killed process names a pid that is gone, or rarely one reused since.
+    """
+    try:
+        pid = int((folder / LOCK_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):  # no lock file, or not a pid
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:  # alive, but another user's
+        return pid
+    except OSError:  # no such process
+        return None
+    return pid
 
 
 def modified_time(path: Path) -> str:
