@@ -114,7 +114,7 @@ def test_track_logs_a_finished_run_afterwards_and_an_unreachable_server_stops_be
         port = probe.getsockname()[1]
     code, _, err = run_cli(capsys, *TINY, "--data-dir", data_dir, "compare", "--dataset", "tiny", "--models", "ann",
                            "--out", root / "never", "--mlflow", f"http://127.0.0.1:{port}")
-    assert_one_line_error(code, err, f"--mlflow http://127.0.0.1:{port}", "does not answer", "nothing was trained")
+    assert_one_line_error(code, err, f"--mlflow http://127.0.0.1:{port}", "does not answer", "nothing was run")
     assert not (root / "never").exists()
 
 

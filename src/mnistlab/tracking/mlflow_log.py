@@ -61,7 +61,7 @@ def check_reachable(uri: str) -> None:
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = " ".join(str(getattr(error, "reason", error)).splitlines())[:200]
         raise ConfigError(f"--mlflow {uri}: the MLflow server does not answer ({reason}); start it (mlflow server) "
-                          f"or check the address; nothing was trained") from None
+                          f"or check the address; nothing was run") from None
 
 
 def artifact_location(uri: str) -> str | None:
@@ -91,7 +91,7 @@ class MlflowTracker(Tracker):
                     experiment, artifact_location=artifact_location(uri))
         except (MlflowException, SQLAlchemyError, OSError, ValueError) as error:
             raise ConfigError(f"--mlflow {uri}: cannot open experiment {experiment!r} ({first_line(error)}); check the "
-                              f"URI (file:./mlruns, sqlite:///mlflow.db or http://HOST:PORT); nothing was trained") from None
+                              f"URI (file:./mlruns, sqlite:///mlflow.db or http://HOST:PORT); nothing was run") from None
         self.parent: str | None = None
         self.children: dict[tuple[str, int], str] = {}  # (model, seed) -> MLflow run id
         self.open_runs: list[str] = []
