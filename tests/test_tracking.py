@@ -211,3 +211,13 @@ def a_server_that_dies_mid_run_loses_nothing_in_the_run_folder(mlflow_server, da
             assert (tmp_path / "run" / f"{record['checkpoint']}.md").is_file()
     assert {"report.md", "report.html", "predictions.npz"} <= {path.name for path in (tmp_path / "run").iterdir()}
     assert np.isfinite([result["test_accuracy"] for result in metrics["models"].values()]).all()
+
+
+def test_the_python_api_logs_a_comparison_too(tiny_dataset, tmp_path):
+    import mnistlab
+
+    _, data_dir, _, _ = tiny_dataset
+    run = mnistlab.compare(["logreg"], dataset="tiny", epochs=1, data_dir=data_dir, out=tmp_path / "run",
+                           threads=1, tensorboard=tmp_path / "tb")
+    assert list((tmp_path / "tb" / "run" / "logreg-seed0").glob("events.out.tfevents.*"))
+    assert run.accuracy["logreg"] == read_metrics(tmp_path / "run")["models"]["logreg"]["test_accuracy"]
