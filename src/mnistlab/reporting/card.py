@@ -87,7 +87,7 @@ def model_card(checkpoint: str | os.PathLike, metrics: dict | None = None) -> st
              f"Checkpoint `{checkpoint.name}`, written by {made_by} with PyTorch {versions.get('torch', '?')}.", ""]
     lines += what_it_is(name, model, state)
     lines += training_data(dataset, config)
-    lines += results(scores, run_result, seed_record, metrics, dataset["class_names"])
+    lines += results(scores, run_result, seed_record, metrics)
     lines += not_sure(scores)
     lines += failure_modes(scores, run_result, seed_record, metrics, dataset["class_names"])
     lines += how_to_load(checkpoint)
@@ -117,8 +117,7 @@ def training_data(dataset: dict, config: dict) -> list[str]:
     return lines + [""]
 
 
-def results(scores: dict, run_result: dict | None, seed_record: dict | None, metrics: dict | None,
-            class_names) -> list[str]:
+def results(scores: dict, run_result: dict | None, seed_record: dict | None, metrics: dict | None) -> list[str]:
     lines = ["## Results", ""]
     history = scores.get("history") or []
     if history:
@@ -151,7 +150,7 @@ def results(scores: dict, run_result: dict | None, seed_record: dict | None, met
               for row in scores.get("per_class", [])]
     robustness = (metrics or {}).get("robustness", {}).get("models", {}).get(_model_of(run_result, metrics))
     if robustness:
-        lines += ["", f"Robustness (accuracy over the run's seeds, corrupted test images):", "",
+        lines += ["", "Robustness (accuracy over the run's seeds, corrupted test images):", "",
                   "| test images | accuracy (%) |", "|---|---|"]
         lines += [f"| {corruption} | {percent(entry['mean'])} |" for corruption, entry in robustness.items()]
     return lines + [""]
