@@ -95,6 +95,7 @@ def model_card(checkpoint: str | os.PathLike, metrics: dict | None = None) -> st
 
 
 def what_it_is(name: str, model, state: dict) -> list[str]:
+    """The card's first section: summary, parameters, classes, input, architecture."""
     entry = BUILT_IN.get(name)
     parameters = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
     classes = state["dataset"]["class_names"]
@@ -108,6 +109,7 @@ def what_it_is(name: str, model, state: dict) -> list[str]:
 
 
 def training_data(dataset: dict, config: dict) -> list[str]:
+    """Split sizes, file checksums and the resolved config."""
     lines = ["## Training data and configuration", "",
              f"Dataset `{dataset['name']}`: {dataset['train_size']:,} training images, {dataset['validation_size']:,} "
              f"held out for validation (stratified), {dataset['test_size']:,} test images. Payload SHA-256:", ""]
@@ -118,6 +120,7 @@ def training_data(dataset: dict, config: dict) -> list[str]:
 
 
 def results(scores: dict, run_result: dict | None, seed_record: dict | None, metrics: dict | None) -> list[str]:
+    """This checkpoint's scores, the run's interval over seeds, calibration, per-class recall, robustness."""
     lines = ["## Results", ""]
     history = scores.get("history") or []
     if history:
@@ -157,6 +160,7 @@ def results(scores: dict, run_result: dict | None, seed_record: dict | None, met
 
 
 def not_sure(scores: dict) -> list[str]:
+    """The "not sure" threshold and what it means (none for checkpoints from before it was recorded)."""
     threshold = scores.get("not_sure_threshold")
     if threshold is None:
         return []
@@ -203,6 +207,7 @@ def failure_modes(scores: dict, run_result: dict | None, seed_record: dict | Non
 
 
 def how_to_load(checkpoint: Path) -> list[str]:
+    """Loading it in Python and on the command line."""
     return ["## How to load it", "", "```python", "import mnistlab", "",
             f"model = mnistlab.load(\"{checkpoint.name}\")  # rebuilds the network from the file alone",
             "labels = model.predict(images)  # images: (N, 28, 28) uint8, or image files", "```", "",
