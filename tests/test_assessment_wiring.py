@@ -148,3 +148,12 @@ def test_predict_and_serve_flag_not_sure_below_the_checkpoints_threshold(tiny_da
     response = client.post("/api/predict", files={"image": ("seven.png", encode(draw_seven()), "image/png")})
     [prediction] = response.json()["predictions"]
     assert prediction["not_sure"] == (prediction["top_probability"] < threshold)
+
+
+def test_model_cards_carry_the_runs_robustness_and_hardest_corruptions(robustness_run):
+    out, _ = robustness_run
+    table = read_metrics(out)["robustness"]["models"]["ann"]
+    card = (out / "ann-seed1.pt.md").read_text()
+    hardest = min((entry["mean"], name) for name, entry in table.items() if name not in (CLEAN, "mean-corrupted"))[1]
+    assert f"| {CLEAN} | {100 * table[CLEAN]['mean']:.2f} |" in card
+    assert "Hardest corruptions: " + hardest in card

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ARTIFACTS
 from mnistlab.evaluation import stats
-from mnistlab.cli.commands import parse_seeds
+from mnistlab.cli.flags import parse_seeds
 from mnistlab.cli.main import main
 from mnistlab.common.errors import ConfigError
 from mnistlab.reporting.report import report_sections

@@ -30,6 +30,8 @@ def run_without(modules, argv, tmp_path):
     ("serve", ["serve", "--checkpoints", "nowhere"]),
     ("tune", ["tune", "cnn", "--trials", "1"]),
     ("onnx", ["export", "model.pt"]),
+    ("mlflow", ["compare", "--models", "ann", "--out", "run", "--mlflow", "file:./mlruns"]),
+    ("tensorboard", ["train", "ann", "--out", "ann.pt", "--tensorboard", "tb"]),
 ])
 def test_a_missing_extra_is_one_line_with_the_install_command(extra, argv, tmp_path):
     result = run_without(EXTRAS[extra], argv, tmp_path)

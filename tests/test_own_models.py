@@ -375,3 +375,11 @@ def test_models_lists_installed_plugins_and_how_to_name_ones_own(tmp_path, monke
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     code, out, _ = run_cli(capsys, "models")
     assert code == 0 and "tinyplug    from an installed package: tinyplug:Tiny" in out and "FILE.py:Class" in out
+
+
+def test_the_model_card_of_ones_own_model_runs_none_of_its_code(trained, capsys):
+    checkpoint, _, _ = trained
+    card = checkpoint.with_name(checkpoint.name + ".md").read_text()
+    assert "A model of the user's own" in card and "trust_code=True" in card and "--trust-code" in card
+    code, out, err = run_cli(capsys, "card", checkpoint)
+    assert code == 0 and out == card, err

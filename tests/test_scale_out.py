@@ -186,7 +186,7 @@ def test_gpu_training_is_repeatable_and_its_checkpoint_loads_on_the_cpu(tiny_dat
 
 def test_bf16_trains_and_is_recorded(tiny_dataset, tmp_path, capsys, monkeypatch):
     _, data_dir, _, _ = tiny_dataset
-    monkeypatch.setattr("mnistlab.study.compare.has_native_bf16", lambda device: False)
+    monkeypatch.setattr("mnistlab.study.plan.has_native_bf16", lambda device: False)
     argv = ["--quiet", "--data-dir", data_dir, "compare", "--dataset", "tiny", "--models", "cnn", "--epochs", "2",
             "--precision", "bf16", "--out", tmp_path / "bf16"]
     code, _, err = run_cli(capsys, *argv)
@@ -200,7 +200,7 @@ def test_bf16_trains_and_is_recorded(tiny_dataset, tmp_path, capsys, monkeypatch
 
 def test_the_bf16_warning_is_one_line_on_the_command_line(tiny_dataset, tmp_path, capsys, monkeypatch):
     _, data_dir, _, _ = tiny_dataset
-    monkeypatch.setattr("mnistlab.study.compare.has_native_bf16", lambda device: False)
+    monkeypatch.setattr("mnistlab.study.plan.has_native_bf16", lambda device: False)
     code, _, err = run_cli(capsys, "--quiet", "--data-dir", data_dir, "compare", "--dataset", "tiny", "--models",
                            "logreg", "--epochs", "1", "--precision", "bf16", "--out", tmp_path / "run")
     assert code == 0

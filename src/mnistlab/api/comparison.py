@@ -18,6 +18,7 @@ from mnistlab.models.contract import check_model
 from mnistlab.models.spec import split_specs
 from mnistlab.study.compare import run_compare
 from mnistlab.study.plan import default_run_dir, plan_placement, resolve_configs, resolve_models
+from mnistlab.tracking.hooks import open_trackers
 from mnistlab.training.runtime import configured_runtime, resolve_device
 from mnistlab.training.train import train as train_model
 
@@ -86,7 +87,7 @@ def interval(result: dict) -> str:
 def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out: str | os.PathLike | None = None,
             data_dir: str | os.PathLike | None = None, resume: bool = False, workers: int = 1,
             threads: int | None = None, device: str = "cpu", robustness: bool = False, progress: bool = False,
-            **settings) -> Run:
+            mlflow: str | None = None, tensorboard: str | os.PathLike | None = None, **settings) -> Run:
     """Train, test and compare `models` once per seed into a run folder; return the `Run`.
 
     `models` are built-in names or your own as model specs ("my_model.py:Net", "pkg.nets:Wide(width=64)",
@@ -95,7 +96,8 @@ def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out:
     `seeds` is a count (counting up from `seed`, default 0) or a list; `settings` are
     `TrainConfig` fields (`epochs`, `limit_train`, `learning_rate`, `batch_size`, `seed`,
     `dataset`, ...). `out` defaults to `runs/<timestamp>-compare`. Threads and
-    deterministic kernels are set for the call and restored after it.
+    deterministic kernels are set for the call and restored after it. `mlflow` (a tracking
+    URI) and `tensorboard` (a folder) also log the run there, as the CLI's flags do.
 
         run = mnistlab.compare(["ann", "cnn"], seeds=2, epochs=1, limit_train=3000)
         print(run.table())
@@ -110,8 +112,10 @@ def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out:
     else:
         seed_list = [int(seed) for seed in seeds]
     out_dir = Path(out) if out is not None else default_run_dir("compare")
+    trackers = open_trackers(mlflow, None if tensorboard is None else str(tensorboard))  # connects: errors first
     run_compare(list(models), settings, out_dir, seeds=seed_list, robustness=robustness, resume=resume,
-                placement=plan_placement(workers, threads, device), data_dir=data_dir, progress=progress)
+                placement=plan_placement(workers, threads, device), data_dir=data_dir, progress=progress,
+                trackers=trackers)
     return Run(out_dir)
 
 

@@ -1,6 +1,6 @@
-"""One function per `mnistlab` command: its flags into settings, one library call, what it prints.
-
-`main.main` parses the flags and sets up the runtime; `COMMANDS` maps each command's name to its function here.
+"""One function per `mnistlab` command that trains, tests or reads runs: its flags into settings (`flags`), one
+library call, what it prints. The commands that read a user's images are in `image_commands`; `main.COMMANDS`
+maps each command's name to its function.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from mnistlab.cli.flags import config_files, model_specs, parse_seeds, settings_from, trackers_from
 from mnistlab.common.errors import ConfigError
 from mnistlab.common.extras import require_extra
 
@@ -21,40 +22,6 @@ def print_error(message: str) -> None:
     print(f"mnistlab: error: {' '.join(message.splitlines())}", file=sys.stderr)
 
 
-def _settings_from(args: argparse.Namespace, model_names: list[str]) -> tuple[dict, dict[str, dict]]:
-    """The shared settings (--config FILE, then flags) and each model's own (--config MODEL=FILE, then flags)."""
-    from mnistlab.training.config import read_settings
-
-    shared_file, model_files = _config_files(args.config, model_names)
-    flags = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-                 learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
-                 limit_train=args.limit_train, precision=args.precision)
-    return (read_settings(shared_file, **flags),
-            {name: read_settings(path, **flags) for name, path in model_files.items()})
-
-
-def _config_files(values: list[str] | None, model_names: list[str]) -> tuple[str | None, dict[str, str]]:
-    """`--config` values: at most one FILE for every model, and MODEL=FILE (a model's label) for one."""
-    from mnistlab.models.catalogue import BUILT_IN as MODELS
-
-    shared, own = None, {}
-    for value in values or []:
-        name, equals, path = value.partition("=")
-        if equals and (name in MODELS or name in model_names):
-            if name not in model_names:
-                raise ConfigError(f"--config {value}: {name} is not a model of this command "
-                                  f"({', '.join(model_names)}); name one of them or drop the file")
-            if name in own:
-                raise ConfigError(f"--config {name}=... given twice; give each model one file")
-            own[name] = path
-        elif shared is not None:
-            raise ConfigError(f"--config {value}: a file for every model is given already ({shared}); "
-                              f"give one shared file, and MODEL=FILE for a model's own")
-        else:
-            shared = value
-    return shared, own
-
-
 def run_compare_command(args: argparse.Namespace) -> int:
     from mnistlab.models.spec import split_specs
     from mnistlab.reporting.report import summary_table
@@ -64,8 +31,8 @@ def run_compare_command(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
     out_dir = Path(args.out) if args.out else default_run_dir("compare")
-    models = _model_specs(split_specs(args.models), args.config)
-    settings, model_settings = _settings_from(args, [spec.label for spec in models])
+    models = model_specs(split_specs(args.models), args.config)
+    settings, model_settings = settings_from(args, [spec.label for spec in models])
     seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
     seeds = parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
     placement = plan_placement(args.workers, args.threads, args.device or "cpu", args.ray)
@@ -73,22 +40,11 @@ def run_compare_command(args: argparse.Namespace) -> int:
         return _run_size_sweep(args, models, settings, model_settings, out_dir, seeds, placement)
     metrics = run_compare(models, settings, out_dir, seeds=seeds, model_settings=model_settings,
                           robustness=args.robustness, resume=args.resume, placement=placement, explain=args.explain,
-                          data_dir=args.data_dir, progress=not args.quiet, force=args.force)
+                          data_dir=args.data_dir, progress=not args.quiet, force=args.force,
+                          trackers=trackers_from(args))
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
-
-
-def _model_specs(texts: list[str], config_values: list[str] | None) -> list:
-    """Each `--models` entry as a spec: a `[models.LABEL]` table of the shared config file, or the text itself.
-    Model files are read here, not run."""
-    from mnistlab.models.spec import parse_spec, written_label
-    from mnistlab.training.config import read_model_tables
-
-    shared, _ = _config_files(config_values, [written_label(text) for text in texts])
-    tables = read_model_tables(shared)
-    return [parse_spec(tables[text]["spec"], tables[text].get("arguments"), label=text) if text in tables
-            else parse_spec(text) for text in texts]
 
 
 def _run_size_sweep(args, models, settings, model_settings, out_dir, seeds, placement) -> int:
@@ -103,26 +59,6 @@ def _run_size_sweep(args, models, settings, model_settings, out_dir, seeds, plac
     print(sweep_table(sweep))
     print(f"\nRun folder: {out_dir}  ({SWEEP_MARKDOWN}, learning_curve.html, .png, .json; a compare run per size)")
     return 0
-
-
-def parse_seeds(text: str | None, first_seed: int, seed_given: bool) -> list[int] | None:
-    """`--seeds`: an integer N means N seeds from `first_seed`; a comma-separated list means those seeds."""
-    if text is None:
-        return None
-    text = text.strip()
-    try:
-        if "," not in text:
-            count = int(text)
-            if not 1 <= count <= 1000:
-                raise ValueError
-            return list(range(first_seed, first_seed + count))
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds {text[:40]!r} is invalid; give a count from 1 to 1000 (--seeds 5) "
-                          f"or a list (--seeds 0,1,2)") from None
-    if seed_given:
-        raise ConfigError(f"--seeds {text} lists the seeds, so --seed (or a config file's seed) must not be given too")
-    return seeds
 
 
 def run_models_command(args: argparse.Namespace) -> int:
@@ -142,20 +78,19 @@ def run_models_command(args: argparse.Namespace) -> int:
 
 def run_train_command(args: argparse.Namespace) -> int:
     from mnistlab.common.atomic import check_output_file
-    from mnistlab.models.spec import parse_spec
     from mnistlab.study.plan import default_run_dir
     from mnistlab.study.single import train_checkpoint
 
-    [spec] = _model_specs([args.model], args.config)
-    shared, own = _settings_from(args, [spec.label])
+    [spec] = model_specs([args.model], args.config)
+    shared, own = settings_from(args, [spec.label])
     settings = {**shared, **own.get(spec.label, {})}
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{spec.label}.pt"
-    shared_file, model_files = _config_files(args.config, [spec.label])
-    config_files = [path for path in (shared_file, *model_files.values()) if path]
-    source = [spec.target.rpartition(":")[0]] if spec.kind == "file" else []
-    check_output_file(out_path, "--out", config_files + source, args.force, f"{spec.label}.pt")  # keeps inputs
+    shared_file, model_files = config_files(args.config, [spec.label])
+    inputs = [path for path in (shared_file, *model_files.values()) if path]
+    inputs += [spec.target.rpartition(":")[0]] if spec.kind == "file" else []
+    check_output_file(out_path, "--out", inputs, args.force, f"{spec.label}.pt")  # --force keeps inputs too
     metrics = train_checkpoint(spec, settings, out_path, args.data_dir, progress=not args.quiet,
-                               device=args.device or "cpu", overwrite=args.force)
+                               device=args.device or "cpu", overwrite=args.force, trackers=trackers_from(args))
     last = metrics["history"][-1]
     print(f"{spec.label}: {metrics['params']:,} parameters, {metrics['train_seconds']:.1f} s, "
           f"validation accuracy {100 * last['val_accuracy']:.2f}%")
@@ -167,20 +102,20 @@ def run_tune_command(args: argparse.Namespace) -> int:
     require_extra("tune", "mnistlab tune")
     import optuna
 
-    from mnistlab.models.spec import parse_spec
     from mnistlab.runs.folder import TUNE_SUMMARY
     from mnistlab.study.plan import default_run_dir
     from mnistlab.tune.search import run_tune
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the run folder to continue")
-    [spec] = _model_specs([args.model], args.config)
-    shared, own = _settings_from(args, [spec.label])
+    [spec] = model_specs([args.model], args.config)
+    shared, own = settings_from(args, [spec.label])
     out_dir = Path(args.out) if args.out else default_run_dir("tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough
     summary = run_tune(spec, {**shared, **own.get(spec.label, {})}, out_dir, args.trials, args.data_dir,
                        space_file=args.space, resume=args.resume, workers=args.workers, threads=args.threads,
-                       device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray, force=args.force)
+                       device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray, force=args.force,
+                       trackers=trackers_from(args))
     counts = ", ".join(f"{count} {state}" for state, count in summary["trials"].items() if count)
     if summary["best_trial"] is None:
         print(f"{spec.label}: no trial completed ({counts}); see {out_dir / TUNE_SUMMARY}")
@@ -261,98 +196,45 @@ def run_data_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_predict_command(args: argparse.Namespace) -> int:
-    from mnistlab.vision.loading import load_model
-    from mnistlab.vision.predict import format_table, predict_files, prepare_input_folder, save_inputs
+def run_runs_command(args: argparse.Namespace) -> int:
+    from mnistlab.runs.index import format_runs, list_runs
 
-    if args.number:
-        return run_number_command(args)
-    if args.show_input:
-        prepare_input_folder(args.show_input, args.images, force=args.force)  # a bad folder: an error before any work
-    loaded = load_model(args.checkpoint, device=args.device or "cpu", trust_code=args.trust_code)
-    if loaded.note():
-        print(f"mnistlab: note: {loaded.note()}", file=sys.stderr)
-    results = predict_files(loaded, args.images, top_k=args.top_k)
-    for result in results:
-        if result.error:
-            print_error(result.error)
-    print(json.dumps([result.to_dict() for result in results], indent=2) if args.json else format_table(results))
-    if args.show_input:
-        save_inputs(results, args.show_input)  # after printing: a full disk loses no prediction
-    return EXIT_USER_ERROR if any(result.error for result in results) else 0
-
-
-def run_number_command(args: argparse.Namespace) -> int:
-    """`predict --number`: each image read as one number, left to right."""
-    from mnistlab.common.errors import PreprocessError
-    from mnistlab.vision.numbers import read_number
-    from mnistlab.vision.loading import load_model
-    from mnistlab.vision.predict import expand_image_paths
-
-    loaded = load_model(args.checkpoint, device=args.device or "cpu", trust_code=args.trust_code)
-    results, failed = [], False
-    for source, problem in expand_image_paths(args.images):
-        try:
-            if problem:
-                raise PreprocessError(problem)
-            results.append({"image": source, **read_number(loaded, source)})
-        except PreprocessError as error:
-            message = str(error) if problem else f"{source}: {error}"
-            print_error(message)
-            results.append({"image": source, "error": message})
-            failed = True
+    records = list_runs(args.directory)
     if args.json:
-        print(json.dumps(results, indent=2))
-    for result in results if not args.json else []:
-        if "number" in result:
-            boxes = "  ".join(f"{item['digit']} {max(item['probabilities']):.0%} at {tuple(item['box'])}"
-                              for item in result["digits"])
-            print(f"{result['image']}: {result['number']}   ({boxes})")
-    return EXIT_USER_ERROR if failed else 0
-
-
-def run_explain_command(args: argparse.Namespace) -> int:
-    require_extra("explain", "mnistlab explain")
-    from mnistlab.explain.files import check_figure_paths, explain_files
-    from mnistlab.vision.loading import load_model
-
-    check_figure_paths(args.images, args.out, args.force)  # a bad --out: an error before the checkpoint loads
-    loaded = load_model(args.checkpoint, device=args.device or "cpu", trust_code=args.trust_code)
-    if loaded.note():
-        print(f"mnistlab: note: {loaded.note()}", file=sys.stderr)
-    results = explain_files(loaded, args.images, args.out, force=args.force)
-    for result in results:
-        if result.prediction.error:
-            print_error(result.prediction.error)
-    if args.json:
-        print(json.dumps([result.to_dict() for result in results]))
+        print(json.dumps(records, indent=2))
+    elif not records:
+        print(f"No run folders under {args.directory}")
     else:
-        for result in results:
-            if result.figure:
-                name, probability = result.prediction.top[0]
-                print(f"{result.prediction.source}: {name} ({100 * probability:.1f}%)  -> {result.figure}")
-    return EXIT_USER_ERROR if any(result.prediction.error for result in results) else 0
-
-
-def run_serve_command(args: argparse.Namespace) -> int:
-    require_extra("serve", "mnistlab serve")
-    from mnistlab.serve.app import run_server
-
-    run_server(args.checkpoints, host=args.host, port=args.port, allowed_hosts=args.allowed_host,
-               device=args.device or "cpu", trust_code=args.trust_code)
+        print(format_runs(records))
     return 0
 
 
-COMMANDS = {
-    "compare": run_compare_command,
-    "models": run_models_command,
-    "train": run_train_command,
-    "tune": run_tune_command,
-    "evaluate": run_evaluate_command,
-    "export": run_export_command,
-    "report": run_report_command,
-    "data": run_data_command,
-    "predict": run_predict_command,
-    "explain": run_explain_command,
-    "serve": run_serve_command,
-}
+def run_compare_runs_command(args: argparse.Namespace) -> int:
+    from mnistlab.study.plan import default_run_dir
+    from mnistlab.study.compare_runs import comparison_table, compare_runs
+
+    out_dir = Path(args.out) if args.out else default_run_dir("compare-runs")
+    result = compare_runs(args.entries, out_dir, force=args.force)
+    print(comparison_table(result))
+    print(f"\nReport: {out_dir}  (report.md, report.html, comparison.json)")
+    return 0
+
+
+def run_track_command(args: argparse.Namespace) -> int:
+    from mnistlab.runs.folder import read_metrics
+    from mnistlab.tracking.hooks import log_run_folder
+
+    if not (args.mlflow or args.tensorboard):
+        raise ConfigError("track needs --mlflow URI or --tensorboard DIR (or both): where to log the run")
+    read_metrics(args.run_dir)  # not a finished run: say so before connecting
+    metrics = log_run_folder(Path(args.run_dir), trackers_from(args, strict=True))
+    jobs = sum(len(result["seeds"]) for result in metrics["models"].values())
+    print(f"Logged {args.run_dir}: {len(metrics['models'])} model(s), {jobs} (model, seed) run(s)")
+    return 0
+
+
+def run_card_command(args: argparse.Namespace) -> int:
+    from mnistlab.reporting.card import model_card
+
+    print(model_card(args.checkpoint), end="")
+    return 0

@@ -10,7 +10,8 @@ import signal
 import sys
 import warnings
 
-from mnistlab.cli.commands import COMMANDS, EXIT_USER_ERROR, print_error
+from mnistlab.cli import commands, image_commands
+from mnistlab.cli.commands import EXIT_USER_ERROR, print_error
 from mnistlab.cli.parser import build_parser
 from mnistlab.common.cpu import available_cores, prefer_passive_waiting
 from mnistlab.common.errors import ConfigError, MnistlabError
@@ -19,6 +20,25 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a command whose reader went away (| head)
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 MAX_THREADS = 256  # CPU threads per process; more only adds scheduling overhead
+
+
+COMMANDS = {  # each command's name -> its function: one library call, then what it prints
+    "compare": commands.run_compare_command,
+    "models": commands.run_models_command,
+    "train": commands.run_train_command,
+    "tune": commands.run_tune_command,
+    "evaluate": commands.run_evaluate_command,
+    "export": commands.run_export_command,
+    "report": commands.run_report_command,
+    "data": commands.run_data_command,
+    "runs": commands.run_runs_command,
+    "compare-runs": commands.run_compare_runs_command,
+    "card": commands.run_card_command,
+    "track": commands.run_track_command,
+    "predict": image_commands.run_predict_command,
+    "explain": image_commands.run_explain_command,
+    "serve": image_commands.run_serve_command,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +74,7 @@ def command_runtime(args: argparse.Namespace):
     """The runtime a command's numbers need (threads, deterministic kernels); none for the commands that only
     list or check files, which so start without importing PyTorch. The default thread count is one per core
     this process may use (affinity, cgroup quota), recorded with the run."""
-    if args.command in ("models", "data"):
+    if args.command in ("models", "data", "runs"):
         return contextlib.nullcontext()
     from mnistlab.training.runtime import configured_runtime
 

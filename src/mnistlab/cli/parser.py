@@ -23,6 +23,8 @@ EXAMPLES = """examples:
   mnistlab explain cnn.pt digit.jpg        what the model looks at: attribution maps per image
   mnistlab serve --checkpoints runs/x      a draw-a-digit page and JSON API on http://127.0.0.1:8000
   mnistlab data list                       datasets and where their files are
+  mnistlab runs                            the runs under runs/: models, accuracies, finished or stopped
+  mnistlab compare-runs runs/a:cnn runs/b:cnn   one model from two runs, with significance tests
 """
 
 
@@ -62,6 +64,16 @@ def _add_training_flags(parser: argparse.ArgumentParser) -> None:
 
 TRUST_HELP = ("build a model of your own by running the code its checkpoint recorded (only for checkpoints "
               "you trust; built-in models never need it)")
+
+
+def _add_tracking_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mlflow", metavar="URI",
+                        help="also log to MLflow: file:./mlruns, sqlite:///mlflow.db or http://HOST:PORT "
+                             "(needs: pip install 'mnistlab[mlflow]')")
+    parser.add_argument("--mlflow-experiment", metavar="NAME", default="mnistlab",
+                        help="MLflow experiment to log into, created if needed (default: %(default)s)")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="also write TensorBoard event files under DIR (needs: pip install 'mnistlab[tensorboard]')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also draw each model's attributions for fixed test digits and per class in the report "
                               "(needs: pip install 'mnistlab[explain]')")
     _add_training_flags(compare)
+    _add_tracking_flags(compare)
 
     command("models", "list the registered models: parameters, training recipe, what each is")
 
@@ -133,12 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run the trials as tasks on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
                            "(needs: pip install 'mnistlab[ray]')")
     _add_training_flags(tune)
+    _add_tracking_flags(tune)
 
     train = command("train", "train one model into a checkpoint (the test split is not used)")
     train.add_argument("model", help=f"a built-in model ({', '.join(MODELS)}) or your own: FILE.py:Class")
     train.add_argument("--out", metavar="FILE", help="checkpoint path (default: runs/<timestamp>-train/MODEL.pt)")
     train.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     _add_training_flags(train)
+    _add_tracking_flags(train)
 
     evaluate = command("evaluate", "test a checkpoint on its dataset's test split")
     evaluate.add_argument("checkpoint", help="a .pt file written by train or compare")
@@ -200,6 +215,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="also answer requests whose Host header is NAME, e.g. the machine's name on your network "
                             "(repeatable; default: the --host address, and localhost when it is a loopback address)")
+
+    runs = command("runs", "list the run folders under DIR: date, dataset, models, accuracies, finished or stopped")
+    runs.add_argument("directory", nargs="?", default="runs", metavar="DIR",
+                      help="folder holding run folders, searched 3 levels deep (default: %(default)s)")
+    runs.add_argument("--json", action="store_true", help="print the index as JSON")
+
+    compare_runs = command("compare-runs", "compare models from different runs on the same test set: "
+                                           "paired McNemar per seed pair, pooled, Holm; bootstrap intervals")
+    compare_runs.add_argument("entries", nargs="+", metavar="RUN[:MODEL]",
+                              help="two or more run folders, each with the model to take from it "
+                                   "(optional when the run has one model)")
+    compare_runs.add_argument("--out", metavar="DIR",
+                              help="folder for comparison.json, report.md and report.html "
+                                   "(default: runs/<timestamp>-compare-runs)")
+    compare_runs.add_argument("--force", action="store_true",
+                              help="replace an earlier compare-runs result in --out (only its own files)")
+
+    track = command("track", "log a finished compare run folder to MLflow or TensorBoard, as --mlflow and "
+                             "--tensorboard would have during the run")
+    track.add_argument("run_dir", help="a folder written by mnistlab compare")
+    _add_tracking_flags(track)
+
+    card = command("card", "print a checkpoint's model card (the <checkpoint>.md compare and train write)")
+    card.add_argument("checkpoint", help="a .pt file written by train or compare")
 
     data = command("data", "list, fetch or verify datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

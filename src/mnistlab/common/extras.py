@@ -12,6 +12,8 @@ EXTRAS = {  # extra -> modules it provides (import names)
     "ray": ("ray",),
     "onnx": ("onnx", "onnxscript", "onnxruntime"),
     "explain": ("captum",),
+    "mlflow": ("mlflow",),
+    "tensorboard": ("tensorboard",),
 }
 
 

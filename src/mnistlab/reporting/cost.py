@@ -43,7 +43,7 @@ def plot_accuracy_against_cost(metrics: dict, path: str | os.PathLike) -> None:
         accuracy, cost = points[name]
         interval = result.get("accuracy") or {}
         low, high = interval.get("ci_low"), interval.get("ci_high")
-        error = [[100 * (accuracy - low)], [100 * (high - accuracy)]] if low is not None else None
+        error = [[100 * (accuracy - low)], [100 * (high - accuracy)]] if None not in (low, high) else None
         on_front = name in front
         axes.errorbar(cost, 100 * accuracy, yerr=error, fmt="o", capsize=3, markersize=7,
                       markerfacecolor=None if on_front else "white", label=name)

@@ -19,12 +19,12 @@ from filelock import lock_descriptor, unlock_descriptor
 
 from mnistlab.common.atomic import atomic_path
 from mnistlab.common.errors import ConfigError
-from mnistlab.runs.folder import (ACCURACY_PLOT, ATTRIBUTIONS_FILE, COST_PLOT, DISAGREEMENT_PLOT, HARD_DIGITS_PLOT,
-                                  LOCK_FILE, METRICS_FILE, PLAN_FILE, PREDICTIONS_FILE, REPORT_HTML, REPORT_MARKDOWN,
-                                  ROTATION_SWEEP_PLOT, SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS, TUNE_ASK_LOCK,
-                                  TUNE_BEST, TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_SUMMARY,
-                                  TUNE_TRIALS, attribution_plot_name, checkpoint_name, confusion_plot_name,
-                                  curves_plot_name, errors_plot_name, reliability_plot_name)
+from mnistlab.runs.folder import (ACCURACY_PLOT, ATTRIBUTIONS_FILE, COMPARISON_FILE, COST_PLOT, DISAGREEMENT_PLOT,
+                                  HARD_DIGITS_PLOT, LOCK_FILE, METRICS_FILE, PLAN_FILE, PREDICTIONS_FILE, REPORT_HTML,
+                                  REPORT_MARKDOWN, ROTATION_SWEEP_PLOT, SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS,
+                                  TUNE_ASK_LOCK, TUNE_BEST, TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT,
+                                  TUNE_SUMMARY, TUNE_TRIALS, attribution_plot_name, checkpoint_name,
+                                  confusion_plot_name, curves_plot_name, errors_plot_name, reliability_plot_name)
 
 
 @contextlib.contextmanager
@@ -101,13 +101,14 @@ def _is_current(handle, path: Path) -> bool:
         return False
 
 
-RUN_MARKERS = {"compare": f"{STATE_DIR}/{PLAN_FILE}", "tune": TUNE_DATABASE}  # the file that makes a folder a run
+RUN_MARKERS = {"compare": f"{STATE_DIR}/{PLAN_FILE}", "tune": TUNE_DATABASE,
+               "compare-runs": COMPARISON_FILE}  # the file that makes a folder a run
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a model name as a plan may hold it, safe in a file name
 
 
 @contextlib.contextmanager
 def claimed(run_dir: str | os.PathLike, kind: str, resume: bool = False, force: bool = False) -> Iterator[Path]:
-    """Lock `run_dir` for a `kind` ("compare" or "tune") run, refusing to take a folder that is not its own.
+    """Lock `run_dir` for a `kind` ("compare", "tune" or "compare-runs") run, refusing to take a folder that is not its own.
 
     Fine: a new or empty folder; with `resume`, a run of this kind (the caller checks it is the same run);
     with `force`, a run of this kind, whose own files are deleted first (nothing else in the folder is).
@@ -137,7 +138,8 @@ def check_run_folder(run_dir: str | os.PathLike, kind: str, resume: bool, force:
         raise ConfigError(f"{run_dir}: exists and is not a folder; choose another --out")
     if (run_dir / marker).is_file():
         if not (resume or force):
-            raise ConfigError(f"{run_dir}: holds an earlier {kind} run; continue it with --resume, start it afresh "
+            again = "" if kind == "compare-runs" else "continue it with --resume, "
+            raise ConfigError(f"{run_dir}: holds an earlier {kind} run; {again}start it afresh "
                               f"with --force (deletes that run's files), or choose another --out")
         return True
     try:
@@ -168,6 +170,8 @@ def run_files(run_dir: str | os.PathLike, kind: str) -> list[Path]:
         names = [TUNE_BEST, TUNE_TRIALS, TUNE_SUMMARY, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_ASK_LOCK,
                  f"{TUNE_DATABASE}-journal", TUNE_DATABASE]
         return [run_dir / name for name in names if (run_dir / name).is_file()]
+    if kind == "compare-runs":
+        return [run_dir / name for name in (REPORT_MARKDOWN, REPORT_HTML, COMPARISON_FILE) if (run_dir / name).is_file()]
     plan_path = run_dir / STATE_DIR / PLAN_FILE
     try:
         plan = json.loads(plan_path.read_text(encoding="utf-8"))
@@ -184,7 +188,7 @@ def run_files(run_dir: str | os.PathLike, kind: str) -> list[Path]:
         names += [confusion_plot_name(name), confusion_plot_name(name, normalised=True), curves_plot_name(name),
                   errors_plot_name(name), reliability_plot_name(name), attribution_plot_name(name),
                   attribution_plot_name(name, per_class=True)]
-        names += [checkpoint_name(name, seed, len(seeds) > 1) for seed in seeds]
+        names += [checkpoint_name(name, seed, len(seeds) > 1) + suffix for seed in seeds for suffix in ("", ".md")]
     state = [path for pattern in STATE_PATTERNS for path in (run_dir / STATE_DIR).glob(pattern)]
     return [run_dir / name for name in names if (run_dir / name).is_file()] + state + [plan_path]
 

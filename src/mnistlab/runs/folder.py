@@ -12,7 +12,10 @@
       .lock                 held by the process writing the folder (deleted when it is done)
 
 A tuning run (mnistlab tune) writes its own files, named below: tune.db (the
-Optuna study, SQLite), best.toml, trials.csv, tune.md and two figures.
+Optuna study, SQLite), best.toml, trials.csv, tune.md and two figures. A
+comparison across runs (mnistlab compare-runs) writes comparison.json,
+report.md and report.html. Every checkpoint has its model card beside it,
+`<checkpoint>.md` (reporting.card).
 
 Every file is written atomically, so a run killed at any instant (even by
 SIGKILL) leaves each file either as before or complete; `--resume` then skips
@@ -54,6 +57,7 @@ TUNE_TRIALS = "trials.csv"
 TUNE_SUMMARY = "tune.md"
 TUNE_HISTORY_PLOT = "optimization_history.png"
 TUNE_IMPORTANCE_PLOT = "param_importances.png"
+COMPARISON_FILE = "comparison.json"  # mnistlab compare-runs' result, beside its report.md and report.html
 STATE_PATTERNS = ("*-seed*.json", "*-seed*.npz", "*-seed*.epoch.pt")  # the files of STATE_DIR besides the plan
 
 

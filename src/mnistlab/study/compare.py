@@ -12,6 +12,7 @@ job by job (and epoch by epoch within a job).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -38,12 +39,14 @@ from mnistlab.models.catalogue import BUILT_IN
 from mnistlab.evaluation.cost import model_cost
 from mnistlab.models.contract import build, check_model
 from mnistlab.models.spec import ModelSpec
+from mnistlab.reporting.card import write_model_cards
 from mnistlab.reporting.report import write_report
 from mnistlab.runs.arrays import build_run_arrays
 from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, checkpoint_name, load_finished, read_metrics,
                                   save_finished, write_metrics, write_plan, write_run_arrays)
 from mnistlab.runs.claim import check_run_folder, claimed, locked
+from mnistlab.tracking.hooks import Trackers
 from mnistlab.training.runtime import machine_record, resolve_device
 
 
@@ -61,6 +64,7 @@ def run_compare(
     progress: bool = True,
     force: bool = False,
     explain: bool = False,
+    trackers: Trackers | None = None,
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
@@ -79,9 +83,11 @@ def run_compare(
     the run writes it. `out_dir` must be new or empty, or hold a compare run: continued
     with `resume`, or with `force` started afresh after deleting that run's own files
     (see `runs.claim.claimed`). With `explain`, each model's attributions for fixed test digits go
-    into the report too (`explain.run_attributions`). Returns the metrics written to `metrics.json`.
+    into the report too (`explain.run_attributions`). `trackers` (see `tracking.open_trackers`) log each job as
+    it finishes and the run at the end, from what the run saved. Returns the metrics written to `metrics.json`.
     """
     placement = placement or plan_placement()
+    trackers = trackers if trackers is not None else Trackers([])
     if explain:
         require_extra("explain", "compare --explain")
     specs = resolve_models(models)
@@ -104,7 +110,7 @@ def run_compare(
     dataset = open_dataset(first.dataset, data_dir, progress=progress)
     for spec in specs:
         check_model(spec, len(dataset.class_names))  # before the run folder is claimed or anything trains
-    with claimed(out_dir, "compare", resume, force) as out_dir:
+    with claimed(out_dir, "compare", resume, force) as out_dir, contextlib.closing(trackers):
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums,
                 "threads": placement.threads, "device": torch.device(placement.device).type,
                 "configs": {job_key(job): job.config.to_dict() for job in jobs}}
@@ -114,8 +120,10 @@ def run_compare(
             plan["robustness"] = True  # only then: plans of plain runs stay as they were
         finished = resume_finished(out_dir, plan, jobs) if resume else start_plan(out_dir, plan)
         todo = [job for job in jobs if job_key(job) not in finished]
+        trackers.start(out_dir, plan)
         for job, result in run_jobs(todo, dataset, placement, out_dir, data_dir, progress):
             finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)  # saved at once
+            trackers.job_finished(out_dir, job.model_name, job.config.to_dict(), finished[job_key(job)][0])
         costs = {spec.label: measure_cost(spec, len(dataset.class_names),
                                           out_dir / finished[f"{spec.label}-seed{seeds[0]}"][0]["checkpoint"],
                                           placement.threads) for spec in specs}
@@ -131,6 +139,8 @@ def run_compare(
             write_run_attributions(out_dir, metrics, dataset.test_images, dataset.test_labels, placement.device,
                                    progress, trust_code=True)  # the models this run just built from their specs
         write_report(out_dir, metrics)
+        write_model_cards(out_dir, metrics)  # <checkpoint>.md beside every checkpoint
+        trackers.run_finished(out_dir, metrics)
     return metrics
 
 

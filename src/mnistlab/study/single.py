@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.models import count_parameters
 from mnistlab.models.contract import check_model
 from mnistlab.models.spec import ModelSpec
+from mnistlab.reporting.card import card_path, write_model_card
 from mnistlab.runs.claim import check_folder_writable
 from mnistlab.study.plan import resolve_configs, resolve_models
-from mnistlab.training.checkpoint import load_checkpoint, save_checkpoint
+from mnistlab.tracking.hooks import Trackers
+from mnistlab.training.checkpoint import library_versions, load_checkpoint, save_checkpoint
 from mnistlab.training.runtime import resolve_device
 from mnistlab.training.train import train
 
@@ -33,16 +36,20 @@ def train_checkpoint(
     progress: bool = True,
     device: str = "cpu",
     overwrite: bool = False,
+    trackers: Trackers | None = None,
 ) -> dict:
     """Train one model (a registered name or a spec, see `models.spec`), the test split untouched, and save it
-    to `out_path`; return its record.
+    to `out_path`, its model card beside it; return its record.
 
-    An existing file at `out_path` is replaced only with `overwrite` (checked before training).
+    An existing file at `out_path` (or at its card's path) is replaced only with `overwrite` (checked before training).
+    `trackers` (see `tracking.open_trackers`) log the checkpoint once it is written.
     """
     [spec] = resolve_models([model])
     config = resolve_configs([spec], settings)[spec.label]
+    trackers = trackers if trackers is not None else Trackers([])
     out_path = Path(out_path)
     check_output_file(out_path, "--out", force=overwrite, example=f"{spec.label}.pt")
+    check_output_file(card_path(out_path), "--out's model card", force=overwrite, example=f"{spec.label}.pt.md")
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     check_model(spec, len(dataset.class_names))
@@ -50,8 +57,12 @@ def train_checkpoint(
     validation, _ = validation_logits(model_logits_fn(result.model, config.precision), dataset, config)
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
               "history": result.history, "not_sure_threshold": not_sure_threshold(validation)}
-    save_checkpoint(out_path, result.model, spec, config.to_dict(),
-                    dataset_record(dataset, result.train_size, result.validation_size), scores)
+    record = dataset_record(dataset, result.train_size, result.validation_size)
+    save_checkpoint(out_path, result.model, spec, config.to_dict(), record, scores)
+    write_model_card(out_path)  # <checkpoint>.md beside it
+    with contextlib.closing(trackers):
+        trackers.trained(out_path, {"model_name": spec.label, "config": config.to_dict(), "dataset": record,
+                                    "metrics": scores, "versions": library_versions()})
     return scores
 
 

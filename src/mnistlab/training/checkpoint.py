@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnistlab.common.version import __version__
+from mnistlab.common.version import __version__, source_commit
 from mnistlab.common.atomic import atomic_path
 from mnistlab.data.registry import DATASETS
 from mnistlab.common.errors import CheckpointError
@@ -45,6 +45,7 @@ def library_versions() -> dict[str, str]:
         "torch": str(torch.__version__),
         "numpy": np.__version__,
         "python": platform.python_version(),
+        **({"commit": source_commit()} if source_commit() else {}),  # the source's git commit, from a checkout
     }
 
 
@@ -91,6 +92,19 @@ def load_checkpoint(path: str | os.PathLike, trust_code: bool = False) -> tuple[
 
     A model of the user's own is built by running the code the checkpoint records, only with `trust_code`.
     """
+    state = read_checkpoint(path)
+    spec = recorded_spec(state, path, trust_code)
+    model = build(spec, num_classes=len(state["dataset"]["class_names"]))
+    try:
+        model.load_state_dict(state["state_dict"])
+    except (RuntimeError, TypeError, AttributeError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: weights do not fit model {state['model_name']!r} ({first_line[:200]})") from None
+    return model.eval(), state
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint's contents, every field checked, without building its model (so no code of it runs)."""
     path = Path(path)
     if path.is_dir():
         inside = sorted(entry.name for entry in path.glob("*.pt"))
@@ -106,14 +120,7 @@ def load_checkpoint(path: str | os.PathLike, trust_code: bool = False) -> tuple[
         ) from None
     check_fields(state, path)
     state["dataset"]["class_names"] = class_names_of(state)
-    spec = recorded_spec(state, path, trust_code)
-    model = build(spec, num_classes=len(state["dataset"]["class_names"]))
-    try:
-        model.load_state_dict(state["state_dict"])
-    except (RuntimeError, TypeError, AttributeError, ValueError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: weights do not fit model {state['model_name']!r} ({first_line[:200]})") from None
-    return model.eval(), state
+    return state
 
 
 def check_fields(state, path: Path) -> None:

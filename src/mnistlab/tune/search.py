@@ -44,7 +44,8 @@ from mnistlab.runs.folder import TUNE_DATABASE
 from mnistlab.runs.claim import check_run_folder, claimed
 from mnistlab.training.runtime import check_workers, job_threads, resolve_device
 from mnistlab.study.plan import resolve_configs, resolve_models
-from mnistlab.tune.report import write_tune_outputs
+from mnistlab.tracking.hooks import Trackers
+from mnistlab.tune.report import trial_outcome, write_tune_outputs
 from mnistlab.tune.space import build_space
 from mnistlab.tune.trial import (STUDY_NAME, TuneTask, ask_trial, counted_trials, load_trial_context, median_pruner,
                                  run_trial_task, tell_trial, trial_failed)
@@ -67,6 +68,7 @@ def run_tune(
     progress: bool = True,
     ray_address: str | None = None,
     force: bool = False,
+    trackers: Trackers | None = None,
 ) -> dict:
     """Run (or with `resume`, continue) a study of `trials` trials in `out_dir`; write its outputs; return a summary.
 
@@ -76,7 +78,8 @@ def run_tune(
     `ray_address`, trials run as tasks on that Ray cluster, at most `workers` at once
     (default: as many as its CPUs allow). On resume, `trials` may be raised to extend
     the study. `out_dir` must be new or empty, or hold a tune run: continued with
-    `resume`, or with `force` started afresh after deleting that run's own files.
+    `resume`, or with `force` started afresh after deleting that run's own files. `trackers`
+    (see `tracking.open_trackers`) log the study and each trial once the outputs are written.
     """
     if not 1 <= trials <= MAX_TRIALS:
         raise ConfigError(f"--trials {trials} is invalid; give an integer from 1 to {MAX_TRIALS:,}")
@@ -107,7 +110,17 @@ def run_tune(
         run_trials(task, storage_url, dataset, placement, ContextLoader(load_trial_context, (config.dataset, data_dir)),
                    out_dir)
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url)
-        return write_tune_outputs(out_dir, study, task, config)
+        summary = write_tune_outputs(out_dir, study, task, config)
+        with contextlib.closing(trackers if trackers is not None else Trackers([])) as tracking:
+            tracking.tune_finished(out_dir, study_record(study, plan, summary))
+        return summary
+
+
+def study_record(study: optuna.Study, plan: dict, summary: dict) -> dict:
+    """The study as plain data for the trackers: its plan, best value, and every trial's outcome and values."""
+    return {**plan, "best_value": summary["best_val_accuracy"], "trials": [
+        {"number": trial.number, "state": trial_outcome(trial), "value": trial.value, "params": trial.params,
+         "intermediate": dict(trial.intermediate_values)} for trial in study.get_trials(deepcopy=False)]}
 
 
 def open_study(run_dir: Path, plan: dict, resume: bool) -> str:
