@@ -383,3 +383,19 @@ def test_the_model_card_of_ones_own_model_runs_none_of_its_code(trained, capsys)
     assert "A model of the user's own" in card and "trust_code=True" in card and "--trust-code" in card
     code, out, err = run_cli(capsys, "card", checkpoint)
     assert code == 0 and out == card, err
+
+
+def test_a_checkpoint_cannot_pass_arguments_to_a_built_in_model(tiny_dataset, tmp_path, capsys):
+    """A crafted record must not size a built-in network (e.g. hidden layers of a billion units)."""
+    _, data_dir, _, _ = tiny_dataset
+    checkpoint = tmp_path / "ann.pt"
+    assert run_cli(capsys, "--quiet", "--data-dir", data_dir, "train", "ann", "--dataset", "tiny", "--epochs", "1",
+                   "--out", checkpoint)[0] == 0
+    state = torch.load(checkpoint, weights_only=True)
+    state["model_spec"] = {"label": "ann", "kind": "built-in", "target": "ann",
+                           "arguments": {"hidden": [10**9, 10**9]}}
+    torch.save(state, checkpoint)
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.pad(np.full((12, 4), 255, np.uint8), 8)).save(image)
+    code, _, err = run_cli(capsys, "predict", checkpoint, image, "--trust-code")
+    assert_one_line_error(code, err, "gives arguments to a built-in model")

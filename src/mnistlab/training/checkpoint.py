@@ -181,6 +181,8 @@ def check_spec_record(record, name, fail) -> None:
         fail("model_spec fields have the wrong types")
     if record["kind"] not in KINDS or record["label"] != name or ("source" in record) != ("source_sha256" in record):
         fail("model_spec is inconsistent (kind, label, or source without its hash)")
+    if record["kind"] == "built-in" and record.get("arguments"):
+        fail("model_spec gives arguments to a built-in model, which is built with its own sizes")
 
 
 def recorded_spec(state: dict, path: Path, trust_code: bool) -> ModelSpec:
