@@ -10,6 +10,7 @@ from mnistlab.evaluation import stats
 from mnistlab.cli.flags import parse_seeds
 from mnistlab.cli.main import main
 from mnistlab.common.errors import ConfigError
+from mnistlab.reporting.explain_report import explain_sections
 from mnistlab.reporting.report import report_sections
 from mnistlab.reporting.document import FigureRef
 from mnistlab.runs.folder import read_metrics, read_run_arrays
@@ -92,7 +93,8 @@ def test_report_command_rebuilds_both_reports_identically(multi_seed_run, capsys
 def check_html_report(run_dir, chromium, screenshot):
     """Open report.html offline: every figure loads, and the headline numbers equal metrics.json's."""
     metrics = read_metrics(run_dir)
-    figures = [block for section in report_sections(metrics) for block in section.blocks if isinstance(block, FigureRef)]
+    sections = report_sections(metrics) + explain_sections(run_dir, metrics, read_run_arrays(run_dir))
+    figures = [block for section in sections for block in section.blocks if isinstance(block, FigureRef)]
     page = chromium.new_page()
     requests = []
     page.on("request", lambda request: requests.append(request.url))
