@@ -85,7 +85,7 @@ def interval(result: dict) -> str:
 def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out: str | os.PathLike | None = None,
             data_dir: str | os.PathLike | None = None, resume: bool = False, workers: int = 1,
             threads: int | None = None, device: str = "cpu", robustness: bool = False, progress: bool = False,
-            **settings) -> Run:
+            seeds_together: str = "off", **settings) -> Run:
     """Train, test and compare `models` once per seed into a run folder; return the `Run`.
 
     `models` are built-in names or your own as model specs ("my_model.py:Net", "pkg.nets:Wide(width=64)",
@@ -94,7 +94,8 @@ def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out:
     `seeds` is a count (counting up from `seed`, default 0) or a list; `settings` are
     `TrainConfig` fields (`epochs`, `limit_train`, `learning_rate`, `batch_size`, `seed`,
     `dataset`, ...). `out` defaults to `runs/<timestamp>-compare`. Threads and
-    deterministic kernels are set for the call and restored after it.
+    deterministic kernels are set for the call and restored after it. `seeds_together` is "off" (one
+    at a time), "on" (each model's seeds as one batched computation) or "auto" (`compare --seeds-together`).
 
         run = mnistlab.compare(["ann", "cnn"], seeds=2, epochs=1, limit_train=3000)
         print(run.table())
@@ -110,7 +111,8 @@ def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out:
         seed_list = [int(seed) for seed in seeds]
     out_dir = Path(out) if out is not None else default_run_dir("compare")
     run_compare(list(models), settings, out_dir, seeds=seed_list, robustness=robustness, resume=resume,
-                placement=plan_placement(workers, threads, device), data_dir=data_dir, progress=progress)
+                placement=plan_placement(workers, threads, device), data_dir=data_dir, progress=progress,
+                seeds_together=seeds_together)
     return Run(out_dir)
 
 
