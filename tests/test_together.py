@@ -28,7 +28,10 @@ from mnistlab.models.contract import build
 from mnistlab.models.spec import as_spec, parse_spec
 from mnistlab.training.config import TrainConfig
 from mnistlab.training.runtime import configured_runtime
-from mnistlab.training.together import SeedStack, together_unsupported, train_together
+from mnistlab.study import seed_groups
+from mnistlab.study.executor import Placement
+from mnistlab.study.seed_groups import choose_training
+from mnistlab.training.together import SeedStack, probe_seconds, together_unsupported, train_together
 from mnistlab.training.train import train
 
 SEEDS = [0, 3, 11]
@@ -133,8 +136,9 @@ def test_compare_records_the_way_each_model_trained_and_resume_keeps_it(capsys, 
                                                                                 "choice": "on"}
     assert plan["training"]["cnn-fast"]["way"] == "one-at-a-time"  # batch norm: one at a time, and why
     assert "batch norm" in metrics["models"]["cnn-fast"]["training"]["reason"]
-    # A rerun the same way repeats every number; the other way is another run, which --resume refuses.
-    assert compare(capsys, data, tmp_path / "again", "--seeds-together", "on")[0] == 0
+    # A rerun the same way repeats every number, here with the groups in worker processes; the other way is
+    # another run, which --resume refuses.
+    assert compare(capsys, data, tmp_path / "again", "--seeds-together", "on", "--workers", "2")[0] == 0
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
     accuracies = lambda run: {name: [seed["test_accuracy"] for seed in model["seeds"]]
                               for name, model in run["models"].items()}
@@ -154,6 +158,26 @@ def test_auto_trains_short_runs_one_at_a_time_without_measuring(capsys, tmp_path
     plan = json.loads((tmp_path / "auto" / "state" / "plan.json").read_text())
     assert plan["training"]["ann"]["way"] == "one-at-a-time"
     assert "too short" in plan["training"]["ann"]["reason"]
+
+
+def test_auto_trains_together_only_where_the_probe_measured_it_faster(monkeypatch):
+    dataset = tiny_dataset_object(train_size=200)
+    config = TrainConfig(epochs=100, batch_size=32)  # 600 steps per seed: worth measuring
+    cases = [(0.5, 1, "seeds-together"), (0.95, 1, "one-at-a-time"), (0.5, 2, "one-at-a-time")]
+    for together_seconds, workers, way in cases:  # with 2 workers, one at a time runs 2 seeds at once
+        measured = {"one-at-a-time": 1.0, "seeds-together": together_seconds}
+        monkeypatch.setattr(seed_groups, "probe_seconds", lambda *args, **kwargs: measured)
+        training = choose_training([as_spec("ann")], {"ann": config}, [0, 1], "auto", dataset,
+                                   Placement(workers=workers, threads=1))
+        assert training["ann"]["way"] == way and training["ann"]["probe_seconds"] == measured
+
+
+def test_the_probe_times_both_ways_and_leaves_the_random_state_as_it_was():
+    before = torch.get_rng_state()
+    with configured_runtime(1):
+        seconds = probe_seconds("cnn", TrainConfig(batch_size=8), [0, 1], 10, steps=1)
+    assert set(seconds) == {"one-at-a-time", "seeds-together"} and min(seconds.values()) > 0
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 @pytest.mark.slow
