@@ -15,12 +15,15 @@ local worker or as a Ray task like any job, and hands back one `JobResult` per s
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnistlab.common.errors import ConfigError
 from mnistlab.data.datasets import Dataset
+from mnistlab.data.splits import split_indices
+from mnistlab.models import images_to_tensor
 from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.folder import PLAN_FILE, STATE_DIR, load_epoch_state, save_epoch_state
 from mnistlab.study.executor import Placement
@@ -31,9 +34,9 @@ from mnistlab.training.together import (ONE_AT_A_TIME, SEEDS_TOGETHER, probe_sec
                                         together_unsupported, train_together)
 
 CHOICES = ("auto", "on", "off")
-PROBE_STEPS = 3  # timed training steps of each way per model (after one warm-up step each)
+PROBE_STEPS = 4  # timed training steps of each way per model (after one warm-up step each)
 MIN_STEPS_TO_MEASURE = 400  # per seed: in shorter runs the probe would cost more than it could save
-FASTER_BY = 0.9  # auto trains together only where it measured at most this share of one-at-a-time's time
+FASTER_BY = 0.9  # auto trains together only where its estimate is at most this share of one-at-a-time's
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,26 @@ def _choose(spec: ModelSpec, config: TrainConfig, seeds: list[int], choice: str,
                 "reason": f"fewer than {MIN_STEPS_TO_MEASURE} steps per seed: too short to be worth measuring"}
     with configured_runtime(placement.threads):
         seconds = probe_seconds(spec, config, seeds, num_classes, PROBE_STEPS, placement.device)
-    # Side by side, one-at-a-time's seeds spread over the workers; a group is one task.
-    one_at_a_time = seconds[ONE_AT_A_TIME] / min(placement.workers, len(seeds))
-    way = SEEDS_TOGETHER if seconds[SEEDS_TOGETHER] <= FASTER_BY * one_at_a_time else ONE_AT_A_TIME
-    return {"way": way, "choice": choice, "probe_seconds": {way_name: round(value, 4)
-                                                            for way_name, value in seconds.items()},
-            "probe_steps": PROBE_STEPS, "probe_workers": placement.workers}
+        setup = setup_seconds(dataset, config)
+    # The whole run, estimated: every step of every seed, and each seed's set-up (split, images to a tensor), which
+    # one-at-a-time repeats per seed and a group does once. Side by side, one-at-a-time's seeds spread over the
+    # workers; a group is one task.
+    steps = steps_per_seed(config, train_images) / PROBE_STEPS
+    together = steps * seconds[SEEDS_TOGETHER] + setup
+    one_at_a_time = (steps * seconds[ONE_AT_A_TIME] + len(seeds) * setup) / min(placement.workers, len(seeds))
+    way = SEEDS_TOGETHER if together <= FASTER_BY * one_at_a_time else ONE_AT_A_TIME
+    return {"way": way, "choice": choice, "probe_seconds": {name: round(value, 4) for name, value in seconds.items()},
+            "probe_steps": PROBE_STEPS, "setup_seconds": round(setup, 4),
+            "estimated_seconds": {ONE_AT_A_TIME: round(one_at_a_time, 1), SEEDS_TOGETHER: round(together, 1)}}
+
+
+def setup_seconds(dataset: Dataset, config: TrainConfig) -> float:
+    """What one seed's set-up before its first step takes here: its split, and its training images as a tensor."""
+    start = time.perf_counter()
+    train_part, _ = split_indices(dataset.train_labels, config.validation_fraction, config.seed, config.limit_train,
+                                  config.train_size)
+    images_to_tensor(dataset.train_images)[train_part]
+    return time.perf_counter() - start
 
 
 def steps_per_seed(config: TrainConfig, train_images: int) -> int:

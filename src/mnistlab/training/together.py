@@ -40,7 +40,7 @@ from mnistlab.models import images_to_tensor, infer
 from mnistlab.models.contract import build
 from mnistlab.models.spec import ModelSpec, as_spec
 from mnistlab.training.config import TrainConfig
-from mnistlab.training.train import TrainResult, augment_batch, build_optimizer
+from mnistlab.training.train import TrainResult, augment_batch, build_optimizer, train_epoch
 
 ONE_AT_A_TIME = "one-at-a-time"
 SEEDS_TOGETHER = "seeds-together"
@@ -257,48 +257,40 @@ def resumable_group(states: list[dict | None]) -> list[dict] | None:
 
 
 def probe_seconds(model: str | ModelSpec, config: TrainConfig, seeds: list[int], num_classes: int,
-                  steps: int = 3, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Wall seconds of `steps` training steps of every seed, each way, on this machine with its current threads:
-    {ONE_AT_A_TIME: ..., SEEDS_TOGETHER: ...}. Random images of the config's batch size; one warm-up step each
-    way first. The caller's random state is left as it was."""
+                  steps: int = 4, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Wall seconds of `steps` training steps of every seed, each way, through the training loops themselves
+    (`train.train_epoch`, `train_group_epoch`), on this machine with its current threads: {ONE_AT_A_TIME: ...,
+    SEEDS_TOGETHER: ...}. Random images; a one-step warm-up each way first. Leaves the random state as it was."""
     device = torch.device(device)
-    generator = torch.Generator().manual_seed(0)
-    images = torch.rand(len(seeds), config.batch_size, 1, 28, 28, generator=generator).to(device)
-    labels = torch.randint(num_classes, (len(seeds), config.batch_size), generator=generator).to(device)
     config = dataclasses.replace(config, schedule="constant")  # a schedule's cost per step is nil; its checks are not
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(steps * config.batch_size, 1, 28, 28, generator=generator).to(device)
+    labels = torch.randint(num_classes, (len(images),), generator=generator).to(device)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         models = []
         for seed in seeds:
             torch.manual_seed(seed)
             models.append(build(as_spec(model), num_classes).to(device))
         stack = SeedStack([copy.deepcopy(one) for one in models])
-        optimizers = [build_optimizer(one, config, steps + 1) for one in models]
-        holder = types.SimpleNamespace(parameters=lambda: iter(stack.parameters.values()))
-        stacked_optimizer = build_optimizer(holder, config, steps + 1)
+        optimizers = [build_optimizer(one, config, 2 * steps) for one in models]
+        stacked = build_optimizer(types.SimpleNamespace(parameters=lambda: iter(stack.parameters.values())), config,
+                                  2 * steps)
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
 
-        def one_at_a_time() -> None:
-            for seed, (one, (optimizer, scheduler)) in enumerate(zip(models, optimizers)):
-                loss = F.cross_entropy(one(images[seed]), labels[seed], label_smoothing=config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
+        def one_at_a_time(count: int) -> None:
+            for one, (optimizer, scheduler), seed_generator in zip(models, optimizers, generators):
+                train_epoch(one, optimizer, scheduler, images[:count], labels[:count], config, seed_generator)
 
-        def together() -> None:
-            losses, _ = stack.losses(images, labels, config.label_smoothing)
-            stacked_optimizer[0].zero_grad(set_to_none=True)
-            losses.sum().backward()
-            stacked_optimizer[0].step()
-            stacked_optimizer[1].step()
+        def together(count: int) -> None:
+            train_group_epoch(stack, *stacked, [(images[:count], labels[:count])] * len(seeds), config, generators)
 
         seconds = {}
-        for way, step in ((ONE_AT_A_TIME, one_at_a_time), (SEEDS_TOGETHER, together)):
-            step()  # warm-up: first-call costs (kernel choice, vmap's set-up) are no part of a long run
+        for way, run in ((ONE_AT_A_TIME, one_at_a_time), (SEEDS_TOGETHER, together)):
+            run(config.batch_size)  # warm-up: first-call costs (kernel choice, vmap's set-up) are no part of a run
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            for _ in range(steps):
-                step()
+            run(len(images))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds[way] = time.perf_counter() - start
