@@ -9,7 +9,6 @@ train one at a time, with the reason recorded.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -166,7 +165,7 @@ def test_auto_trains_together_only_where_the_probe_measured_it_faster(monkeypatc
     cases = [(0.5, 1, "seeds-together"), (0.95, 1, "one-at-a-time"), (0.5, 2, "one-at-a-time")]
     for together_seconds, workers, way in cases:  # with 2 workers, one at a time runs 2 seeds at once
         measured = {"one-at-a-time": 1.0, "seeds-together": together_seconds}
-        monkeypatch.setattr(seed_groups, "probe_seconds", lambda *args, **kwargs: measured)
+        monkeypatch.setattr(seed_groups, "probe_seconds", lambda *args, measured=measured, **kwargs: measured)
         training = choose_training([as_spec("ann")], {"ann": config}, [0, 1], "auto", dataset,
                                    Placement(workers=workers, threads=1))
         assert training["ann"]["way"] == way and training["ann"]["probe_seconds"] == measured
@@ -193,7 +192,10 @@ def test_accuracies_over_seeds_are_indistinguishable_on_mnist(real_data_dir):
             together = train_together(name, dataset, seed_configs, progress=False)
             alone = [train(name, dataset, config, progress=False) for config in seed_configs]
         test_images = images_to_tensor(dataset.test_images)
-        accuracy = lambda model: float((infer(model, test_images).argmax(1).numpy() == dataset.test_labels).mean())
+
+        def accuracy(model, test_images=test_images):
+            return float((infer(model, test_images).argmax(1).numpy() == dataset.test_labels).mean())
+
         with configured_runtime(1):
             batched = np.array([accuracy(result.model) for result in together])
             reference = np.array([accuracy(result.model) for result in alone])

@@ -60,7 +60,7 @@ class JobGroup:
 
 def choose_training(specs: list[ModelSpec], configs: dict[str, TrainConfig], seeds: list[int], choice: str,
                     dataset: Dataset, placement: Placement, saved: dict | None = None) -> dict | None:
-    """Per model label, how its seeds train: {"way", "choice", and "reason" or "probe_seconds"}; None for a run of
+    """Per model label, how its seeds train: {"way", "choice", and a "reason" or the probe's figures}; None for a run of
     one seed (nothing to train together), so its plan reads as before.
 
     `saved` is the plan of the run being resumed: with `auto` its recorded ways are kept as they are; with `on` or
@@ -72,7 +72,7 @@ def choose_training(specs: list[ModelSpec], configs: dict[str, TrainConfig], see
         return None
     if saved is not None and choice == "auto":
         return saved.get("training")  # absent in runs of earlier versions: one at a time
-    training = {spec.label: _choose(spec, configs[spec.label], seeds, choice, dataset, placement, saved)
+    training = {spec.label: _choose(spec, configs[spec.label], seeds, choice, dataset, placement)
                 for spec in specs}
     if saved is not None:
         recorded = saved.get("training") or {}
@@ -87,7 +87,7 @@ def choose_training(specs: list[ModelSpec], configs: dict[str, TrainConfig], see
 
 
 def _choose(spec: ModelSpec, config: TrainConfig, seeds: list[int], choice: str, dataset: Dataset,
-            placement: Placement, saved: dict | None) -> dict:
+            placement: Placement) -> dict:
     num_classes, train_images = len(dataset.class_names), len(dataset.train_labels)
     if choice == "off":
         return {"way": ONE_AT_A_TIME, "choice": choice}
