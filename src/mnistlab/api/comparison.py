@@ -87,7 +87,8 @@ def interval(result: dict) -> str:
 def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out: str | os.PathLike | None = None,
             data_dir: str | os.PathLike | None = None, resume: bool = False, workers: int = 1,
             threads: int | None = None, device: str = "cpu", robustness: bool = False, progress: bool = False,
-            mlflow: str | None = None, tensorboard: str | os.PathLike | None = None, **settings) -> Run:
+            mlflow: str | None = None, tensorboard: str | os.PathLike | None = None, seeds_together: str = "off",
+            **settings) -> Run:
     """Train, test and compare `models` once per seed into a run folder; return the `Run`.
 
     `models` are built-in names or your own as model specs ("my_model.py:Net", "pkg.nets:Wide(width=64)",
@@ -97,7 +98,8 @@ def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out:
     `TrainConfig` fields (`epochs`, `limit_train`, `learning_rate`, `batch_size`, `seed`,
     `dataset`, ...). `out` defaults to `runs/<timestamp>-compare`. Threads and
     deterministic kernels are set for the call and restored after it. `mlflow` (a tracking
-    URI) and `tensorboard` (a folder) also log the run there, as the CLI's flags do.
+    URI) and `tensorboard` (a folder) also log the run there, as the CLI's flags do. `seeds_together` is "off" (one
+    at a time), "on" (each model's seeds as one batched computation) or "auto" (`compare --seeds-together`).
 
         run = mnistlab.compare(["ann", "cnn"], seeds=2, epochs=1, limit_train=3000)
         print(run.table())
@@ -115,7 +117,7 @@ def compare(models: str | Sequence[str], *, seeds: int | Sequence[int] = 1, out:
     trackers = open_trackers(mlflow, None if tensorboard is None else str(tensorboard))  # connects: errors first
     run_compare(list(models), settings, out_dir, seeds=seed_list, robustness=robustness, resume=resume,
                 placement=plan_placement(workers, threads, device), data_dir=data_dir, progress=progress,
-                trackers=trackers)
+                trackers=trackers, seeds_together=seeds_together)
     return Run(out_dir)
 
 

@@ -41,7 +41,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
     metrics = run_compare(models, settings, out_dir, seeds=seeds, model_settings=model_settings,
                           robustness=args.robustness, resume=args.resume, placement=placement, explain=args.explain,
                           data_dir=args.data_dir, progress=not args.quiet, force=args.force,
-                          trackers=trackers_from(args))
+                          trackers=trackers_from(args), seeds_together=args.seeds_together)
     print(summary_table(metrics))
     print(f"\nRun folder: {out_dir}  (report.md, report.html, metrics.json, figures, predictions, checkpoints)")
     return 0
@@ -55,7 +55,7 @@ def _run_size_sweep(args, models, settings, model_settings, out_dir, seeds, plac
     sweep = run_size_sweep(models, settings, out_dir, parse_train_sizes(args.train_sizes), seeds=seeds,
                            model_settings=model_settings, resume=args.resume, placement=placement,
                            data_dir=args.data_dir, progress=not args.quiet, force=args.force,
-                           robustness=args.robustness, explain=args.explain)
+                           robustness=args.robustness, explain=args.explain, seeds_together=args.seeds_together)
     print(sweep_table(sweep))
     print(f"\nRun folder: {out_dir}  ({SWEEP_MARKDOWN}, learning_curve.html, .png, .json; a compare run per size)")
     return 0

@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--explain", action="store_true",
                          help="also draw each model's attributions for fixed test digits and per class in the report "
                               "(needs: pip install 'mnistlab[explain]')")
+    compare.add_argument("--seeds-together", choices=["auto", "on", "off"], default="auto",
+                         help="train each model's seeds as one batched computation (on), one at a time (off), or "
+                              "together only where a few measured steps show it faster here (auto); the numbers "
+                              "agree to rounding, the way is recorded and --resume keeps it (default: %(default)s)")
     _add_training_flags(compare)
     _add_tracking_flags(compare)
 

@@ -38,8 +38,11 @@ def rows_read(layers: list[tuple[str, int]], output_side: int) -> int:
 def crop_unread(x: torch.Tensor, side: int) -> torch.Tensor:
     """Keep the top-left `side` x `side` of (B, C, H, W): an exact rewrite when `side` comes from `rows_read`.
 
-    The convolutions then skip the work whose results pooling would drop.
+    The convolutions then skip the work whose results pooling would drop. Under `torch.func.vmap` (seeds
+    trained together, `training.together`) the layout is the batched tensor's, so only the crop is taken.
     """
+    if torch._C._functorch.is_batchedtensor(x):  # vmap cannot ask a per-seed view for channels-last layout
+        return x[:, :, :side, :side]
     return x[:, :, :side, :side].contiguous(memory_format=torch.channels_last)
 
 

@@ -156,6 +156,15 @@ def write_plan(run_dir: str | os.PathLike, plan: dict) -> None:
     write_text_atomic(folder / PLAN_FILE, json.dumps(plan, indent=2, sort_keys=True) + "\n")
 
 
+def read_plan(run_dir: str | os.PathLike) -> dict | None:
+    """The plan a run was started with, or None when there is none or it is unreadable (`check_plan` says which)."""
+    try:
+        plan = json.loads((Path(run_dir) / STATE_DIR / PLAN_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return plan if isinstance(plan, dict) else None
+
+
 def check_plan(run_dir: str | os.PathLike, plan: dict) -> None:
     """Raise `ConfigError` unless `run_dir` holds a run started with exactly this plan."""
     path = Path(run_dir) / STATE_DIR / PLAN_FILE

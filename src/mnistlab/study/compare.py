@@ -35,6 +35,7 @@ from mnistlab.common.extras import require_extra
 from mnistlab.study.executor import ContextLoader, Placement, TaskFailed, open_executor, run_all
 from mnistlab.study.jobs import Job, JobProgress, JobResult, job_failed, load_job_context, run_job
 from mnistlab.study.plan import plan_placement, resolve_configs, resolve_models, warn_without_native_bf16
+from mnistlab.study.seed_groups import JobGroup, choose_training, group_jobs, run_group
 from mnistlab.models.catalogue import BUILT_IN
 from mnistlab.evaluation.cost import model_cost
 from mnistlab.models.contract import build, check_model
@@ -44,7 +45,7 @@ from mnistlab.reporting.report import write_report
 from mnistlab.runs.arrays import build_run_arrays
 from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.runs.folder import (PREDICTIONS_FILE, check_plan, checkpoint_name, load_finished, read_metrics,
-                                  save_finished, write_metrics, write_plan, write_run_arrays)
+                                  read_plan, save_finished, write_metrics, write_plan, write_run_arrays)
 from mnistlab.runs.claim import check_run_folder, claimed, locked
 from mnistlab.tracking.hooks import Trackers
 from mnistlab.training.runtime import machine_record, resolve_device
@@ -65,6 +66,7 @@ def run_compare(
     force: bool = False,
     explain: bool = False,
     trackers: Trackers | None = None,
+    seeds_together: str = "off",
 ) -> dict:
     """Train, test and assess each model once per seed; write checkpoints, metrics.json, predictions.npz and reports.
 
@@ -84,7 +86,9 @@ def run_compare(
     with `resume`, or with `force` started afresh after deleting that run's own files
     (see `runs.claim.claimed`). With `explain`, each model's attributions for fixed test digits go
     into the report too (`explain.run_attributions`). `trackers` (see `tracking.open_trackers`) log each job as
-    it finishes and the run at the end, from what the run saved. Returns the metrics written to `metrics.json`.
+    it finishes and the run at the end, from what the run saved. `seeds_together` ("off", "on" or "auto") says
+    whether each model's seeds train as one batched computation (see `study.seed_groups`); the way each model
+    trained is recorded in the plan and in metrics.json. Returns the metrics written to `metrics.json`.
     """
     placement = placement or plan_placement()
     trackers = trackers if trackers is not None else Trackers([])
@@ -111,6 +115,8 @@ def run_compare(
     for spec in specs:
         check_model(spec, len(dataset.class_names))  # before the run folder is claimed or anything trains
     with claimed(out_dir, "compare", resume, force) as out_dir, contextlib.closing(trackers):
+        training = choose_training(specs, configs, seeds, seeds_together, dataset, placement,
+                                   read_plan(out_dir) if resume else None)
         plan = {"models": list(model_names), "seeds": seeds, "dataset": dataset.checksums,
                 "threads": placement.threads, "device": torch.device(placement.device).type,
                 "configs": {job_key(job): job.config.to_dict() for job in jobs}}
@@ -118,16 +124,21 @@ def run_compare(
             plan["model_specs"] = {spec.label: spec.to_record(with_source=False) for spec in specs}
         if robustness:
             plan["robustness"] = True  # only then: plans of plain runs stay as they were
+        if training:
+            plan["training"] = training  # how each model's seeds train: part of what fixes the numbers
         finished = resume_finished(out_dir, plan, jobs) if resume else start_plan(out_dir, plan)
         todo = [job for job in jobs if job_key(job) not in finished]
         trackers.start(out_dir, plan)
-        for job, result in run_jobs(todo, dataset, placement, out_dir, data_dir, progress):
-            finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)  # saved at once
-            trackers.job_finished(out_dir, job.model_name, job.config.to_dict(), finished[job_key(job)][0])
+        for job, result in run_jobs(group_jobs(todo, jobs, training), dataset, placement, out_dir, data_dir, progress):
+            if job_key(job) not in finished:  # a group's seeds finished before an interruption keep their files
+                finished[job_key(job)] = save_job(out_dir, job, result, several_seeds=len(seeds) > 1)  # saved at once
+                trackers.job_finished(out_dir, job.model_name, job.config.to_dict(), finished[job_key(job)][0])
         costs = {spec.label: measure_cost(spec, len(dataset.class_names),
                                           out_dir / finished[f"{spec.label}-seed{seeds[0]}"][0]["checkpoint"],
                                           placement.threads) for spec in specs}
         metrics = summarise_run(specs, seeds, configs, dataset, finished, torch.device(placement.device), costs)
+        for name in model_names if training else []:
+            metrics["models"][name]["training"] = training[name]
         write_run_arrays(out_dir, build_run_arrays(
             dataset.test_labels, stacked_outputs(finished, model_names, seeds, "predicted"),
             stacked_outputs(finished, model_names, seeds, "confidence"), dataset.test_images,
@@ -161,9 +172,10 @@ def resume_finished(out_dir: Path, plan: dict, jobs: list[Job]) -> dict:
     return finished
 
 
-def run_jobs(jobs: list[Job], dataset: Dataset, placement: Placement, out_dir: Path, data_dir,
+def run_jobs(jobs: list[Job | JobGroup], dataset: Dataset, placement: Placement, out_dir: Path, data_dir,
              progress: bool) -> Iterator[tuple[Job, JobResult]]:
-    """Run `jobs` where `placement` says; yield each (job, result) as it finishes.
+    """Run `jobs` (and groups of one model's seeds, `seed_groups.JobGroup`) where `placement` says; yield each
+    (job, result) as it finishes (a group's, one per seed, when the group finishes).
 
     In this process a job shows per-epoch progress bars; side by side, one line per finished job.
     """
@@ -175,11 +187,11 @@ def run_jobs(jobs: list[Job], dataset: Dataset, placement: Placement, out_dir: P
     loader = ContextLoader(load_job_context, (jobs[0].config.dataset, data_dir))  # a name or the user's folder
     tracker = JobProgress(len(jobs), placement.workers, progress and not in_process)
     with open_executor(placement, context, loader, "finished jobs are kept, continue with --resume") as executor:
-        tasks = [(job, run_job, (job, str(out_dir))) for job in jobs]
+        tasks = [(job, run_group if isinstance(job, JobGroup) else run_job, (job, str(out_dir))) for job in jobs]
         try:
             for job, result in run_all(executor, tasks, on_start=tracker.start):
                 tracker.finish(job, executor.running())
-                yield job, result
+                yield from zip(job.jobs, result) if isinstance(job, JobGroup) else [(job, result)]
         except TaskFailed as failure:
             raise job_failed(failure.key, failure.cause) from None
 

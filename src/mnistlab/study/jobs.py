@@ -31,7 +31,7 @@ from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.models import count_parameters
 from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.folder import PLAN_FILE, STATE_DIR, load_epoch_state, save_epoch_state
-from mnistlab.training.train import train
+from mnistlab.training.train import TrainResult, train
 
 @dataclass(frozen=True)
 class Job:
@@ -72,6 +72,13 @@ def execute_job(job: Job, dataset: Dataset, device: str = "cpu", run_dir: str | 
     save = (lambda state: save_epoch_state(run_dir, name, seed, state)) if run_dir is not None else None
     result = train(job.model, dataset, job.config, progress=progress, on_epoch_end=save, resume_state=resume_state,
                    device=device)
+    return finish_job(job, result, dataset, non_digits)
+
+
+def finish_job(job: Job, result: TrainResult, dataset: Dataset,
+               non_digits: dict[str, np.ndarray] | None = None) -> JobResult:
+    """Test and assess a job's trained model; its record, per-image outputs and checkpoint contents."""
+    seed = job.config.seed
     evaluation = evaluate(result.model, dataset.test_images, dataset.test_labels, dataset.class_names,
                           precision=job.config.precision)
     assessed = assess_job(result.model, dataset, job.config, evaluation.logits, job.robustness, non_digits)
