@@ -93,7 +93,7 @@ BAD_MODELS = {  # file text, the class to name, what the one-line error must say
     "wrong output": (MODEL_FILE.replace("nn.Linear(width, num_classes)", "nn.Linear(width, 3)"), "Tiny",
                      "returns shape (2, 3) for a batch of 2, not (2, 10)"),
     "wrong input": (MODEL_FILE.replace("nn.Flatten(), nn.Linear(784, width)", "nn.Flatten(), nn.Linear(3, width)"),
-                    "Tiny", "fails in forward (RuntimeError"),
+                    "Tiny", "fails in forward (testing: RuntimeError"),
     "nan": (MODEL_FILE.replace("return self.body(images)", "return self.body(images) * float('nan')"), "Tiny",
             "NaN or infinite logits"),
     "not a module": (MODEL_FILE + "\ndef five():\n    return 5\n", "five", "not a torch.nn.Module"),
@@ -101,6 +101,16 @@ BAD_MODELS = {  # file text, the class to name, what the one-line error must say
     "bad recipe": (MODEL_FILE.replace('"epochs": 2', '"epochs": "two"'), "Tiny", "from its recipe"),
     "recipe not a dict": (MODEL_FILE.replace('recipe = {"epochs": 2, "learning_rate": 3e-3}', "recipe = 5"), "Tiny",
                           "recipe attribute is a int"),
+    "exits at import": ("import sys\nsys.exit(0)\n", "Net", "running"),
+    "integer output": (MODEL_FILE.replace("return self.body(images)", "return self.body(images).long()"), "Tiny",
+                       "torch.int64 values, not float logits"),
+    "no gradient": (MODEL_FILE.replace("return self.body(images)", "return self.body(images).detach()"), "Tiny",
+                    "does not depend on its parameters"),
+    "fixed batch": (MODEL_FILE.replace("return self.body(images)", "return self.body(images[:2])"), "Tiny",
+                    "returns shape (2, 10) for a batch of 3"),
+    "fails in training": (MODEL_FILE.replace("return self.body(images)",
+                                             "assert not self.training, 'eval only'\n        return self.body(images)"),
+                          "Tiny", "fails in forward (training: AssertionError"),
     "no parameters": (MODEL_FILE.replace("super().__init__()", "super().__init__(); self.requires_grad_(False)")
                       .replace("    def forward", "        self.requires_grad_(False)\n\n    def forward"), "Tiny",
                       "no trainable parameters"),
@@ -399,3 +409,101 @@ def test_a_checkpoint_cannot_pass_arguments_to_a_built_in_model(tiny_dataset, tm
     Image.fromarray(np.pad(np.full((12, 4), 255, np.uint8), 8)).save(image)
     code, _, err = run_cli(capsys, "predict", checkpoint, image, "--trust-code")
     assert_one_line_error(code, err, "gives arguments to a built-in model")
+
+
+@pytest.mark.parametrize("labels", ["a=FILE:Tiny,a_normalised=FILE:Tiny", "Net=FILE:Tiny,net=FILE:Tiny"])
+def test_labels_whose_files_would_collide_are_refused(labels, model_file, tiny_dataset, tmp_path, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    code, _, err = tiny_compare(capsys, data_dir, tmp_path / "run", labels.replace("FILE", str(model_file)))
+    assert_one_line_error(code, err, "would both write", "label them apart")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_file_that_draws_random_numbers_at_import_draws_the_same_ones_everywhere(tmp_path):
+    """Its module runs with the global streams seeded (as in a worker process) and leaves the caller's streams."""
+    from mnistlab.models.contract import resolve
+    from mnistlab.models.spec import parse_spec
+
+    path = tmp_path / "drawing.py"
+    path.write_text(MODEL_FILE + "\nSHIFT = torch.rand(1).item()\n")
+    torch.manual_seed(5)
+    expected_next = torch.rand(1)
+    torch.manual_seed(5)
+    spec = resolve(parse_spec(f"{path}:Tiny"))
+    assert torch.equal(torch.rand(1), expected_next)
+    module = sys.modules[f"mnistlab_user_model_{spec.source_sha256[:16]}"]
+    assert module.SHIFT == torch.rand(1, generator=torch.Generator().manual_seed(0)).item()
+
+
+def test_a_model_that_fails_in_training_is_one_line_from_train(tiny_dataset, tmp_path, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    path = tmp_path / "late.py"
+    path.write_text(MODEL_FILE.replace("        return self.body(images)", """        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls > 3:
+            raise RuntimeError("gave up")
+        return self.body(images)"""))
+    code, _, err = run_cli(capsys, "--quiet", "--data-dir", data_dir, "train", f"{path}:Tiny", "--dataset", "tiny",
+                           "--epochs", "2", "--batch-size", "16", "--out", tmp_path / "late.pt")
+    assert_one_line_error(code, err, "training failed (RuntimeError: gave up)")
+
+
+CRAFTED = {  # a record a crafted checkpoint may hold, and what refuses it
+    "deep arguments": ({"arguments": {"width": [[[1]]]}}, "not what a model spec holds"),
+    "many arguments": ({"arguments": {"width": list(range(10_000))}}, "not what a model spec holds"),
+    "odd label": ({"label": "a label\x1b[2K"}, "not what a model spec holds"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_a_crafted_model_record_is_refused_before_anything_reads_it(case, trained, capsys):
+    checkpoint, image, _ = trained
+    state = torch.load(checkpoint, weights_only=True)
+    change, fragment = CRAFTED[case]
+    state["model_spec"].update(change)
+    if "label" in change:
+        state["model_name"] = change["label"]
+    torch.save(state, checkpoint)
+    for argv in (["predict", checkpoint, image], ["card", checkpoint]):
+        code, _, err = run_cli(capsys, *argv)
+        assert_one_line_error(code, err, fragment)
+        assert "\x1b" not in err
+
+
+def test_an_untrusted_checkpoint_makes_mnistlab_read_no_file_but_a_model_file(tmp_path):
+    from mnistlab.training.checkpoint import changed_since_training
+
+    big = tmp_path / "big.py"
+    big.write_bytes(b"#" * 2_000_000)
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    assert not changed_since_training(str(big), "0" * 64)  # too large to be a model file: not read
+    assert not changed_since_training(str(other), "0" * 64)  # not a .py file: not read
+    assert not changed_since_training("/proc/self/mem", "0" * 64)
+    small = tmp_path / "small.py"
+    small.write_text("x = 1\n")
+    assert changed_since_training(str(small), "0" * 64)
+
+
+def test_resume_with_explain_runs_no_code_a_checkpoint_in_the_folder_records(tiny_dataset, tmp_path, capsys):
+    """A checkpoint swapped into a run folder must not run its recorded code when the run resumes."""
+    pytest.importorskip("captum")
+    _, data_dir, _, _ = tiny_dataset
+    out = tmp_path / "run"
+    assert tiny_compare(capsys, data_dir, out, "ann")[0] == 0
+    marker = tmp_path / "ran"
+    source = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\nfrom mnistlab.models.registry import MODELS\nNet = MODELS['ann']\n"
+    state = torch.load(out / "ann.pt", weights_only=True)
+    state["model_spec"] = {"label": "ann", "kind": "file", "target": str(tmp_path / "evil.py") + ":Net",
+                           "arguments": {}, "source": source,
+                           "source_sha256": hashlib.sha256(source.encode()).hexdigest()}
+    torch.save(state, out / "ann.pt")
+    code, _, err = tiny_compare(capsys, data_dir, out, "ann", "--resume", "--explain")
+    assert_one_line_error(code, err, "--trust-code")
+    assert not marker.exists()
+
+
+def test_control_characters_in_an_error_never_reach_the_terminal(tiny_dataset, tmp_path, capsys):
+    _, data_dir, _, _ = tiny_dataset
+    code, _, err = tiny_compare(capsys, data_dir, tmp_path / "run", "models/x\x1b[2K\x07.py:Net")
+    assert_one_line_error(code, err, "no such file models/x?[2K?.py")
+    assert "\x1b" not in err and "\x07" not in err

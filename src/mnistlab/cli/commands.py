@@ -18,8 +18,10 @@ EXIT_USER_ERROR = 2
 
 
 def print_error(message: str) -> None:
-    """`mnistlab: error: ...` on stderr, on one line even when a file name holds line breaks."""
-    print(f"mnistlab: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    """`mnistlab: error: ...` on stderr, on one line even when a file name holds line breaks, and with no control
+    characters (a name from a file or a checkpoint could hold terminal escapes): each shows as "?"."""
+    text = "".join(character if character.isprintable() else "?" for character in " ".join(message.splitlines()))
+    print(f"mnistlab: error: {text}", file=sys.stderr)
 
 
 def run_compare_command(args: argparse.Namespace) -> int:

@@ -42,16 +42,17 @@ def first_of_each_class(labels: np.ndarray, classes: int, per_class: int) -> np.
 
 def compute_run_attributions(checkpoints: dict[str, str | os.PathLike], images: np.ndarray, labels: np.ndarray,
                              classes: int, device: str = "cpu", progress: bool = False,
-                             trust_code: bool = False) -> dict[str, np.ndarray]:
-    """attributions.npz's columns for each model's checkpoint, on the test `images` and `labels` (checkpoints of a
-    user's own model load with `trust_code`, see `training.checkpoint`)."""
+                             trust_code: bool = False, models: dict | None = None) -> dict[str, np.ndarray]:
+    """attributions.npz's columns for each model's checkpoint, on the test `images` and `labels`. A checkpoint of a
+    user's own model loads with `trust_code`, or when it records the spec `models` gives for it (the run that
+    trained it), see `training.checkpoint.load_checkpoint`."""
     require_extra("explain", "attributions (--explain)")
     fixed = first_of_each_class(labels, classes, FIXED_PER_CLASS)
     sample = first_of_each_class(labels, classes, MEAN_PER_CLASS)
     columns = {"indices": fixed, "images": images[fixed], "labels": np.asarray(labels)[fixed].astype(np.int64),
                "mean_counts": np.bincount(np.asarray(labels)[sample], minlength=classes)}
     for name, path in tqdm(checkpoints.items(), desc="attributions", disable=not progress):
-        model, _ = load_checkpoint(path, trust_code=trust_code)
+        model, _ = load_checkpoint(path, trust_code=trust_code, expected=(models or {}).get(name))
         model.to(resolve_device(device))
         predicted = infer(model, images_to_tensor(images[fixed])).argmax(dim=1).numpy()
         maps = attribute(model, images[fixed], predicted)
@@ -66,12 +67,13 @@ def compute_run_attributions(checkpoints: dict[str, str | os.PathLike], images: 
 
 
 def write_run_attributions(run_dir: str | os.PathLike, metrics: dict, images: np.ndarray, labels: np.ndarray,
-                           device: str = "cpu", progress: bool = False, trust_code: bool = False) -> None:
+                           device: str = "cpu", progress: bool = False, trust_code: bool = False,
+                           models: dict | None = None) -> None:
     """Compute and write attributions.npz for the first seed of each model in a run's `metrics`."""
     checkpoints = {name: Path(run_dir) / result["seeds"][0]["checkpoint"] for name, result in metrics["models"].items()}
     classes = len(metrics["dataset"]["class_names"])
     write_attributions(run_dir, compute_run_attributions(checkpoints, images, labels, classes, device, progress,
-                                                         trust_code))
+                                                         trust_code, models))
 
 
 def add_attributions(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,

@@ -14,15 +14,19 @@ the same network.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
 import inspect
+import random
 import sys
 import types
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnistlab.common.errors import ConfigError, first_line
@@ -66,13 +70,33 @@ def load_factory(spec: ModelSpec) -> Callable[..., nn.Module]:
     return factory
 
 
+USER_CODE_ERRORS = (Exception, SystemExit)  # what the user's code may raise, sys.exit() included, said in one line
+
+
+@contextlib.contextmanager
+def seeded_import() -> Iterator[None]:
+    """Run a model's module with every global random stream seeded, then put the streams back: a module that draws
+    random numbers when imported draws the same ones in every process (the driver, a worker, a Ray task)."""
+    state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        random.seed(0)
+        np.random.seed(0)
+        try:
+            yield
+        finally:
+            random.setstate(state[0])
+            np.random.set_state(state[1])
+
+
 def import_module(spec: ModelSpec, name: str) -> types.ModuleType:
     try:
-        return importlib.import_module(name)
+        with seeded_import():
+            return importlib.import_module(name)
     except ModuleNotFoundError as error:
         raise ConfigError(f"model {spec}: cannot import {name} ({first_line(error)}); install the package, or give "
                           f"the file as path/to/file.py:Class") from None
-    except Exception as error:  # the user's module failed at import: say where, not a traceback
+    except USER_CODE_ERRORS as error:  # the user's module failed at import: say where, not a traceback
         raise ConfigError(f"model {spec}: importing {name} failed ({type(error).__name__}: {first_line(error)}); "
                           f"fix the module") from None
 
@@ -91,8 +115,9 @@ def file_module(spec: ModelSpec, path: str) -> types.ModuleType:
                           f"file") from None
     sys.modules[name] = module  # as an import would: dataclasses and pickling look their module up there
     try:
-        exec(code, module.__dict__)
-    except Exception as error:
+        with seeded_import():
+            exec(code, module.__dict__)
+    except USER_CODE_ERRORS as error:
         del sys.modules[name]
         raise ConfigError(f"model {spec}: running {path} failed ({type(error).__name__}: {first_line(error)}); "
                           f"fix the file (it must define the model and import only installed packages)") from None
@@ -142,7 +167,7 @@ def build(spec: ModelSpec, num_classes: int = NUM_CLASSES) -> nn.Module:
             raise
         raise ConfigError(f"model {spec}: cannot build it ({first_line(error)}); give every constructor argument "
                           f"a default, or give values as {spec.target}(name=value)") from None
-    except Exception as error:
+    except USER_CODE_ERRORS as error:
         raise ConfigError(f"model {spec}: building it failed ({type(error).__name__}: {first_line(error)}); "
                           f"fix the constructor") from None
     if not isinstance(model, nn.Module):
@@ -160,30 +185,54 @@ def takes_num_classes(factory: Callable) -> bool:
 
 
 def check_model(spec: ModelSpec, num_classes: int) -> None:
-    """Build the model and run one batch forward; `ConfigError` naming the spec when it breaks the contract.
+    """Build the model and run it as training and testing will, on small batches; `ConfigError` naming the spec
+    when it breaks the contract: in eval mode (as testing and prediction run it) and in train mode with a
+    backward pass (as training does, on a batch of another size, so a model fixed to one batch size shows).
 
     Runs inside a forked random state, so the check changes no random numbers the run draws later.
     """
     if spec.builtin:
         return
-    contract = (f"the contract: input (B, 1, {IMAGE_SIDE}, {IMAGE_SIDE}) floats in [0, 1], output logits "
-                f"(B, {num_classes}); see docs/models.md")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build(spec, num_classes)
         if not any(parameter.requires_grad for parameter in model.parameters()):
             raise ConfigError(f"model {spec}: it has no trainable parameters; give it layers to train")
-        images = torch.rand(CHECK_BATCH, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            check_output(spec, model.eval(), CHECK_BATCH, num_classes, "testing")
+        output = check_output(spec, model.train(), CHECK_BATCH + 1, num_classes, "training")
+        if not output.requires_grad:
+            raise ConfigError(f"model {spec}: its output does not depend on its parameters in training (is forward "
+                              f"under torch.no_grad, or does it detach?); {contract_text(num_classes)}")
         try:
-            with torch.no_grad():
-                output = model.eval()(images)
-        except Exception as error:
-            raise ConfigError(f"model {spec}: a batch of shape ({CHECK_BATCH}, 1, {IMAGE_SIDE}, {IMAGE_SIDE}) "
-                              f"fails in forward ({type(error).__name__}: {first_line(error, 120)}); {contract}") from None
+            F.cross_entropy(output.float(), torch.arange(CHECK_BATCH + 1) % num_classes).backward()
+        except USER_CODE_ERRORS as error:
+            raise ConfigError(f"model {spec}: the backward pass fails ({type(error).__name__}: "
+                              f"{first_line(error, 120)}); {contract_text(num_classes)}") from None
+
+
+def contract_text(num_classes: int) -> str:
+    return (f"the contract: input (B, 1, {IMAGE_SIDE}, {IMAGE_SIDE}) floats in [0, 1], output float logits "
+            f"(B, {num_classes}); see docs/models.md")
+
+
+def check_output(spec: ModelSpec, model: nn.Module, batch: int, num_classes: int, mode: str) -> torch.Tensor:
+    """Run `model` on `batch` random images; its output, checked: a finite float tensor (batch, num_classes)."""
+    contract = contract_text(num_classes)
+    images = torch.rand(batch, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=torch.channels_last)
+    try:
+        output = model(images)
+    except USER_CODE_ERRORS as error:
+        raise ConfigError(f"model {spec}: a batch of shape ({batch}, 1, {IMAGE_SIDE}, {IMAGE_SIDE}) fails in forward "
+                          f"({mode}: {type(error).__name__}: {first_line(error, 120)}); {contract}") from None
     if not isinstance(output, torch.Tensor):
         raise ConfigError(f"model {spec}: forward returns a {type(output).__name__}, not a tensor of logits; {contract}")
-    if tuple(output.shape) != (CHECK_BATCH, num_classes):
-        raise ConfigError(f"model {spec}: forward returns shape {tuple(output.shape)} for a batch of {CHECK_BATCH}, "
-                          f"not ({CHECK_BATCH}, {num_classes}); {contract}")
+    if tuple(output.shape) != (batch, num_classes):
+        raise ConfigError(f"model {spec}: forward returns shape {tuple(output.shape)} for a batch of {batch}, "
+                          f"not ({batch}, {num_classes}) ({mode}); {contract}")
+    if not output.is_floating_point():
+        raise ConfigError(f"model {spec}: forward returns {output.dtype} values, not float logits; {contract}")
     if not torch.isfinite(output).all():
-        raise ConfigError(f"model {spec}: forward returns NaN or infinite logits for ordinary images; {contract}")
+        raise ConfigError(f"model {spec}: forward returns NaN or infinite logits for ordinary images ({mode}); "
+                          f"{contract}")
+    return output

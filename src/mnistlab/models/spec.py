@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "mnistlab.models"
 KINDS = ("built-in", "file", "module", "plugin")
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,39}\Z")  # a label is part of file names (checkpoints, figures)
 MAX_SOURCE_BYTES = 1_000_000  # a model file larger than this is not a model definition
+MAX_ARGUMENTS = 32  # constructor arguments, and items in a list argument
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def parse_spec(text: str, arguments: dict | None = None, label: str | None = Non
         check_label(given_label, text)
     target, written = split_arguments(text)
     arguments = {**(arguments or {}), **written}
+    if not plain_arguments(arguments):
+        raise ConfigError(f"model {text!r}: its constructor arguments must be up to {MAX_ARGUMENTS} name=value pairs "
+                          f"of numbers, short strings, booleans or short lists of those")
     if target in BUILT_IN or (":" not in target and target in registered_names()):
         if arguments:
             raise ConfigError(f"model {text!r}: built-in models take no constructor arguments; "
@@ -110,6 +114,19 @@ def parse_spec(text: str, arguments: dict | None = None, label: str | None = Non
     label = given_label or label or spec.label
     check_label(label, text)
     return ModelSpec(label, spec.kind, spec.target, spec.arguments, spec.source, spec.source_sha256, spec.recipe)
+
+
+def plain_arguments(arguments) -> bool:
+    """Whether constructor arguments are what a spec may carry: a few names, each a number, bool, None, a string of
+    at most 200 characters, or a list of at most MAX_ARGUMENTS of those (checked without deep recursion: a
+    checkpoint's record may be crafted)."""
+    def scalar(value) -> bool:
+        return value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 200)
+
+    return (isinstance(arguments, dict) and len(arguments) <= MAX_ARGUMENTS
+            and all(isinstance(key, str) and key.isidentifier() and len(key) <= 40 for key in arguments)
+            and all(scalar(value) or (isinstance(value, (list, tuple)) and len(value) <= MAX_ARGUMENTS
+                                      and all(scalar(item) for item in value)) for value in arguments.values()))
 
 
 def check_label(label: str, text: str) -> None:

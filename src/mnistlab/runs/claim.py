@@ -23,8 +23,7 @@ from mnistlab.runs.folder import (ACCURACY_PLOT, ATTRIBUTIONS_FILE, COMPARISON_F
                                   HARD_DIGITS_PLOT, LOCK_FILE, METRICS_FILE, PLAN_FILE, PREDICTIONS_FILE, REPORT_HTML,
                                   REPORT_MARKDOWN, ROTATION_SWEEP_PLOT, SHIFT_SWEEP_PLOT, STATE_DIR, STATE_PATTERNS,
                                   TUNE_ASK_LOCK, TUNE_BEST, TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT,
-                                  TUNE_SUMMARY, TUNE_TRIALS, attribution_plot_name, checkpoint_name,
-                                  confusion_plot_name, curves_plot_name, errors_plot_name, reliability_plot_name)
+                                  TUNE_SUMMARY, TUNE_TRIALS, model_file_names)
 
 
 @contextlib.contextmanager
@@ -185,10 +184,7 @@ def run_files(run_dir: str | os.PathLike, kind: str) -> list[Path]:
     names = [METRICS_FILE, PREDICTIONS_FILE, REPORT_MARKDOWN, REPORT_HTML, ACCURACY_PLOT, DISAGREEMENT_PLOT,
              SHIFT_SWEEP_PLOT, ROTATION_SWEEP_PLOT, COST_PLOT, HARD_DIGITS_PLOT, ATTRIBUTIONS_FILE]
     for name in models:
-        names += [confusion_plot_name(name), confusion_plot_name(name, normalised=True), curves_plot_name(name),
-                  errors_plot_name(name), reliability_plot_name(name), attribution_plot_name(name),
-                  attribution_plot_name(name, per_class=True)]
-        names += [checkpoint_name(name, seed, len(seeds) > 1) + suffix for seed in seeds for suffix in ("", ".md")]
+        names += model_file_names(name, seeds)
     state = [path for pattern in STATE_PATTERNS for path in (run_dir / STATE_DIR).glob(pattern)]
     return [run_dir / name for name in names if (run_dir / name).is_file()] + state + [plan_path]
 

@@ -86,6 +86,15 @@ def attribution_plot_name(model_name: str, per_class: bool = False) -> str:
     return f"attributions_{model_name}{'_per_class' if per_class else ''}.png"
 
 
+def model_file_names(model_name: str, seeds: list[int]) -> list[str]:
+    """Every file a compare run names after one model: its figures, and per seed its checkpoint and model card."""
+    names = [confusion_plot_name(model_name), confusion_plot_name(model_name, normalised=True),
+             curves_plot_name(model_name), errors_plot_name(model_name), reliability_plot_name(model_name),
+             attribution_plot_name(model_name), attribution_plot_name(model_name, per_class=True)]
+    return names + [checkpoint_name(model_name, seed, len(seeds) > 1) + suffix for seed in seeds
+                    for suffix in ("", ".md")]
+
+
 def write_attributions(run_dir: str | os.PathLike, columns: dict[str, np.ndarray]) -> None:
     """Write `attributions.npz` (compressed) atomically."""
     with atomic_path(Path(run_dir) / ATTRIBUTIONS_FILE) as temporary, open(temporary, "wb") as handle:

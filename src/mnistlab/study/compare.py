@@ -148,7 +148,7 @@ def run_compare(
             from mnistlab.explain.run_attributions import write_run_attributions  # needs the explain extra
 
             write_run_attributions(out_dir, metrics, dataset.test_images, dataset.test_labels, placement.device,
-                                   progress, trust_code=True)  # the models this run just built from their specs
+                                   progress, models={spec.label: spec for spec in specs})  # built from the run's specs
         write_report(out_dir, metrics)
         write_model_cards(out_dir, metrics)  # <checkpoint>.md beside every checkpoint
         trackers.run_finished(out_dir, metrics)
@@ -165,10 +165,12 @@ def resume_finished(out_dir: Path, plan: dict, jobs: list[Job]) -> dict:
     """A resumed run: check it is the same plan; return its finished jobs (job key -> (record, outputs))."""
     check_plan(out_dir, plan)
     finished = {}
+    several = len(plan["seeds"]) > 1
     for job in jobs:
         done = load_finished(out_dir, job.model_name, job.config.seed)
-        if done is not None and "log_probabilities" in done[1]:  # older runs kept no probabilities: redo
-            finished[job_key(job)] = done
+        if (done is not None and "log_probabilities" in done[1]  # older runs kept no probabilities: redo
+                and done[0].get("checkpoint") == checkpoint_name(job.model_name, job.config.seed, several)):
+            finished[job_key(job)] = done  # (a record naming another file, inside the folder or not, is redone)
     return finished
 
 

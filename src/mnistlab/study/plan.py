@@ -13,6 +13,7 @@ from mnistlab.common.errors import ConfigError
 from mnistlab.models.catalogue import BUILT_IN
 from mnistlab.models.contract import resolve
 from mnistlab.models.spec import ModelSpec, as_spec
+from mnistlab.runs.folder import model_file_names
 from mnistlab.study.executor import Placement
 from mnistlab.study.jobs import default_devices
 from mnistlab.training.config import TrainConfig, model_config
@@ -38,7 +39,20 @@ def resolve_models(models: Sequence[str | ModelSpec]) -> list[ModelSpec]:
     if repeated:
         raise ConfigError(f"model(s) {', '.join(repeated)} given more than once; list each model once, or label "
                           f"them apart (--models a=FILE.py:Net,b=FILE.py:Net(width=64))")
+    check_file_names(labels)
     return specs
+
+
+def check_file_names(labels: list[str]) -> None:
+    """Refuse labels whose files in the run folder would be the same file: one label is another's with a suffix
+    the folder uses (`Net` and `Net_normalised`), or they differ only in case (one file on macOS and Windows)."""
+    owners: dict[str, str] = {}
+    for label in labels:
+        for name in {*model_file_names(label, [0]), *model_file_names(label, [0, 1])}:
+            other = owners.setdefault(name.lower(), label)
+            if other != label:
+                raise ConfigError(f"models {other} and {label} would both write {name} in the run folder; "
+                                  f"label them apart (--models a=SPEC,b=SPEC)")
 
 
 def resolve_configs(specs: Sequence[ModelSpec], settings: dict,

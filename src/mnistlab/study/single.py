@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab.common.atomic import check_output_file
-from mnistlab.common.errors import CheckpointError, ConfigError
+from mnistlab.common.errors import CheckpointError, ConfigError, MnistlabError, first_line
 from mnistlab.data.datasets import dataset_record
 from mnistlab.data.registry import DATASETS
 from mnistlab.data.folders import open_dataset
@@ -17,7 +17,7 @@ from mnistlab.evaluation.assessment import not_sure_threshold, validation_logits
 from mnistlab.evaluation.evaluate import evaluate
 from mnistlab.evaluation.robustness import model_logits_fn
 from mnistlab.models import count_parameters
-from mnistlab.models.contract import check_model
+from mnistlab.models.contract import USER_CODE_ERRORS, check_model
 from mnistlab.models.spec import ModelSpec
 from mnistlab.reporting.card import card_path, write_model_card
 from mnistlab.runs.claim import check_folder_writable
@@ -53,7 +53,13 @@ def train_checkpoint(
     check_folder_writable(out_path.parent)  # before training, so that no finished training is lost
     dataset = open_dataset(config.dataset, data_dir, progress=progress)
     check_model(spec, len(dataset.class_names))
-    result = train(spec, dataset, config, progress=progress, device=resolve_device(device))
+    try:
+        result = train(spec, dataset, config, progress=progress, device=resolve_device(device))
+    except USER_CODE_ERRORS as error:  # a model of the user's own that passed the check and failed in training
+        if spec.builtin or isinstance(error, MnistlabError):
+            raise
+        raise MnistlabError(f"model {spec}: training failed ({type(error).__name__}: {first_line(error)}); fix the "
+                            f"model (the contract: docs/models.md)") from None
     validation, _ = validation_logits(model_logits_fn(result.model, config.precision), dataset, config)
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
               "history": result.history, "not_sure_threshold": not_sure_threshold(validation)}

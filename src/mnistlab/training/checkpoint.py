@@ -31,7 +31,8 @@ from mnistlab.data.registry import DATASETS
 from mnistlab.common.errors import CheckpointError
 from mnistlab.models import MAX_CLASSES, MODELS, NUM_CLASSES
 from mnistlab.models.contract import build
-from mnistlab.models.spec import KINDS, ModelSpec, as_spec, builtin_spec, spec_from_record
+from mnistlab.models.spec import (KINDS, LABEL, MAX_SOURCE_BYTES, ModelSpec, as_spec, builtin_spec, plain_arguments,
+                                  spec_from_record)
 
 FORMAT_VERSION = 1
 PREPROCESSING = ("digits", "plain")  # how predict and serve read image files for a checkpoint (see `preprocess`)
@@ -87,13 +88,16 @@ def save_checkpoint(
     write_checkpoint(path, checkpoint_contents(model, spec, config, dataset, metrics))
 
 
-def load_checkpoint(path: str | os.PathLike, trust_code: bool = False) -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | os.PathLike, trust_code: bool = False,
+                    expected: ModelSpec | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the model from a checkpoint; return (model in eval mode, the checkpoint dict).
 
-    A model of the user's own is built by running the code the checkpoint records, only with `trust_code`.
+    A model of the user's own is built by running the code the checkpoint records, only with `trust_code`;
+    or, where the caller has the spec it trained that model from (`expected`: same label, code, hash and
+    arguments), by running the caller's own spec, which needs no trust.
     """
     state = read_checkpoint(path)
-    spec = recorded_spec(state, path, trust_code)
+    spec = recorded_spec(state, path, trust_code, expected)
     model = build(spec, num_classes=len(state["dataset"]["class_names"]))
     try:
         model.load_state_dict(state["state_dict"])
@@ -183,11 +187,13 @@ def check_spec_record(record, name, fail) -> None:
         fail("model_spec is inconsistent (kind, label, or source without its hash)")
     if record["kind"] == "built-in" and record.get("arguments"):
         fail("model_spec gives arguments to a built-in model, which is built with its own sizes")
+    if not LABEL.match(record["label"]) or len(record["target"]) > 300 or not plain_arguments(record.get("arguments", {})):
+        fail("model_spec's label, target or arguments are not what a model spec holds")
 
 
-def recorded_spec(state: dict, path: Path, trust_code: bool) -> ModelSpec:
+def recorded_spec(state: dict, path: Path, trust_code: bool, expected: ModelSpec | None = None) -> ModelSpec:
     """The spec that builds a checkpoint's model; a model of the user's own only with `trust_code`, from its
-    recorded source, which must match its recorded hash."""
+    recorded source, which must match its recorded hash, or as `expected` where it records exactly that spec."""
     if "model_spec" not in state:
         return builtin_spec(state["model_name"])
     spec = spec_from_record(state["model_spec"])
@@ -196,12 +202,12 @@ def recorded_spec(state: dict, path: Path, trust_code: bool) -> ModelSpec:
             raise CheckpointError(f"{path}: model {spec.target[:60]!r} is not registered in this mnistlab; "
                                   f"known: {', '.join(MODELS)}")
         return spec
-    where = spec.target.rpartition(":")[0] if spec.kind == "file" else spec.target
+    if expected is not None and same_model(spec, expected):
+        return expected
+    where = spec.target.rpartition(":")[0]
     changed = ""
-    if spec.kind == "file" and os.path.isfile(where):
-        with open(where, "rb") as file:
-            if hashlib.sha256(file.read()).hexdigest() != spec.source_sha256:
-                changed = f"; {where} has changed since training (SHA-256 differs), the recorded copy would run"
+    if spec.kind == "file" and changed_since_training(where, spec.source_sha256):
+        changed = f"; {where} has changed since training (SHA-256 differs), the recorded copy would run"
     if not trust_code:
         raise CheckpointError(f"{path}: model {spec.label} is built by running code ({spec.target}, recorded in the "
                               f"checkpoint){changed}; if you trust it, pass --trust-code (Python: trust_code=True)")
@@ -211,6 +217,24 @@ def recorded_spec(state: dict, path: Path, trust_code: bool) -> ModelSpec:
     if spec.kind == "file" and spec.source is None:
         raise CheckpointError(f"{path}: model {spec.label} has no recorded source; train again")
     return spec
+
+
+def same_model(recorded: ModelSpec, expected: ModelSpec) -> bool:
+    """Whether a checkpoint records the model `expected` names: label, kind, target, arguments and code hash."""
+    fields = ("label", "kind", "target", "arguments", "source_sha256")
+    return all(getattr(recorded, field) == getattr(expected, field) for field in fields) and not expected.builtin
+
+
+def changed_since_training(path: str, sha256: str | None) -> bool:
+    """Whether the model file at `path` (as recorded: a crafted record may name any file) differs from the source
+    the checkpoint holds. Only a readable .py file of a model file's size is read."""
+    try:
+        if not path.endswith(".py") or not os.path.isfile(path) or os.path.getsize(path) > MAX_SOURCE_BYTES:
+            return False
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read(MAX_SOURCE_BYTES + 1)).hexdigest() != sha256
+    except OSError:
+        return False
 
 
 def class_names_of(state: dict) -> list[str]:
