@@ -33,7 +33,8 @@ def test_compare_writes_the_run_folder(real_data_dir, tmp_path, capsys):
         assert [set(record) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} for record in result["history"]] == [True]
         assert sum(map(sum, result["confusion_matrix"])) == 10_000
         assert f"{100 * result['test_accuracy']:.2f}" in stdout
-        assert f"| {name} | {result['params']:,} | {100 * result['test_accuracy']:.2f} |" in (out / "report.md").read_text()
+        row = f"| {name} | {result['params']:,} | {result['cost']['multiply_adds']:,} | {100 * result['test_accuracy']:.2f} |"
+        assert row in (out / "report.md").read_text()
     for result in metrics["models"].values():
         assert result["config"]["limit_train"] == 1500 and result["config"]["seed"] == 0
     assert metrics["dataset"]["checksums"]["t10k-labels-idx1-ubyte"].startswith("ff7bcfd4")
@@ -48,6 +49,7 @@ def test_same_seed_twice_gives_identical_numbers(real_data_dir, tmp_path, capsys
         assert code == 0
         metrics = json.loads((tmp_path / attempt / "metrics.json").read_text())
         for result in metrics["models"].values():
+            result["cost"].pop("inference")  # measured speeds
             for record in [result, *result["seeds"]]:  # wall-clock fields, top level and per seed
                 record.pop("train_seconds")
                 for epoch in record["history"]:
