@@ -59,7 +59,8 @@ def inference_speed(model: nn.Module, threads: int | None) -> dict:
 
 
 def model_cost(model: nn.Module, checkpoint: str | os.PathLike | None, threads: int | None) -> dict:
-    """A model's cost record for metrics.json: "inference" holds the timed part, which differs run to run."""
+    """A model's cost record for metrics.json. "inference" holds the timed part, which differs run to run, and
+    "checkpoint_bytes" varies by a few bytes too (the checkpoint records its training's timings)."""
     return {"params": count_parameters(model), "multiply_adds": multiply_adds(model),
             "checkpoint_bytes": os.path.getsize(checkpoint) if checkpoint is not None else None,
             "inference": inference_speed(model, threads)}
