@@ -49,6 +49,7 @@ MAX_CUTS = 4  # candidate cuts in one component, at most (the deepest)
 FAINT_FLOOR = 0.2  # of a digit's ink peak; weaker values are paper (and at least the threshold's noise floor)
 FAINT_REACH = 0.15  # of the digit height; faint ink this far from a digit's strokes is its own
 FAINT_FOLLOW = 0.4  # of the digit height; faint ink joined to its strokes, this far
+CLASSIFY_BATCH = 16  # candidate digits read by the model at once
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, classes) probabilities
 
 
@@ -70,7 +71,11 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
     owner, near = _nearest_piece(piece_map, height, faint)
     runs = candidate_runs(pieces, height)
     crops = [_crop(run, pieces, owner, near, strength, (threshold, noise), height, even) for run in runs]
-    scores = classify(np.stack([image for _, image in crops])) if classify is not None else None
+    scores = None
+    if classify is not None:  # a few crops at a time: a model's activations for hundreds would take tens of MB
+        images = np.stack([image for _, image in crops])
+        scores = np.concatenate([classify(images[start:start + CLASSIFY_BATCH])
+                                 for start in range(0, len(images), CLASSIFY_BATCH)])
     chosen = best_grouping(pieces, runs, height, scores)
     digits = []
     for index in chosen[:MAX_DIGITS]:
