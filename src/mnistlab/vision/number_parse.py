@@ -32,8 +32,8 @@ GAP_COST = 6.0  # a digit height of empty columns inside one digit
 OVERLAP_COST = 2.0  # neighbouring digits overlapping by the whole width of the narrower
 CONFIDENCE_COST = 1.0  # per unit of -log(top probability)
 DIGIT_BONUS = 0.0  # per digit
-CUT_COST = 0.5  # a cut through a component between two digits, for each stroke it crosses (up to CUT_STROKES)
-CUT_STROKES = 9  # strokes counted at most
+CUT_COST = 0.5  # a cut through a component between two digits (touching digits meet in one stroke)
+CUT_STROKE_COST = 1.0  # and for each further stroke it crosses (a cut through a wide 0 crosses two)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _run_cost(pieces: list[Piece], run: tuple[int, ...], height: float, probabil
     for piece in members:  # a cut at its left edge, the slice left of it in another digit
         joined = any(other.component == piece.component and other.box[3] == piece.box[1] for other in members)
         if piece.cut and not joined:
-            cost += CUT_COST * min(piece.cut, CUT_STROKES)
+            cost += CUT_COST + CUT_STROKE_COST * (piece.cut - 1)
     if probabilities is not None:
         cost -= CONFIDENCE_COST * math.log(max(float(np.max(probabilities)), 1e-9))
     return cost - DIGIT_BONUS
