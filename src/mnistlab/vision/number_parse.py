@@ -7,10 +7,10 @@ run of consecutive pieces. Each possible run costs what makes it unlike a digit:
 - shorter than the number's digits (the bar of a 5 alone, half of a broken 4);
 - wider than a digit is tall (two digits as one), or with empty columns inside;
 - read without confidence, when a classifier is given (-log of its top probability);
+- cut from the slice beside it (more when the cut crosses more than one stroke);
 
-less a bonus per digit (else one digit's worth of cost would always merge two);
-neighbouring runs cost their horizontal overlap (two digits side by side overlap
-little; the halves of one digit a lot). Dynamic programming over the runs finds the
+and neighbouring runs cost their horizontal overlap (two digits side by side
+overlap little; the halves of one digit a lot). Dynamic programming over the runs finds the
 cheapest grouping; there are at most MAX_RUN runs ending at each piece, so the work
 is linear in the pieces.
 """
@@ -24,14 +24,13 @@ import numpy as np
 
 MAX_RUN = 8  # pieces in one digit, at most
 MAX_WIDTH = 1.6  # of the digit height; wider runs of several pieces are not considered
-SHORT = 0.65  # of the digit height; a shorter digit pays SHORT_COST for each digit height it misses, in proportion
+SHORT = 0.65  # of the digit height; a shorter digit pays up to SHORT_COST, in proportion to its shortfall
 SHORT_COST = 6.0
 WIDE = 1.0  # of the digit height; a wider digit pays WIDE_COST a digit height beyond it
 WIDE_COST = 4.0
 GAP_COST = 6.0  # a digit height of empty columns inside one digit
 OVERLAP_COST = 2.0  # neighbouring digits overlapping by the whole width of the narrower
 CONFIDENCE_COST = 1.0  # per unit of -log(top probability)
-DIGIT_BONUS = 0.0  # per digit
 CUT_COST = 0.5  # a cut through a component between two digits (touching digits meet in one stroke)
 CUT_STROKE_COST = 1.0  # and for each further stroke it crosses (a cut through a wide 0 crosses two)
 
@@ -96,7 +95,7 @@ def _span(pieces: list[Piece], run: tuple[int, ...]) -> tuple[int, int]:
 
 
 def _run_cost(pieces: list[Piece], run: tuple[int, ...], height: float, probabilities: np.ndarray | None) -> float:
-    """What makes a run unlike one digit (see the module's docstring), less DIGIT_BONUS."""
+    """What makes a run unlike one digit (see the module's docstring)."""
     top, bottom = min(pieces[k].box[0] for k in run), max(pieces[k].box[2] for k in run)
     left, right = _span(pieces, run)
     covered = np.zeros(right - left, dtype=bool)
@@ -112,7 +111,7 @@ def _run_cost(pieces: list[Piece], run: tuple[int, ...], height: float, probabil
             cost += CUT_COST + CUT_STROKE_COST * (piece.cut - 1)
     if probabilities is not None:
         cost -= CONFIDENCE_COST * math.log(max(float(np.max(probabilities)), 1e-9))
-    return cost - DIGIT_BONUS
+    return cost
 
 
 def _overlap(first: tuple[int, int], second: tuple[int, int]) -> float:
