@@ -213,3 +213,23 @@ def test_predict_cli_work_is_bounded(checkpoint, tmp_path_factory, image):
     assert code in (0, 2) and "Traceback" not in err, f"{what}: exit {code}: {err}"
     assert code == 0 or err.count("\n") == 1 and str(path) in err, err  # one line naming the file
     assert_bounded(what, width * height, seconds, traced, resident)
+
+
+@bounded(15)
+@example(dark(100000, 1))
+@example(dark(28, 28))
+@example((512, 512, "512x512 dots (seed 2)", encode_png(render("dots", 512, 512, 0, 2), "L")))
+@given(image=images())
+def test_number_reading_work_is_bounded(checkpoint, image):
+    """`?number=true` (and `predict --number`, the same `segment_number`): pieces, candidate digits and the crops
+    the model reads are capped, so a speckled image costs what a clean one does a pixel."""
+    from mnistlab.vision.numbers import MAX_DIGITS
+
+    width, height, what, data = image
+    client = TestClient(create_app([checkpoint], allowed_hosts=["testserver"]))
+    response, seconds, traced, resident = measure(
+        client.post, "/api/predict?number=true", content=data, headers={"Content-Type": "image/png"})
+    assert response.status_code in (200, 422), f"{what}: {response.status_code} {response.text[:200]}"
+    if response.status_code == 200:
+        assert 1 <= len(response.json()["digits"]) <= MAX_DIGITS
+    assert_bounded(what, width * height, seconds, traced, resident)

@@ -222,7 +222,9 @@ def create_app(
 
     async def read_number_in(data: bytes) -> dict:
         """The digits of a number in uploaded bytes, each read by every model; the number as the first model reads it."""
-        digits = await gate.run(decode_and_segment, data, max_pixels, max_decode_bytes)
+        reader = models[0].model  # the model whose reading is the number also decides which ink is one digit
+        digits = await gate.run(decode_and_segment, data, max_pixels, max_decode_bytes,
+                                lambda images: predict_probabilities(reader, images))
         found = []
         for box, image in digits:
             predictions = await run_in_threadpool(predict_all, models, dict.fromkeys(kinds, image))

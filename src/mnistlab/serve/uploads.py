@@ -92,12 +92,14 @@ def as_json_pixels(image: np.ndarray) -> list[float]:
     return np.round(image.ravel() / 255.0, 4).tolist()
 
 
-def decode_and_segment(data: bytes, max_pixels: int, max_decode_bytes: int) -> list:
-    """Uploaded bytes -> the number's digits [(box, (28, 28) uint8)] left to right; `HTTPException` 422 otherwise."""
+def decode_and_segment(data: bytes, max_pixels: int, max_decode_bytes: int, classify=None) -> list:
+    """Uploaded bytes -> the number's digits [(box, (28, 28) uint8)] left to right, `classify` ((N, 28, 28) uint8 ->
+    probabilities) helping to tell which pieces of ink are one digit; `HTTPException` 422 otherwise."""
     from mnistlab.vision.numbers import segment_number
 
     try:
-        return segment_number(decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes))
+        image = decode_image(data, max_pixels, formats=("PNG", "JPEG"), max_bytes=max_decode_bytes)
+        return segment_number(image, classify)
     except PreprocessError as error:
         raise HTTPException(422, str(error)) from None
 

@@ -3,14 +3,19 @@
 The ink is found as `preprocess` finds it (paper estimated per pixel, threshold
 at half the ink's peak), then split into digits instead of keeping one:
 
-1. connected components of the ink; specks (under SPECK_SHARE of the heaviest),
-   lines across the image and components touching the frame are dropped;
-2. components that overlap horizontally by half the narrower one's width are one
-   digit (the bar of a 5, a broken stroke);
-3. a group much wider than the number's digits are tall is a touching pair (or
-   more): it is cut at the column with the least ink near its expected joins;
-4. each digit is cropped with its own gray levels and normalised like a single
-   digit (stroke width, 20-px box, centre of mass).
+1. connected components of the ink; specks (under SPECK_SHARE of the heaviest)
+   and printed lines are dropped, and components touching the frame unless they
+   are the size of the number's digits (a tight crop) or nothing else is left;
+2. the pieces: each component, and a component wide enough to hold two digits
+   (a touching pair) cut at the columns with the least ink (candidate cuts);
+3. the digits: the pieces, in order, are grouped into runs (a 5 whose bar is
+   not joined to it is two pieces, a touching pair two slices of one) by the
+   grouping of least cost (dynamic programming, `vision.number_parse`): a
+   digit as tall as the number's digits and no wider, little overlap between
+   neighbours, and, when a classifier is given, each run read with confidence;
+4. each digit is cropped with its own gray levels (the faint ink nearest its
+   strokes, none of a neighbour's) and normalised like a single digit (stroke
+   width, 20-px box, centre of mass).
 
     >>> from mnistlab.vision.numbers import segment_number
     >>> digits = segment_number(image)   # [(box (left, top, right, bottom), (28, 28) uint8), ...] left to right
@@ -20,40 +25,62 @@ at half the ink's peak), then split into digits instead of keeping one:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.data.decode import MAX_FILE_PIXELS, decode_image, image_to_gray, read_image_bytes
-from mnistlab.vision.ink import FAINT_SHARE, LINE_SPAN, NO_DIGIT, SPECK_SHARE, ink_strength, ink_threshold
+from mnistlab.data.decode import MAX_FILE_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes
+from mnistlab.vision.ink import (NO_DIGIT, NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_strength,
+                                 ink_threshold)
+from mnistlab.vision.number_parse import Piece, best_grouping, candidate_runs
 from mnistlab.vision.preprocess import ink_to_mnist
 
 MAX_DIGITS = 12  # digits read at most from one image; more components are specks or writing that is not a number
-OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit
-WIDE_DIGIT = 1.1  # width / height of the number's median digit height over which a group is split (a touching pair)
-CUT_SEARCH = 0.25  # of the expected digit width; a cut is searched this far either side of the expected join
+MAX_PIECES = 40  # pieces (components and slices) grouped at most; the lightest beyond are dropped as specks
+OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit's height
+CUT_WIDTH = 1.0  # of the digit height; a component wider than this gets candidate cuts (a touching pair)
+CUT_MARGIN = 0.2  # of the digit height; a cut leaves at least this much of the component on either side
+CUT_SPACING = 0.2  # of the digit height; candidate cuts are at least this far apart
+MAX_CUTS = 4  # candidate cuts in one component, at most (the deepest)
+FAINT_FLOOR = 0.2  # of a digit's ink peak; weaker values are paper (and at least the threshold's noise floor)
+FAINT_REACH = 0.15  # of the digit height; faint ink this far from a digit's strokes is its own
+FAINT_FOLLOW = 0.4  # of the digit height; faint ink joined to its strokes, this far
+CLASSIFY_BATCH = 16  # candidate digits read by the model at once
+Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, classes) probabilities
 
 
-def segment_number(image: Image.Image) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+def segment_number(image: Image.Image, classify: Classify | None = None) -> list[tuple[tuple[int, ...], np.ndarray]]:
     """A decoded image -> its digits left to right: (box in the image's pixels (left, top, right, bottom),
-    MNIST-style (28, 28) uint8). `PreprocessError` when there is no digit."""
+    MNIST-style (28, 28) uint8). `classify` ((N, 28, 28) uint8 -> (N, classes) probabilities), when given, helps
+    decide which pieces of ink are one digit. `PreprocessError` when there is no digit."""
+    check_shape(*image.size)
     gray = image_to_gray(image)
+    if gray.size == 0 or gray.min() == gray.max():
+        raise PreprocessError(NO_DIGIT)
     scale = max(image.size) / max(gray.shape)  # the work copy may be shrunk: boxes are given in the image's pixels
     strength, even = ink_strength(gray)
     threshold = ink_threshold(strength, even)
-    groups = _digit_groups(strength > threshold, strength)
-    floor = FAINT_SHARE * threshold
+    sample = strength[::4, ::4]
+    noise = NOISE_SIGMAS * 1.4826 * float(np.median(np.abs(sample - np.median(sample))))  # the paper's, as in `ink`
+    pieces, piece_map, height = _pieces(strength > threshold, strength)
+    faint = strength > max(FAINT_FLOOR * float(strength.max()), noise)
+    owner, near = _nearest_piece(piece_map, height, faint)
+    runs = candidate_runs(pieces, height)
+    crops = [_crop(run, pieces, owner, near, strength, (threshold, noise), height, even) for run in runs]
+    scores = None
+    if classify is not None:  # a few crops at a time: a model's activations for hundreds would take tens of MB
+        images = np.stack([image for _, image in crops])
+        scores = np.concatenate([classify(images[start:start + CLASSIFY_BATCH])
+                                 for start in range(0, len(images), CLASSIFY_BATCH)])
+    chosen = best_grouping(pieces, runs, height, scores)
     digits = []
-    for mask in groups:
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        own = ndimage.binary_dilation(mask, iterations=2)[window]  # its strokes and their soft edges, no neighbour's
-        values = strength[window]
-        peak = float(np.percentile(values[mask[window]], 90))
-        ink = np.clip((values - floor) / max(peak - floor, 1e-6), 0.0, 1.0) * own
-        box = tuple(int(round(value * scale)) for value in (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-        digits.append((box, ink_to_mnist(ink, thin=not even)))
+    for index in chosen[:MAX_DIGITS]:
+        (top, left, bottom, right), image_28 = crops[index]
+        digits.append((tuple(round(value * scale) for value in (left, top, right, bottom)), image_28))
     return digits
 
 
@@ -63,7 +90,7 @@ def read_number(loaded, source: bytes | str, max_pixels: int = MAX_FILE_PIXELS) 
     from mnistlab.vision.predict import predict_probabilities
 
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else read_image_bytes(source)
-    digits = segment_number(decode_image(data, max_pixels))
+    digits = segment_number(decode_image(data, max_pixels), lambda images: predict_probabilities(loaded.model, images))
     probabilities = predict_probabilities(loaded.model, np.stack([image for _, image in digits]))
     names = loaded.class_names
     found = [{"digit": names[int(row.argmax())], "box": list(box), "probabilities": [round(float(p), 4) for p in row]}
@@ -71,67 +98,117 @@ def read_number(loaded, source: bytes | str, max_pixels: int = MAX_FILE_PIXELS) 
     return {"number": "".join(item["digit"] for item in found), "digits": found}
 
 
-def _digit_groups(mask: np.ndarray, strength: np.ndarray) -> list[np.ndarray]:
-    """The thresholded ink (H, W) bool -> one bool mask per digit, left to right."""
+def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.ndarray, float]:
+    """The thresholded ink (H, W) bool -> the pieces (left to right by their centre), a map of them (H, W) int32,
+    0 = none, piece k = k + 1, and the number's digit height in pixels."""
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         raise PreprocessError(NO_DIGIT)
-    boxes = ndimage.find_objects(labels)
+    starts, stops = _bounding_boxes(labels, count)  # (count, 2) each: [top, left], [bottom, right)
     mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]
-    height, width = mask.shape
-    spans = np.array([[b[0].start, b[1].start, b[0].stop, b[1].stop] for b in boxes])  # top, left, bottom, right
-    line = (spans[:, 2] - spans[:, 0] >= LINE_SPAN * height) | (spans[:, 3] - spans[:, 1] >= LINE_SPAN * width)
-    frame = (spans[:, 0] == 0) | (spans[:, 1] == 0) | (spans[:, 2] == height) | (spans[:, 3] == width)
-    mass[line] = 0
-    if mass[~frame].max(initial=0) > 0:
-        mass[frame] = 0
-    keep = np.flatnonzero(mass >= SPECK_SHARE * mass.max()) if mass.max() > 0 else []
-    if len(keep) == 0:
+    _drop_rulings(labels, starts, stops, mass)
+    if mass.max() <= 0:
         raise PreprocessError(NO_DIGIT)
-    keep = sorted(keep, key=lambda number: spans[number, 1])
-    merged: list[list[int]] = []
-    for number in keep:  # left to right: join a component to the group it overlaps horizontally
-        left, right = spans[number, 1], spans[number, 3]
-        for group in merged:
-            group_left, group_right = spans[group, 1].min(), spans[group, 3].max()
-            overlap = min(right, group_right) - max(left, group_left)
-            if overlap >= OVERLAP_SHARE * min(right - left, group_right - group_left):
-                group.append(number)
+    keep = np.flatnonzero(mass >= SPECK_SHARE * mass.max())
+    keep = keep[np.argsort(-mass[keep], kind="stable")][:MAX_PIECES]
+    height = _digit_height(starts[keep], stops[keep], mass[keep])
+    touches = (starts[keep] == 0).any(axis=1) | (stops[keep] == np.array(mask.shape)).any(axis=1)
+    sizes = stops[keep] - starts[keep]
+    digit_sized = (sizes[:, 0] <= 1.5 * height) & (sizes[:, 1] <= 3 * height)  # a digit, or a touching pair
+    if (~touches).any():  # the sheet's edge or the desk beyond it, unless the size of a digit (a tight crop)
+        keep = keep[~touches | digit_sized]
+        height = _digit_height(starts[keep], stops[keep], mass[keep])
+    lookup = np.zeros(count + 1, dtype=np.int32)
+    lookup[keep + 1] = np.arange(1, len(keep) + 1)
+    components = lookup[labels]  # 0 = dropped, k = the k-th kept component
+    piece_map = np.zeros(mask.shape, dtype=np.int32)
+    spans = []  # (component, strokes crossed by the cut at its left edge) of each piece
+    for number, component in enumerate(keep, start=1):
+        (top, left), (bottom, right) = starts[component], stops[component]
+        window = components[top:bottom, left:right] == number
+        edges = [left, *(_cuts(window, height) + left), right]
+        for first, last in itertools.pairwise(edges):
+            column = window[:, first - left].astype(np.int8)
+            spans.append((number, int(np.count_nonzero(np.diff(column, prepend=0) > 0)) if first > left else 0))
+            piece_map[top:bottom, first:last][window[:, first - left:last - left]] = len(spans)
+    inked = piece_map > 0
+    ink = np.bincount(piece_map[inked], weights=strength[inked], minlength=len(spans) + 1)[1:]
+    columns = np.broadcast_to(np.arange(mask.shape[1]), mask.shape)[inked]
+    centres = np.bincount(piece_map[inked], weights=strength[inked] * columns, minlength=len(spans) + 1)[1:]
+    boxes = ndimage.find_objects(piece_map, max_label=len(spans))
+    pieces = [Piece(number, spans[number][0], (box[0].start, box[1].start, box[0].stop, box[1].stop),
+                    float(ink[number]), float(centres[number] / ink[number]), spans[number][1])
+              for number, box in enumerate(boxes) if box is not None and ink[number] > 0]
+    return sorted(pieces, key=lambda piece: piece.centre), piece_map, height
+
+
+def _digit_height(starts: np.ndarray, stops: np.ndarray, mass: np.ndarray) -> float:
+    """The number's digit height in pixels: the median height of the columns of ink (components overlapping
+    horizontally by OVERLAP_SHARE are one), among those at least half as tall as the tallest."""
+    order = np.argsort(starts[:, 1], kind="stable")
+    columns: list[list[int]] = []  # [top, left, bottom, right]
+    for number in order:
+        top, left, bottom, right = starts[number, 0], starts[number, 1], stops[number, 0], stops[number, 1]
+        for column in columns:
+            overlap = min(right, column[3]) - max(left, column[1])
+            if overlap >= OVERLAP_SHARE * min(right - left, column[3] - column[1]):
+                column[:] = [min(top, column[0]), min(left, column[1]), max(bottom, column[2]), max(right, column[3])]
                 break
         else:
-            merged.append([number])
-    heights = [spans[group, 2].max() - spans[group, 0].min() for group in merged]
-    digit_height = float(np.median(heights))
-    masks = []
-    for group in merged:
-        masks.extend(_split_touching(np.isin(labels, np.asarray(group) + 1), digit_height))
-    masks = sorted(masks, key=lambda piece: int(np.flatnonzero(piece.any(axis=0))[0]))
-    heaviest = max(float(strength[piece].sum()) for piece in masks)
-    masks = [piece for piece in masks if float(strength[piece].sum()) >= SPECK_SHARE * heaviest]
-    return masks[:MAX_DIGITS]
+            columns.append([top, left, bottom, right])
+    heights = np.array([bottom - top for top, _, bottom, _ in columns], dtype=np.float64)
+    return float(np.median(heights[heights >= 0.5 * heights.max()]))
 
 
-def _split_touching(mask: np.ndarray, digit_height: float) -> list[np.ndarray]:
-    """One group's ink (H, W) bool -> itself, or its pieces when it is as wide as several digits side by side:
-    cut at the column with the least ink near each expected join."""
-    cols = np.flatnonzero(mask.any(axis=0))
-    rows = np.flatnonzero(mask.any(axis=1))
-    width, height = cols[-1] - cols[0] + 1, max(rows[-1] - rows[0] + 1, digit_height)
-    pieces = int(round(width / (0.75 * height)))
-    if width <= WIDE_DIGIT * height or pieces < 2:
-        return [mask]
-    profile = mask[:, cols[0]:cols[-1] + 1].sum(axis=0).astype(np.float64)
-    step = width / pieces
-    cuts = []
-    for join in range(1, pieces):
-        centre = join * step
-        low, high = int(max(1, centre - CUT_SEARCH * step)), int(min(width - 1, centre + CUT_SEARCH * step))
-        cuts.append(cols[0] + low + int(np.argmin(profile[low:high + 1])))
-    result, start = [], 0
-    for cut in cuts + [mask.shape[1]]:
-        piece = np.zeros_like(mask)
-        piece[:, start:cut] = mask[:, start:cut]
-        if piece.any():
-            result.append(piece)
-        start = cut
-    return result
+def _cuts(component: np.ndarray, height: float) -> np.ndarray:
+    """A component's pixels (h, w) bool -> the columns (0..w) where it may be cut into digits: the local minima of
+    its ink per column, deepest first, CUT_SPACING apart and CUT_MARGIN from either end; none if it is narrow."""
+    width = component.shape[1]
+    if width <= CUT_WIDTH * height:
+        return np.zeros(0, dtype=np.int64)
+    profile = ndimage.uniform_filter1d(component.sum(axis=0).astype(np.float64), max(1, round(0.04 * height)))
+    margin, spacing = max(1, round(CUT_MARGIN * height)), max(1, round(CUT_SPACING * height))
+    inner = np.arange(margin, width - margin)
+    if inner.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    lower = np.r_[np.inf, profile][inner] >= profile[inner]  # no higher than the column before
+    upper = np.r_[profile, np.inf][inner + 1] >= profile[inner]  # and the one after
+    chosen: list[int] = []
+    for column in inner[lower & upper][np.argsort(profile[inner[lower & upper]], kind="stable")]:
+        if all(abs(column - other) >= spacing for other in chosen):
+            chosen.append(int(column))
+        if len(chosen) == MAX_CUTS:
+            break
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def _nearest_piece(piece_map: np.ndarray, height: float, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's nearest piece (H, W) int32 (piece number + 1), and whether it may be a digit's ink: within
+    FAINT_REACH of the pieces, or in `faint` ink (H, W) bool joined to them (a faint stroke, hysteresis) and
+    within FAINT_FOLLOW."""
+    distances, (rows, cols) = ndimage.distance_transform_edt(piece_map == 0, return_indices=True)
+    groups, _ = ndimage.label(faint | (piece_map > 0), structure=np.ones((3, 3)))
+    joined = np.isin(groups, np.unique(groups[piece_map > 0]))
+    near = (distances <= max(2.0, FAINT_REACH * height)) | (joined & (distances <= FAINT_FOLLOW * height))
+    return piece_map[rows, cols], near
+
+
+def _crop(run: tuple[int, ...], pieces: list[Piece], owner: np.ndarray, near: np.ndarray, strength: np.ndarray,
+          levels: tuple[float, float], height: float, even: bool) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """A run of pieces -> its box (top, left, bottom, right) and its MNIST-style (28, 28) uint8: the faint ink
+    nearest its pieces, with its gray levels from FAINT_FLOOR of its peak up."""
+    numbers = np.array([pieces[k].number + 1 for k in run])
+    top = min(pieces[k].box[0] for k in run)
+    left = min(pieces[k].box[1] for k in run)
+    bottom = max(pieces[k].box[2] for k in run)
+    right = max(pieces[k].box[3] for k in run)
+    margin = int(np.ceil(max(2.0, FAINT_FOLLOW * height)))
+    window = (slice(max(top - margin, 0), bottom + margin), slice(max(left - margin, 0), right + margin))
+    own = np.isin(owner[window], numbers) & near[window]
+    threshold, noise = levels
+    values = strength[window]
+    strokes = values[own & (values > threshold)]
+    peak = float(np.percentile(strokes, 90)) if strokes.size else threshold
+    floor = min(max(FAINT_FLOOR * peak, noise), 0.5 * peak)
+    ink = np.clip((values - floor) / max(peak - floor, 1e-6), 0.0, 1.0) * own  # > 0 on the pieces themselves
+    return (top, left, bottom, right), ink_to_mnist(ink, thin=not even)
