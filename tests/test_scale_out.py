@@ -19,11 +19,12 @@ QUICK = ["--models", "ann,logreg", "--seeds", "2", "--epochs", "3", "--limit-tra
 
 
 def numbers(run_dir: Path) -> dict:
-    """Everything a run computed (metrics without timings or machine, predictions, weights), to compare runs."""
+    """Everything a run computed (metrics without timings, machine, or why --seeds-together auto chose its way,
+    which names where the jobs ran), predictions, weights: to compare runs."""
     def strip(value):
         if isinstance(value, dict):
             return {key: strip(item) for key, item in value.items()
-                    if key not in ("seconds", "train_seconds", "created", "machine", "inference", "checkpoint_bytes")}
+                    if key not in ("seconds", "train_seconds", "created", "machine", "inference", "checkpoint_bytes", "reason")}
         return [strip(item) for item in value] if isinstance(value, list) else value
 
     metrics = strip(json.loads((run_dir / "metrics.json").read_text()))
