@@ -38,7 +38,7 @@ import numpy as np
 
 from mnistlab.data.datasets import Dataset, load_dataset, read_dataset_files
 from mnistlab.data.registry import DATASETS, FILE_NAMES, IMAGE_SIDE, MAX_CLASSES, ROLES, DatasetFile, DatasetSpec
-from mnistlab.common.errors import DatasetError, PreprocessError
+from mnistlab.common.errors import ConfigError, DatasetError, PreprocessError
 from mnistlab.data.idx import encode_idx, payload_sha256
 from mnistlab.data.decode import decode_image, image_to_gray, read_image_bytes
 
@@ -56,6 +56,17 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None = None, progress:
     if name not in DATASETS and looks_like_path(name):
         return load_custom_dataset(name)
     return load_dataset(name, data_dir, progress=progress)
+
+
+def open_recorded_dataset(record: dict, owner: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                          progress: bool = True) -> Dataset:
+    """The dataset a finished run recorded (its `metrics.json` "dataset": name and checksums), opened and checked
+    to be that very copy; `ConfigError` naming the run (`owner`) when the copy found now differs."""
+    dataset = open_dataset(record["name"], data_dir, progress=progress)
+    if dataset.checksums != record["checksums"]:
+        raise ConfigError(f"{owner}: its dataset {record['name']!r} differs from the copy found now (checksums); "
+                          f"pass --data-dir with the copy the run used")
+    return dataset
 
 
 def looks_like_path(name: str) -> bool:

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mnistlab.common.errors import ConfigError
 from mnistlab.common.extras import require_extra
-from mnistlab.data.folders import open_dataset
+from mnistlab.data.folders import open_recorded_dataset
 from mnistlab.explain.attribution import attribute, mean_per_class
 from mnistlab.models import images_to_tensor, infer
 from mnistlab.reporting.report import write_report
@@ -83,10 +82,7 @@ def add_attributions(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
     metrics = read_metrics(run_dir)  # before the lock: a folder that is not a run gets no lock file
     with locked(run_dir, create=False) as run_dir:
         metrics = read_metrics(run_dir)
-        dataset = open_dataset(metrics["dataset"]["name"], data_dir, progress=progress)
-        if dataset.checksums != metrics["dataset"]["checksums"]:
-            raise ConfigError(f"{run_dir}: its dataset {metrics['dataset']['name']!r} differs from the copy found "
-                              f"now (checksums); pass --data-dir with the copy the run used")
+        dataset = open_recorded_dataset(metrics["dataset"], run_dir, data_dir, progress)
         write_run_attributions(run_dir, metrics, dataset.test_images, dataset.test_labels, device, progress,
                                trust_code)
         write_report(run_dir, metrics)

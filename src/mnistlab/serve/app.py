@@ -18,7 +18,6 @@ the last decode ends. No endpoint touches a path the client chooses.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -40,7 +39,7 @@ from mnistlab.vision.loading import LoadedModel, load_models
 from mnistlab.vision.predict import predict_probabilities
 from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, error_response
 from mnistlab.serve.uploads import (DecodeGate, as_json_pixels, decode_and_preprocess, decode_and_segment,
-                                    pixels_from_json)
+                                    json_body_pixels)
 from mnistlab.serve.explain import add_explain_route
 from mnistlab.serve.openapi import HEALTH_RESPONSES, MODELS_RESPONSES, PREDICT_BODY, PREDICT_RESPONSES, UPLOAD_FIELD
 
@@ -195,19 +194,7 @@ def create_app(
                 return await read_number_in(data)
             inputs = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":
-            body = await request.body()
-            if len(body) > MAX_JSON_BYTES:
-                raise HTTPException(413, f"JSON body is {len(body):,} bytes, over the limit of {MAX_JSON_BYTES:,}; "
-                                         "send 784 numbers (under 20 kB)")
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, or nesting deeper than Python's stack
-                raise HTTPException(422, f"body is not valid JSON ({type(error).__name__})") from None
-            try:
-                image = pixels_from_json(payload)
-            except ValueError as error:
-                raise HTTPException(422, str(error)) from None
-            inputs = dict.fromkeys(kinds, image)
+            inputs = dict.fromkeys(kinds, json_body_pixels(await request.body(), MAX_JSON_BYTES))
         else:
             raise HTTPException(415, f"content type {content_type[:60]!r} is not accepted; send "
                                      f"{', '.join(IMAGE_TYPES)}, multipart/form-data or application/json")

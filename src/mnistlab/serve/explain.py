@@ -10,13 +10,12 @@ work is bounded and a burst queues rather than multiplying the load.
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 
 from mnistlab.serve.openapi import EXPLAIN_BODY, EXPLAIN_RESPONSES
-from mnistlab.serve.uploads import DecodeGate, as_json_pixels, pixels_from_json
+from mnistlab.serve.uploads import DecodeGate, as_json_pixels, json_body_pixels
 from mnistlab.vision.loading import LoadedModel
 from mnistlab.vision.predict import predict_probabilities
 
@@ -56,18 +55,7 @@ def add_explain_route(app: FastAPI, models: list[LoadedModel], max_json_bytes: i
         if content_type != "application/json":
             raise HTTPException(415, f"content type {content_type[:60]!r} is not accepted; send application/json "
                                      f"pixels (the `input` /api/predict answers with)")
-        body = await request.body()
-        if len(body) > max_json_bytes:
-            raise HTTPException(413, f"JSON body is {len(body):,} bytes, over the limit of {max_json_bytes:,}; "
-                                     "send 784 numbers (under 20 kB)")
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, or nesting deeper than Python's stack
-            raise HTTPException(422, f"body is not valid JSON ({type(error).__name__})") from None
-        try:
-            image = pixels_from_json(payload)
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from None
+        image = json_body_pixels(await request.body(), max_json_bytes)
         if importlib.util.find_spec("captum") is None:
             raise HTTPException(501, "attributions need Captum on the server; install it with: "
                                      "pip install 'mnistlab[explain]'")

@@ -19,6 +19,22 @@ from mnistlab.vision.ink import NO_DIGIT
 from mnistlab.vision.preprocess import preprocess_decoded
 
 
+def json_body_pixels(body: bytes, max_bytes: int) -> np.ndarray:
+    """A request's JSON body -> (28, 28) uint8, or the `HTTPException` that says what is wrong: 413 over
+    `max_bytes`, 422 for bad JSON or pixels (see `pixels_from_json`)."""
+    if len(body) > max_bytes:
+        raise HTTPException(413, f"JSON body is {len(body):,} bytes, over the limit of {max_bytes:,}; "
+                                 "send 784 numbers (under 20 kB)")
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, or nesting deeper than Python's stack
+        raise HTTPException(422, f"body is not valid JSON ({type(error).__name__})") from None
+    try:
+        return pixels_from_json(payload)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+
+
 def pixels_from_json(payload) -> np.ndarray:
     """A JSON value -> (28, 28) uint8; `ValueError` naming what is wrong. Accepts 784 numbers or 28 rows of 28."""
     if isinstance(payload, dict):

@@ -28,7 +28,7 @@ from mnistlab.evaluation.assessment import non_digit_sets, robustness_record
 from mnistlab.evaluation.assessment_summary import summarise_model_assessment, summarise_robustness
 from mnistlab.training.checkpoint import library_versions, load_checkpoint, write_checkpoint
 from mnistlab.training.config import SEED_LIMIT, TrainConfig
-from mnistlab.data.folders import open_dataset
+from mnistlab.data.folders import open_dataset, open_recorded_dataset
 from mnistlab.data.datasets import Dataset, dataset_record
 from mnistlab.common.errors import ConfigError
 from mnistlab.common.extras import require_extra
@@ -272,10 +272,7 @@ def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | Non
     metrics = read_metrics(run_dir)  # before the lock: a folder that is not a run gets no lock file
     with locked(run_dir, create=False) as run_dir:
         metrics = read_metrics(run_dir)
-        dataset = open_dataset(metrics["dataset"]["name"], data_dir, progress=progress)
-        if dataset.checksums != metrics["dataset"]["checksums"]:
-            raise ConfigError(f"{run_dir}: its dataset {metrics['dataset']['name']!r} differs from the copy found "
-                              f"now (checksums); pass --data-dir with the copy the run used")
+        dataset = open_recorded_dataset(metrics["dataset"], run_dir, data_dir, progress)
         names, seeds, labels = list(metrics["models"]), metrics["seeds"], dataset.test_labels.astype(np.int64)
         correct = {name: [] for name in names}
         for name in names:
