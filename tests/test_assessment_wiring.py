@@ -116,6 +116,7 @@ def test_robustness_tables_figures_and_report(robustness_run):
     assert 'data-metric="models.ann.ensemble.accuracy"' in html
 
 
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_report_robustness_adds_the_same_numbers_to_a_plain_run(robustness_run, tmp_path, capsys):
     out, data_dir = robustness_run
     plain = tmp_path / "plain"

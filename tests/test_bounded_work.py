@@ -220,6 +220,7 @@ def test_predict_cli_work_is_bounded(checkpoint, tmp_path_factory, image):
 @example(dark(28, 28))
 @example((512, 512, "512x512 dots (seed 2)", encode_png(render("dots", 512, 512, 0, 2), "L")))
 @given(image=images())
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_number_reading_work_is_bounded(checkpoint, image):
     """`?number=true` (and `predict --number`, the same `segment_number`): pieces, candidate digits and the crops
     the model reads are capped, so a speckled image costs what a clean one does a pixel."""

@@ -157,6 +157,7 @@ def test_compare_explain_shows_the_same_test_digits_for_every_model(explained_ru
     assert f"]({attribution_plot_name('cnn')})" in report
 
 
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_report_explain_adds_the_same_attributions_to_a_plain_run(explained_run, tmp_path, capsys):
     out, data_dir, _, _ = explained_run
     plain = tmp_path / "plain"

@@ -446,6 +446,7 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_any_damage_to_metrics_json_gives_a_report_or_a_one_line_error(data, finished_run, tmp_path_factory,
                                                                       monkeypatch):
     """One field replaced by any JSON value, or removed: the report is written or the error names the file.

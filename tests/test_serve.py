@@ -210,6 +210,7 @@ def test_fuzz_random_bytes_never_give_a_5xx(client, data, content_type):
     st.lists(st.integers(min_value=-2, max_value=300), min_size=784, max_size=784),
     st.lists(st.lists(st.floats(min_value=0, max_value=1), min_size=27, max_size=29), min_size=27, max_size=29),
 ))
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_fuzz_random_arrays_never_give_a_5xx(client, payload):
     response = client.post("/api/predict", content=json.dumps(payload), headers={"Content-Type": "application/json"})
     assert response.status_code in (200, 422), response.text

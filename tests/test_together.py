@@ -125,6 +125,7 @@ def compare(capsys, data, out, *extra):
                    "--epochs", "2", "--batch-size", "32", "--threads", "1", "--out", str(out), *extra)
 
 
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_compare_records_the_way_each_model_trained_and_resume_keeps_it(capsys, tmp_path):
     data = learnable_folder(tmp_path)
     code, _, err = compare(capsys, data, tmp_path / "on", "--seeds-together", "on")

@@ -79,6 +79,7 @@ def test_sizes_parse_as_counts_or_fractions():
         resolve_sizes([70000], 60000)
 
 
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_compare_train_sizes_writes_a_learning_curve_from_a_compare_run_per_size(tmp_path, monkeypatch, capsys):
     _, data_dir, _, _ = register_tiny_dataset(tmp_path / "data", monkeypatch)
     out = tmp_path / "sweep"

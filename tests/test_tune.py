@@ -296,6 +296,7 @@ def test_resume_after_sigkill_gives_the_undisturbed_study(learnable_folder, tmp_
     assert read_settings(killed / "best.toml") == read_settings(undisturbed / "best.toml")
 
 
+@pytest.mark.slow  # seconds of work: make test runs it, the fast suite leaves it out
 def test_workers_share_one_study(learnable_folder, tmp_path, capsys):
     out = tmp_path / "parallel"
     code, _, err = run_cli(capsys, "--quiet", "tune", "ann", "--dataset", str(learnable_folder), "--out", str(out),
