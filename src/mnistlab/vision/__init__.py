@@ -3,7 +3,7 @@
 from mnistlab.common.lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the module that defines it
-    "load_model": "mnistlab.vision.predict",
+    "load_model": "mnistlab.vision.loading",
     "predict_files": "mnistlab.vision.predict",
     "preprocess_image": "mnistlab.vision.preprocess",
 }
