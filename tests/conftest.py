@@ -81,17 +81,25 @@ def tiny_dataset(tmp_path, monkeypatch):
     return register_tiny_dataset(tmp_path / "data", monkeypatch)
 
 
-def register_tiny_dataset(data_dir: Path, monkeypatch):
-    """Write the tiny dataset's files under `data_dir/tiny/` and register it for as long as `monkeypatch` lasts."""
+def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Write `arrays` (role -> uint8 array) as the gzipped IDX files of a dataset folder; return each file's bytes."""
     import gzip
 
+    folder.mkdir(parents=True, exist_ok=True)
+    gz_bytes = {role: gzip.compress(encode_idx(array), mtime=0) for role, array in arrays.items()}
+    for role, data in gz_bytes.items():
+        (folder / f"{FILE_NAMES[role]}.gz").write_bytes(data)
+    return gz_bytes
+
+
+def register_tiny_dataset(data_dir: Path, monkeypatch):
+    """Write the tiny dataset's files under `data_dir/tiny/` and register it for as long as `monkeypatch` lasts."""
     arrays = make_tiny_arrays()
     (data_dir / "tiny").mkdir(parents=True)
-    files, gz_bytes = {}, {}
+    gz_bytes = write_idx_folder(data_dir / "tiny", arrays)
+    files = {}
     for role, array in arrays.items():
         payload = encode_idx(array)
-        gz_bytes[role] = gzip.compress(payload, mtime=0)
-        (data_dir / "tiny" / f"{FILE_NAMES[role]}.gz").write_bytes(gz_bytes[role])
         files[role] = DatasetFile(
             FILE_NAMES[role],
             hashlib.sha256(payload).hexdigest(),

@@ -3,7 +3,6 @@ which the command line chooses before PyTorch loads, records, and which changes 
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -12,10 +11,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, make_tiny_arrays
+from conftest import REPO_ROOT, make_tiny_arrays, write_idx_folder
 from mnistlab.common import cpu
-from mnistlab.data.idx import encode_idx
-from mnistlab.data.registry import FILE_NAMES
 from mnistlab.training.runtime import job_threads, machine_record
 
 
@@ -81,9 +78,7 @@ def test_the_machine_record_says_how_many_cores_and_how_threads_waited():
 def test_the_command_line_waits_passively_records_it_and_trains_the_same_weights(tmp_path):
     """Two threads so that OpenMP runs parallel regions; OMP_DISPLAY_ENV shows what OpenMP itself read."""
     folder = tmp_path / "digits"
-    folder.mkdir()
-    for role, array in make_tiny_arrays(train=600, test=100).items():
-        (folder / f"{FILE_NAMES[role]}.gz").write_bytes(gzip.compress(encode_idx(array), mtime=0))
+    write_idx_folder(folder, make_tiny_arrays(train=600, test=100))
     runs = {}
     for policy in (None, "ACTIVE"):
         env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import subprocess
 import sys
 
@@ -10,9 +9,7 @@ import pytest
 import torch
 
 from benchmarks import gpu
-from conftest import REPO_ROOT, make_tiny_arrays
-from mnistlab.data.idx import encode_idx
-from mnistlab.data.registry import FILE_NAMES
+from conftest import REPO_ROOT, make_tiny_arrays, write_idx_folder
 
 
 def test_a_missing_package_is_named_in_one_line(monkeypatch, capsys):
@@ -50,9 +47,7 @@ def test_each_figure_names_the_device_its_run_recorded():
 @pytest.mark.slow
 def test_the_dry_run_runs_every_step_on_the_cpu_and_says_it_is_no_gpu_figure(tmp_path):
     folder = tmp_path / "digits"
-    folder.mkdir()
-    for role, array in make_tiny_arrays(train=2000, test=200).items():
-        (folder / f"{FILE_NAMES[role]}.gz").write_bytes(gzip.compress(encode_idx(array), mtime=0))
+    write_idx_folder(folder, make_tiny_arrays(train=2000, test=200))
     done = subprocess.run([sys.executable, "benchmarks/gpu.py", "--device", "cpu", "--dry-run", "--threads", "1",
                            "--dataset", str(folder)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
