@@ -33,9 +33,10 @@ compare: $(VENV)/.installed
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The fast suite: no real dataset, no browser, no Ray cluster (under 2 minutes on 2 cores).
+# The fast suite: no real dataset, no browser, no Ray cluster, spread over two
+# processes (under 2 minutes on 2 cores).
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not slow and not browser and not ray" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not browser and not ray" -n 2 $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium through Playwright; install it when missing.
 browser:
