@@ -147,14 +147,34 @@ def test_module_entry_point_runs():
     assert result.returncode == 0 and result.stdout.startswith("mnistlab ")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["models"], ["data", "list"], ["compare", "--no-such-flag"]])
-def test_listing_help_and_argument_errors_start_without_pytorch(argv):
-    """What only prints or refuses never imports PyTorch (nor scikit-learn or SciPy): it starts at once."""
+ARGUMENT_ERRORS = [  # flags argparse accepts but the command refuses: each must be refused before PyTorch loads
+    ["compare", "--no-such-flag"],
+    ["train", "no-such-model"],
+    ["compare", "--models", "ann,nope"],
+    ["compare", "--models", "./no-such-file.py:Net"],
+    ["compare", "--seeds", "abc"],
+    ["compare", "--resume"],
+    ["train", "ann", "--epochs", "0"],
+    ["compare", "--models", "cnn-fast", "--learning-rate", "-1"],
+    ["train", "cnn", "--config", "no-such-config.toml"],
+    ["train", "cnn", "--config", "ann=other.toml"],
+    ["tune", "cnn", "--batch-size", "0"],
+    ["track", "runs/somewhere"],
+]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["models"], ["data", "list"], *ARGUMENT_ERRORS])
+def test_listing_help_and_argument_errors_start_without_pytorch(argv, tmp_path):
+    """What only prints or refuses never imports PyTorch (nor scikit-learn or SciPy): it starts at once, and a
+    refusal is exit 2 with one line."""
     code = ("import sys\nfrom mnistlab.cli.main import main\n"
-            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', 'scipy', 'matplotlib'}))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr[-2000:]
+            f"try:\n    code = main({argv!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
+            "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', 'scipy', 'matplotlib'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    expected = "0 []" if argv in (["models"], ["data", "list"]) or argv == ["--help"] else "2 []"
+    assert result.stdout.strip().splitlines()[-1] == expected, result.stderr[-2000:]
+    if argv in ARGUMENT_ERRORS:
+        assert len(result.stderr.strip().splitlines()) == 1 or result.stderr.startswith("usage:"), result.stderr
 
 
 def test_deterministic_mode_is_set_without_the_compiler_stack():

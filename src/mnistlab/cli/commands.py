@@ -24,19 +24,36 @@ def print_error(message: str) -> None:
     print(f"mnistlab: error: {text}", file=sys.stderr)
 
 
-def run_compare_command(args: argparse.Namespace) -> int:
+def check_built_in_configs(models: list, settings: dict, model_settings: dict[str, dict]) -> None:
+    """Build each built-in model's config as the run will (a built-in's recipe needs no code run), so a bad
+    setting is refused before PyTorch loads; your own models' recipes are read when their code is imported."""
+    from mnistlab.training.config import model_config
+
+    for spec in models:
+        if spec.builtin:
+            model_config(spec, {**settings, **model_settings.get(spec.label, {})})
+
+
+def compare_arguments(args: argparse.Namespace) -> tuple[list, dict, dict, list[int]]:
+    """compare's flags read and checked without PyTorch: (model specs, shared settings, each model's, seeds)."""
     from mnistlab.models.spec import split_specs
+
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR, the run folder to continue")
+    models = model_specs(split_specs(args.models), args.config)
+    settings, model_settings = settings_from(args, [spec.label for spec in models])
+    check_built_in_configs(models, settings, model_settings)
+    seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
+    return models, settings, model_settings, parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
+
+
+def run_compare_command(args: argparse.Namespace) -> int:
     from mnistlab.reporting.report import summary_table
     from mnistlab.study.compare import run_compare
     from mnistlab.study.plan import default_run_dir, plan_placement
 
-    if args.resume and not args.out:
-        raise ConfigError("--resume needs --out DIR, the run folder to continue")
+    models, settings, model_settings, seeds = compare_arguments(args)
     out_dir = Path(args.out) if args.out else default_run_dir("compare")
-    models = model_specs(split_specs(args.models), args.config)
-    settings, model_settings = settings_from(args, [spec.label for spec in models])
-    seed_given = any("seed" in chosen for chosen in [settings, *model_settings.values()])
-    seeds = parse_seeds(args.seeds, settings.get("seed", 0), seed_given)
     placement = plan_placement(args.workers, args.threads, args.device or "cpu", args.ray)
     if args.train_sizes:
         return _run_size_sweep(args, models, settings, model_settings, out_dir, seeds, placement)
@@ -78,14 +95,24 @@ def run_models_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_model_arguments(args: argparse.Namespace) -> tuple:
+    """train's and tune's flags read and checked without PyTorch: (the model's spec, its settings)."""
+    if args.command == "tune":
+        require_extra("tune", "mnistlab tune")
+        if args.resume and not args.out:
+            raise ConfigError("--resume needs --out DIR, the run folder to continue")
+    [spec] = model_specs([args.model], args.config)
+    shared, own = settings_from(args, [spec.label])
+    check_built_in_configs([spec], shared, own)
+    return spec, {**shared, **own.get(spec.label, {})}
+
+
 def run_train_command(args: argparse.Namespace) -> int:
     from mnistlab.common.atomic import check_output_file
     from mnistlab.study.plan import default_run_dir
     from mnistlab.study.single import train_checkpoint
 
-    [spec] = model_specs([args.model], args.config)
-    shared, own = settings_from(args, [spec.label])
-    settings = {**shared, **own.get(spec.label, {})}
+    spec, settings = one_model_arguments(args)
     out_path = Path(args.out) if args.out else default_run_dir("train") / f"{spec.label}.pt"
     shared_file, model_files = config_files(args.config, [spec.label])
     inputs = [path for path in (shared_file, *model_files.values()) if path]
@@ -101,20 +128,16 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 
 def run_tune_command(args: argparse.Namespace) -> int:
-    require_extra("tune", "mnistlab tune")
+    spec, settings = one_model_arguments(args)
     import optuna
 
     from mnistlab.runs.folder import TUNE_SUMMARY
     from mnistlab.study.plan import default_run_dir
     from mnistlab.tune.search import run_tune
 
-    if args.resume and not args.out:
-        raise ConfigError("--resume needs --out DIR, the run folder to continue")
-    [spec] = model_specs([args.model], args.config)
-    shared, own = settings_from(args, [spec.label])
     out_dir = Path(args.out) if args.out else default_run_dir("tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI is the entry point: its own lines say enough
-    summary = run_tune(spec, {**shared, **own.get(spec.label, {})}, out_dir, args.trials, args.data_dir,
+    summary = run_tune(spec, settings, out_dir, args.trials, args.data_dir,
                        space_file=args.space, resume=args.resume, workers=args.workers, threads=args.threads,
                        device=args.device or "cpu", progress=not args.quiet, ray_address=args.ray, force=args.force,
                        trackers=trackers_from(args))
@@ -222,12 +245,17 @@ def run_compare_runs_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def track_arguments(args: argparse.Namespace) -> None:
+    """track's flags checked without PyTorch."""
+    if not (args.mlflow or args.tensorboard):
+        raise ConfigError("track needs --mlflow URI or --tensorboard DIR (or both): where to log the run")
+
+
 def run_track_command(args: argparse.Namespace) -> int:
     from mnistlab.runs.folder import read_metrics
     from mnistlab.tracking.hooks import log_run_folder
 
-    if not (args.mlflow or args.tensorboard):
-        raise ConfigError("track needs --mlflow URI or --tensorboard DIR (or both): where to log the run")
+    track_arguments(args)
     read_metrics(args.run_dir)  # not a finished run: say so before connecting
     metrics = log_run_folder(Path(args.run_dir), trackers_from(args, strict=True))
     jobs = sum(len(result["seeds"]) for result in metrics["models"].values())

@@ -41,6 +41,17 @@ COMMANDS = {  # each command's name -> its function: one library call, then what
 }
 
 
+# The commands whose flags can be wrong in ways argparse cannot see (an unknown model, a bad setting or seed
+# list): checked before the runtime loads PyTorch, so a typo is refused at once, not after seconds of imports.
+# The command itself reads the flags again, which costs microseconds.
+ARGUMENT_CHECKS = {
+    "compare": commands.compare_arguments,
+    "train": commands.one_model_arguments,
+    "tune": commands.one_model_arguments,
+    "track": commands.track_arguments,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error, 130 interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -51,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
             raise ConfigError(f"--threads {args.threads} is invalid; give an integer from 1 to {MAX_THREADS}")
+        if args.command in ARGUMENT_CHECKS:
+            ARGUMENT_CHECKS[args.command](args)
         with command_runtime(args), warnings.catch_warnings():
             warnings.showwarning = show_warning  # restored when the block ends
             return COMMANDS[args.command](args)
