@@ -30,8 +30,9 @@ $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 compare: $(VENV)/.installed
 	$(BIN)/mnistlab compare $(ARGS)
 
+# --durations lists the slowest tests, so a run shows where the suite's time goes.
 test: $(VENV)/.installed-test browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
 
 # The fast suite: no real dataset, no browser, no Ray cluster, spread over two
 # processes (under 2 minutes on 2 cores).
