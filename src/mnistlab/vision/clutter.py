@@ -46,6 +46,7 @@ LINE_LENGTH = 40.0  # a single straight stroke longer than this many times its w
 STRAIGHT = 1.3  # stroke length in box diagonals under which the ink is one straight stroke
 CONTINUE_SHARE = 0.5  # straight ink goes on as a line where this share beyond an end is half its strength
 CONTINUE_SEEN = 0.25  # share of that stretch in the frame, at least, for an end to be judged
+CONTINUE_SAMPLES = (64, 9)  # spots sampled beyond each end, along and across
 FRAME_LINE = 0.03  # of the image's shorter side; straight ink from edge to edge this thin is a line or an edge
 SPARSE_SIZE, SPARSE_FILL = 0.45, 0.06  # ink this wide (of the image's longest side) covering less of its box is a
 # network of lines, not a digit (a tight crop of a digit covers more)
@@ -181,15 +182,15 @@ def continues(digit: np.ndarray, unerased: np.ndarray, stroke: float) -> bool:
     axis, across = vectors[:, 1], vectors[:, 0]  # the long axis and the one across it
     along = (points - centre) @ axis
     length, level = float(np.ptp(along)), CONTINUE_SHARE * float(np.median(unerased[digit]))
-    beyond = np.arange(2 * stroke, 2 * stroke + length)
-    sideways = np.arange(-math.ceil(stroke), math.ceil(stroke) + 1)
+    beyond = np.linspace(2 * stroke, 2 * stroke + length, CONTINUE_SAMPLES[0])  # spots sampled: bounded work
+    sideways = np.linspace(-stroke, stroke, CONTINUE_SAMPLES[1])
     outside = 0
     for end, sign in ((along.max(), 1.0), (along.min(), -1.0)):
         spots = centre + np.outer(end + sign * beyond, axis)[:, None, :] + np.outer(sideways, across)[None]
         rows, cols = np.round(spots[..., 0]).astype(int), np.round(spots[..., 1]).astype(int)
         inside = (rows >= 0) & (rows < digit.shape[0]) & (cols >= 0) & (cols < digit.shape[1])
         seen = inside.all(axis=1)
-        if beyond.size == 0 or not seen[0]:  # the ink reaches the frame here
+        if not seen[0]:  # the ink reaches the frame here
             outside += 1
             continue
         if seen.sum() < CONTINUE_SEEN * beyond.size:  # too little of the stretch beyond it is in the frame to judge
