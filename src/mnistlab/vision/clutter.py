@@ -48,13 +48,15 @@ CONTINUE_SHARE = 0.5  # straight ink goes on as a line where this share beyond a
 CONTINUE_SEEN = 0.25  # share of that stretch in the frame, at least, for an end to be judged
 CONTINUE_SAMPLES = (64, 9)  # spots sampled beyond each end, along and across
 FRAME_LINE = 0.03  # of the image's shorter side; straight ink from edge to edge this thin is a line or an edge
-SPARSE_SIZE, SPARSE_FILL = 0.45, 0.06  # ink this wide (of the image's longest side) covering less of its box is a
-# network of lines, not a digit (a tight crop of a digit covers more)
+SPARSE_SIZE, SPARSE_WIDE, SPARSE_FILL = 0.45, 0.06, 0.05  # ink this wide (of the image's longest side) covering
+# less of its box than SPARSE_WIDE, or any covering less than SPARSE_FILL, is a network of lines, not a digit
+LONGEST_STRAIGHT = 0.5  # of the image's longest side; one straight stroke longer is a line or an edge (and a 1
+# cropped tight to the frame is refused with them)
 MOST_HOLES = 4  # holes in the ink; more is a grid (an 8 has two)
 EDGE_RING = (2, 4, 8)  # px: the ring of paper around the chosen ink, a stroke wide (4 to 8 px) from half that
 # whose strength is compared with the ink's
 EDGE_CONTRAST = 3.0  # the ink's median strength over the ring's; less is a soft shadow or a desk's grain
-BLOB = 0.45  # stroke width over the box's longest side above which the ink is a blob (a shadow), not strokes
+BLOB = 0.35  # stroke width over the box's longest side above which the ink is a blob (a shadow), not strokes
 
 
 def smooth_grain(strength: np.ndarray) -> np.ndarray:
@@ -211,11 +213,15 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
         return False
     if width > WIDEST_DIGIT * height:
         return False
-    if max(height, width) > SPARSE_SIZE * max(digit.shape) and box.mean() < SPARSE_FILL:
+    across = (rows[0] == 0 and rows[-1] == digit.shape[0] - 1) or (cols[0] == 0 and cols[-1] == digit.shape[1] - 1)
+    if across and box.size < TIGHT_CROP * digit.size:  # from edge to edge, narrow: a desk's strip or a sheet's edge
+        return False
+    if box.mean() < SPARSE_FILL or (max(height, width) > SPARSE_SIZE * max(digit.shape) and box.mean() < SPARSE_WIDE):
         return False
     length = np.count_nonzero(box) / stroke
     if length < STRAIGHT * math.hypot(height, width):
-        if max(height, width) > LINE_LENGTH * stroke or continues(digit, unerased, stroke):
+        if (max(height, width) > min(LINE_LENGTH * stroke, LONGEST_STRAIGHT * max(digit.shape))
+                or continues(digit, unerased, stroke)):
             return False
     if stroke > BLOB * max(height, width):
         return False
