@@ -53,7 +53,7 @@ SPARSE_SIZE, SPARSE_WIDE, SPARSE_FILL = 0.45, 0.06, 0.05  # ink this wide (of th
 LONGEST_STRAIGHT, BAND_SPREAD = 0.5, 0.25  # ink longer than this share of the image's longest side, spread across
 # its long axis less than BAND_SPREAD times along it, is a line, an edge or a desk's strip (and a 1 cropped tight to
 # the frame is refused with them)
-MOST_HOLES = 4  # holes in the ink; more is a grid (an 8 has two)
+MOST_HOLES = 10  # holes in the ink; more is a grid (an 8 has two)
 EDGE_RING = (2, 4, 8)  # px: the ring of paper around the chosen ink, a stroke wide (4 to 8 px) from half that
 # whose strength is compared with the ink's
 EDGE_CONTRAST = 3.0  # the ink's median strength over the ring's; less is a soft shadow or a desk's grain
