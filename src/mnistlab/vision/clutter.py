@@ -8,11 +8,16 @@ averaged over a pixel or two (the grain, not the stroke, goes), and the least co
 tip), and the threshold at half the ink's peak fails where a desk in the frame is darker than any pencil: the
 peak is the desk's, and the pencil stays under half of it. So:
 
-1. what carries the peak but is not a digit (components touching the frame, printed lines and grids crossing the
-   image) is set aside, and the threshold is taken again from the rest, a few rounds at most (`photo_threshold`);
-2. the ink finally chosen must look like a digit (`refuse_clutter`): not much wider than tall (a ruled line's
-   piece, a desk's edge), not one thin straight line far longer than its width, not a lattice with many holes (a
-   grid), not a blob as wide as it is long (a shadow's tip).
+1. printed lines and creases that cross the image are erased first (`erase_lines`, a Hough transform);
+2. what carries the peak but is not a digit (components touching the frame, printed lines crossing the image) is
+   set aside, and the threshold is taken again from the rest, a few rounds at most (`_photo_threshold`);
+3. the ink chosen must look like a digit (`looks_like_digit`), or it is set aside too and the next choice tried
+   (`photo_digit`): its edge falls to the paper within a stroke (a shadow or a desk's grain fades slowly), it is
+   not much wider than tall (a ruled line's piece), not one straight stroke far longer than its width or going on
+   beyond its ends as a line, not a straight band longer than half the image or from edge to edge (the sheet's
+   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip).
+
+Numbers (`vision.numbers`) take none of this yet.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import math
 
 import numpy as np
 from scipy import ndimage
-
 from skimage.transform import hough_line, hough_line_peaks
 
 from mnistlab.common.errors import PreprocessError
@@ -67,11 +71,12 @@ def smooth_grain(strength: np.ndarray) -> np.ndarray:
 
 
 def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
-    """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, thin, within
+    """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
     LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
-    those pixels only), each covering at least LINE_COVER of its way across. A pixel on such a line keeps its
-    strength where it is LINE_KEEP times the line's (ink crossing the line); a stroke as thick as LINE_BINS px is
-    no printed line. Work: (pixels over `level`) x (angles tried) plus the pixels."""
+    those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image
+    and with paper on both sides (not the sheet's edge). A pixel on such a line keeps its strength where it is
+    LINE_KEEP times the line's (ink crossing the line). Work: (pixels over `level`) x (angles tried) plus the
+    pixels; small images and slivers (the accumulator would outgrow them) keep their lines."""
     mask = strength > level
     tilt = np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 1e-9, LINE_STEP))
     angles = np.concatenate([tilt, np.pi / 2 + tilt[tilt < 0], -np.pi / 2 + tilt[tilt > 0], [np.pi / 2]])
