@@ -54,9 +54,9 @@ CONTINUE_SAMPLES = (64, 9)  # spots sampled beyond each end, along and across
 FRAME_LINE = 0.03  # of the image's shorter side; straight ink from edge to edge this thin is a line or an edge
 SPARSE_SIZE, SPARSE_WIDE, SPARSE_FILL = 0.45, 0.06, 0.05  # ink this wide (of the image's longest side) covering
 # less of its box than SPARSE_WIDE, or any covering less than SPARSE_FILL, is a network of lines, not a digit
-LONGEST_STRAIGHT, BAND_SPREAD = 0.5, 0.25  # ink longer than this share of the image's longest side, spread across
-# its long axis less than BAND_SPREAD times along it, is a line, an edge or a desk's strip (and a 1 cropped tight to
-# the frame is refused with them)
+LONGEST_STRAIGHT, BAND_SPREAD = 0.5, 0.25  # ink that reaches the frame, longer than this share of the image's
+# longest side and spread across its long axis less than BAND_SPREAD times along it, is a line, an edge or a desk's
+# strip (a 1 photographed large, clear of the frame, is not; a 1 cropped tight to the frame is refused with them)
 MOST_HOLES = 10  # holes in the ink; more is a grid (an 8 has two)
 EDGE_RING = (2, 4, 8)  # px: the ring of paper around the chosen ink, a stroke wide (4 to 8 px) from half that
 # whose strength is compared with the ink's
@@ -228,7 +228,8 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
     if length < STRAIGHT * math.hypot(height, width):
         if max(height, width) > LINE_LENGTH * stroke or continues(digit, unerased, stroke):
             return False
-    if max(height, width) > LONGEST_STRAIGHT * max(digit.shape):  # long: is it one straight band?
+    at_frame = rows[0] == 0 or cols[0] == 0 or rows[-1] == digit.shape[0] - 1 or cols[-1] == digit.shape[1] - 1
+    if at_frame and max(height, width) > LONGEST_STRAIGHT * max(digit.shape):  # long, at the frame: a straight band?
         spread = np.linalg.eigvalsh(np.cov(np.argwhere(box).T.astype(np.float64)))
         if spread[0] < (BAND_SPREAD ** 2) * spread[1]:
             return False
