@@ -214,7 +214,7 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     box = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     height, width = box.shape
-    stroke = max(stroke_width(box), 1.0)
+    stroke = max(stroke_width(np.pad(box, 1)), 1.0)  # beyond the box is paper (a stroke filling it is no wider)
     if edge_contrast(digit, strength, stroke) < EDGE_CONTRAST:
         return False
     if width > WIDEST_DIGIT * height:
