@@ -136,6 +136,19 @@ def test_a_digit_cropped_tight_to_the_frame_is_kept(reference_seven):
     assert similarity(preprocess(encode(Image.fromarray(tight))), reference_seven) > 0.95
 
 
+@pytest.mark.parametrize("height_share", [0.6, 0.75, 0.9])
+def test_a_one_photographed_large_is_a_digit(height_share):
+    """A 1 filling most of a photo's height, clear of the frame, on grainy paper: one straight stroke like a
+    desk's strip, but inside the frame, so it is the digit (a tall, thin stroke in the middle of the crop)."""
+    height, width = 600, 450
+    sheet = np.full((height, width), 225.0) + np.random.default_rng(3).normal(0, 6, (height, width))
+    top = round(height * (1 - height_share) / 2)
+    sheet[top:height - top, 205:245] = 40.0  # the 1's stroke, a ninth of the width
+    image = preprocess(encode(Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8))))
+    columns = np.flatnonzero((image > 40).any(axis=0))
+    assert np.ptp(columns) < 10 and (image > 40).any(axis=1).sum() >= 18  # tall and thin, as MNIST draws a 1
+
+
 @pytest.mark.parametrize("condition", [condition for condition in photo_eval.CONDITIONS if condition != "rgba"])
 def test_photo_of_blank_paper_is_no_digit(condition):
     """Paper photographed under every condition but with nothing written on it: "no digit found", never a guess."""

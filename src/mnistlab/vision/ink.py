@@ -20,6 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
+from mnistlab.vision.clutter import PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
 from mnistlab.data.decode import shrink
 
 BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
@@ -99,7 +100,15 @@ def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.clip(gray - background, 0.0, 1.0), even
 
 
-def ink_threshold(strength: np.ndarray, even: bool = False) -> float:
+def ink_floor(strength: np.ndarray, least: float) -> float:
+    """The least strength that can be ink: NOISE_SIGMAS times the paper's noise (a robust spread of the whole
+    image, sampled), and half the `least` contrast a digit may have."""
+    sample = strength[::4, ::4]
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    return max(NOISE_SIGMAS * noise, least / 2)
+
+
+def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None = None) -> float:
     """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
     least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
 
@@ -109,10 +118,8 @@ def ink_threshold(strength: np.ndarray, even: bool = False) -> float:
     Otsu's threshold is the textbook choice, but on ruled or squared paper with a small digit the lines'
     pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
     """
-    sample = strength[::4, ::4]
-    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
-    least = EVEN_MIN_CONTRAST if even else MIN_CONTRAST
-    floor = max(NOISE_SIGMAS * noise, least / 2)
+    least = (EVEN_MIN_CONTRAST if even else MIN_CONTRAST) if least is None else least
+    floor = ink_floor(strength, least)
     peak = float(strength.max())
     if peak < max(least, BLANK_FLOORS * floor):  # nothing stands out from the paper's texture and noise
         raise PreprocessError(NO_DIGIT)
@@ -165,6 +172,18 @@ def select_digit(mask: np.ndarray, strength: np.ndarray, faint: np.ndarray | Non
         candidates, margin = candidates[~near], margin[~near]
     keep = np.flatnonzero(keep) + 1
     return np.isin(labels, keep)
+
+
+def frame_clutter(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """The pixels of `mask` (H, W) bool in components that touch the frame or are printed lines (`_drop_rulings`)."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return mask
+    starts, stops = _bounding_boxes(labels, count)
+    mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]
+    _drop_rulings(labels, starts, stops, mass)
+    clutter = (starts == 0).any(axis=1) | (stops == np.array(mask.shape)).any(axis=1) | (mass <= 0)
+    return np.concatenate([[False], clutter])[labels]
 
 
 def _bounding_boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,11 +252,19 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     if gray.size == 0 or gray.min() == gray.max():  # one level: no ink (a black one is not ink on black paper)
         raise PreprocessError(NO_DIGIT)
     strength, even = ink_strength(gray)
-    threshold = ink_threshold(strength, even)
-    floor = (EVEN_FAINT_SHARE if even else FAINT_SHARE) * threshold
-    # on an even sheet nothing but ink reaches the faint level: a soft digit's strokes that dip under the threshold
-    # join it wherever they lead; on a photo shading can, so faint ink is followed only a little beyond the strokes
-    digit = select_digit(strength > threshold, strength, strength > floor if even else None)
+    if even:
+        threshold = ink_threshold(strength, even)
+        floor = EVEN_FAINT_SHARE * threshold
+        # on an even sheet nothing but ink reaches the faint level: a soft digit's strokes that dip under the
+        # threshold join it wherever they lead
+        digit = select_digit(strength > threshold, strength, strength > floor)
+    else:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
+        strength = smooth_grain(strength)
+        unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST))
+        digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST),
+                                       lambda mask: frame_clutter(mask, strength),
+                                       lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT)
+        floor = FAINT_SHARE * threshold  # shading can reach it: faint ink is followed only a little beyond the strokes
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     margin = EDGE_MARGIN + round((1.0 if even else FAINT_REACH) * max(rows[-1] - rows[0], cols[-1] - cols[0]))
     top, left = max(rows[0] - margin, 0), max(cols[0] - margin, 0)

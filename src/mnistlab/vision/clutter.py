@@ -1,0 +1,242 @@
+"""What on a photo of paper is not a digit (issue 22): pencil grain, the desk beyond the sheet, printed lines and
+shadows; used by `vision.ink.isolate_ink` on photos (not on even sheets: scans and drawing apps).
+
+Pencil is grey and grainy: its darkening is often a quarter or a third of the paper's brightness, under the
+contrast a photo's ink was asked for, and its grain breaks strokes apart. So on a photo the ink's strength is
+averaged over a pixel or two (the grain, not the stroke, goes), and the least contrast is lower
+(PHOTO_MIN_CONTRAST). That alone would read blank sheets as digits (their rulings, the desk's edge, a shadow's
+tip), and the threshold at half the ink's peak fails where a desk in the frame is darker than any pencil: the
+peak is the desk's, and the pencil stays under half of it. So:
+
+1. printed lines and creases that cross the image are erased first (`erase_lines`, a Hough transform);
+2. what carries the peak but is not a digit (components touching the frame, printed lines crossing the image) is
+   set aside, and the threshold is taken again from the rest, a few rounds at most (`_photo_threshold`);
+3. the ink chosen must look like a digit (`looks_like_digit`), or it is set aside too and the next choice tried
+   (`photo_digit`): its edge falls to the paper within a stroke (a shadow or a desk's grain fades slowly), it is
+   not much wider than tall (a ruled line's piece), not one straight stroke far longer than its width or going on
+   beyond its ends as a line, not a straight band longer than half the image or from edge to edge (the sheet's
+   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip).
+
+Numbers (`vision.numbers`) take none of this yet.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+from skimage.transform import hough_line, hough_line_peaks
+
+from mnistlab.common.errors import PreprocessError
+
+GRAIN_SIGMA = 1.0  # px at work scale; a photo's ink strength is averaged this wide (pencil grain, sensor noise)
+PHOTO_MIN_CONTRAST = 0.12  # of the paper's brightness; a photo's ink must darken it this much somewhere
+CLUTTER_ROUNDS = 3  # times the threshold is taken again without the clutter that carried the peak
+DIGIT_TRIES = 3  # choices of ink tried; each one that does not look like a digit is set aside
+TIGHT_CROP = 0.25  # of the image's area; the box of a digit cropped tight covers more
+CLUTTER_LEVEL = 0.5  # of the threshold; clutter is found above this level (a desk's grain reaches under the threshold)
+CLUTTER_MARGIN = 0.01  # of the image's longest side; set-aside clutter is widened this much (its soft edges)
+LINE_TILT, LINE_STEP = 15.0, 0.25  # degrees; printed lines are looked for this far from the rows and columns
+LINE_COVER = 0.5  # of its way across the image; a line's strength passes the level over this much of it
+LINE_BINS = 5  # px; the least distance between two lines found
+LINE_WIDTH = 0.02  # of the image's shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
+LINE_KEEP = 1.6  # times a line's median strength; stronger pixels on it are ink crossing it
+MAX_LINES = 64  # lines erased at most
+LINE_WORK = 4  # the Hough accumulator may be this many times the image's pixels; a smaller image keeps its lines
+LINE_MASK = 0.5  # share of the image over the level above which lines are not looked for (noise everywhere)
+WIDEST_DIGIT = 2.5  # box width over height; wider ink is a line's piece or an edge, not one digit
+LINE_LENGTH = 40.0  # a single straight stroke longer than this many times its width is a printed line or an edge
+STRAIGHT = 1.3  # stroke length in box diagonals under which the ink is one straight stroke
+CONTINUE_SHARE = 0.5  # straight ink goes on as a line where this share beyond an end is half its strength
+CONTINUE_SEEN = 0.25  # share of that stretch in the frame, at least, for an end to be judged
+CONTINUE_SAMPLES = (64, 9)  # spots sampled beyond each end, along and across
+FRAME_LINE = 0.03  # of the image's shorter side; straight ink from edge to edge this thin is a line or an edge
+SPARSE_SIZE, SPARSE_WIDE, SPARSE_FILL = 0.45, 0.06, 0.05  # ink this wide (of the image's longest side) covering
+# less of its box than SPARSE_WIDE, or any covering less than SPARSE_FILL, is a network of lines, not a digit
+LONGEST_STRAIGHT, BAND_SPREAD = 0.5, 0.25  # ink that reaches the frame, longer than this share of the image's
+# longest side and spread across its long axis less than BAND_SPREAD times along it, is a line, an edge or a desk's
+# strip (a 1 photographed large, clear of the frame, is not; a 1 cropped tight to the frame is refused with them)
+MOST_HOLES = 10  # holes in the ink; more is a grid (an 8 has two)
+EDGE_RING = (2, 4, 8)  # px: the ring of paper around the chosen ink, a stroke wide (4 to 8 px) from half that
+# whose strength is compared with the ink's
+EDGE_CONTRAST = 3.0  # the ink's median strength over the ring's; less is a soft shadow or a desk's grain
+BLOB = 0.35  # stroke width over the box's longest side above which the ink is a blob (a shadow), not strokes
+
+
+def smooth_grain(strength: np.ndarray) -> np.ndarray:
+    """A photo's ink strength (H, W) averaged over GRAIN_SIGMA px: graphite's grain and sensor noise go, strokes
+    stay (work and memory linear in the pixels)."""
+    return ndimage.gaussian_filter(strength, GRAIN_SIGMA, truncate=3.0)
+
+
+def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
+    """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
+    LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
+    those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image
+    and with paper on both sides (not the sheet's edge). A pixel on such a line keeps its strength where it is
+    LINE_KEEP times the line's (ink crossing the line). Work: (pixels over `level`) x (angles tried) plus the
+    pixels; small images and slivers (the accumulator would outgrow them) keep their lines."""
+    mask = strength > level
+    tilt = np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 1e-9, LINE_STEP))
+    angles = np.concatenate([tilt, np.pi / 2 + tilt[tilt < 0], -np.pi / 2 + tilt[tilt > 0], [np.pi / 2]])
+    height, width = strength.shape
+    bins = angles.size * 2 * (height + width)  # the Hough accumulator's size, at most
+    if not mask.any() or bins > LINE_WORK * strength.size or mask.mean() > LINE_MASK:  # a small image or a sliver
+        return strength  # (its accumulator would outgrow it), or noise everywhere: no line can be told
+    accumulator, theta, distances = hough_line(mask, theta=angles)
+    rows, cols = np.nonzero(mask)
+    values = strength[rows, cols]
+    keep = np.ones(rows.size, dtype=bool)
+    peaks = hough_line_peaks(accumulator, theta, distances, min_distance=LINE_BINS, min_angle=1,
+                             threshold=LINE_COVER * min(height, width), num_peaks=MAX_LINES)
+    widest = max(LINE_BINS, LINE_WIDTH * min(height, width))
+    for votes, angle, distance in zip(*peaks):
+        across = min(width / max(abs(math.sin(angle)), 1e-6), height / max(abs(math.cos(angle)), 1e-6))
+        if votes < LINE_COVER * across:  # a short line: a stroke, or a line that does not cross the image
+            continue
+        column = accumulator[:, int(np.argmin(np.abs(theta - angle)))]
+        peak = int(np.argmin(np.abs(distances - distance)))
+        near = column[max(peak - round(widest), 0):peak + round(widest) + 1] >= 0.5 * votes
+        if near.all():  # as thick as a stroke of a digit cropped tight: not a printed line
+            continue
+        low, high = peak - max(peak - round(widest), 0), peak - max(peak - round(widest), 0)
+        while low > 0 and near[low - 1]:
+            low -= 1
+        while high < near.size - 1 and near[high + 1]:
+            high += 1
+        start = max(peak - round(widest), 0)
+        sides = np.concatenate([column[max(start + low - LINE_BINS, 0):start + low],
+                                column[start + high + 1:start + high + 1 + LINE_BINS]])
+        if sides.max(initial=0) >= 0.5 * votes:  # strength goes on beside it: the sheet's edge, not a printed line
+            continue
+        on = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance) <= (high - low + 1) / 2 + 1.5
+        keep &= ~on | (values > LINE_KEEP * float(np.median(values[on])))
+    cleaned = strength.copy()
+    cleaned[rows[~keep], cols[~keep]] = 0.0
+    return cleaned
+
+
+def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutter_of, select, stroke_width,
+                message: str) -> tuple[np.ndarray, float]:
+    """A photo's digit (H, W) bool and its ink threshold, or `PreprocessError(message)`.
+
+    `threshold_of(values)` gives the threshold of a strength array (raising "no digit found" when nothing stands
+    out); `clutter_of(mask)` the pixels of a mask's components that are not the digit (touching the frame, printed
+    lines); `select(mask)` the digit among a mask's components. Ink chosen that does not look like a digit
+    (`looks_like_digit`; `unerased` is the strength before `erase_lines`) is set aside as well and the next choice tried, DIGIT_TRIES times at most."""
+    aside = np.zeros(strength.shape, dtype=bool)
+    margin = max(1, round(CLUTTER_MARGIN * max(strength.shape)))
+    try:
+        for _ in range(DIGIT_TRIES):
+            threshold, aside = _photo_threshold(strength, threshold_of, clutter_of, aside, margin)
+            digit = select((strength > threshold) & ~aside)
+            if looks_like_digit(digit, strength, unerased, stroke_width):
+                return digit, threshold
+            aside = aside | ndimage.binary_dilation(digit, iterations=margin)
+    except PreprocessError:  # nothing but clutter and specks once the clutter is set aside: a digit cropped so
+        # tight that it touches the frame is the clutter; it is taken as it is if it looks like a digit
+        threshold = threshold_of(strength)
+        digit = select(strength > threshold)
+        rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+        tight = np.ptp(rows) * np.ptp(cols) >= TIGHT_CROP * digit.size  # a desk's edge or a line covers less
+        if tight and looks_like_digit(digit, strength, unerased, stroke_width):
+            return digit, threshold
+    raise PreprocessError(message)
+
+
+def _photo_threshold(strength, threshold_of, clutter_of, aside, margin) -> tuple[float, np.ndarray]:
+    """The threshold of `strength` outside `aside`, and `aside` grown: while the strongest pixel above the
+    threshold lies in clutter, the clutter (widened by `margin` px) is set aside and the threshold taken from the
+    rest, CLUTTER_ROUNDS times at most; if the rest is blank, the last threshold stands."""
+    threshold = threshold_of(np.where(aside, 0.0, strength))
+    for _ in range(CLUTTER_ROUNDS):
+        clutter = clutter_of((strength > CLUTTER_LEVEL * threshold) & ~aside)
+        peak = np.unravel_index(np.argmax(np.where(aside, -1.0, strength)), strength.shape)
+        if not clutter[peak]:
+            break
+        wider = aside | ndimage.binary_dilation(clutter, iterations=margin)
+        try:
+            threshold, aside = threshold_of(np.where(wider, 0.0, strength)), wider
+        except PreprocessError:
+            break
+    return threshold, aside
+
+
+def edge_contrast(digit: np.ndarray, strength: np.ndarray, stroke: float) -> float:
+    """How much stronger the chosen ink (H, W) bool is than a ring of paper EDGE_RING px around it: the median
+    strength on the ink over that in the ring. A pen or pencil stroke falls to the paper within a pixel or two of
+    its edge (blur included); a shadow or a desk's grain fades over tens of pixels."""
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    outer = min(max(EDGE_RING[1], round(stroke)), EDGE_RING[2])
+    inner = max(EDGE_RING[0], outer // 2)
+    reach = outer + 1
+    window = (slice(max(rows[0] - reach, 0), rows[-1] + reach + 1), slice(max(cols[0] - reach, 0), cols[-1] + reach + 1))
+    ink, values = digit[window], strength[window]
+    ring = ndimage.binary_dilation(ink, iterations=outer) & ~ndimage.binary_dilation(ink, iterations=inner)
+    if not ring.any():
+        return math.inf
+    return float(np.median(values[ink])) / max(float(np.median(values[ring])), 1e-6)
+
+
+def continues(digit: np.ndarray, unerased: np.ndarray, stroke: float) -> bool:
+    """Whether straight ink (H, W) bool goes on beyond its ends as a line of about its strength (a piece of a
+    printed line, of the sheet's edge, of a crease), sampled in `unerased` along its long axis as far again as it
+    is long, a stroke's width either side; or reaches the frame at both ends, thinner than FRAME_LINE of the image
+    (a digit cropped tight to the frame has thicker strokes)."""
+    points = np.argwhere(digit).astype(np.float64)
+    centre = points.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov((points - centre).T))
+    axis, across = vectors[:, 1], vectors[:, 0]  # the long axis and the one across it
+    along = (points - centre) @ axis
+    length, level = float(np.ptp(along)), CONTINUE_SHARE * float(np.median(unerased[digit]))
+    beyond = np.linspace(2 * stroke, 2 * stroke + length, CONTINUE_SAMPLES[0])  # spots sampled: bounded work
+    sideways = np.linspace(-stroke, stroke, CONTINUE_SAMPLES[1])
+    outside = 0
+    for end, sign in ((along.max(), 1.0), (along.min(), -1.0)):
+        spots = centre + np.outer(end + sign * beyond, axis)[:, None, :] + np.outer(sideways, across)[None]
+        rows, cols = np.round(spots[..., 0]).astype(int), np.round(spots[..., 1]).astype(int)
+        inside = (rows >= 0) & (rows < digit.shape[0]) & (cols >= 0) & (cols < digit.shape[1])
+        seen = inside.all(axis=1)
+        if not seen[0]:  # the ink reaches the frame here
+            outside += 1
+            continue
+        if seen.sum() < CONTINUE_SEEN * beyond.size:  # too little of the stretch beyond it is in the frame to judge
+            continue
+        strongest = unerased[rows[seen], cols[seen]].max(axis=1)
+        if np.mean(strongest >= level) >= CONTINUE_SHARE:
+            return True
+    return outside == 2 and stroke < FRAME_LINE * min(digit.shape)
+
+
+def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarray, stroke_width) -> bool:
+    """Whether the chosen ink (H, W) bool looks like a digit rather than clutter (see the module's notes)."""
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    box = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    height, width = box.shape
+    stroke = max(stroke_width(np.pad(box, 1)), 1.0)  # beyond the box is paper (a stroke filling it is no wider)
+    if edge_contrast(digit, strength, stroke) < EDGE_CONTRAST:
+        return False
+    if width > WIDEST_DIGIT * height:
+        return False
+    across = (rows[0] == 0 and rows[-1] == digit.shape[0] - 1) or (cols[0] == 0 and cols[-1] == digit.shape[1] - 1)
+    if across and box.size < TIGHT_CROP * digit.size:  # from edge to edge, narrow: a desk's strip or a sheet's edge
+        return False
+    if box.mean() < SPARSE_FILL or (max(height, width) > SPARSE_SIZE * max(digit.shape) and box.mean() < SPARSE_WIDE):
+        return False
+    length = np.count_nonzero(box) / stroke
+    if length < STRAIGHT * math.hypot(height, width):
+        if max(height, width) > LINE_LENGTH * stroke or continues(digit, unerased, stroke):
+            return False
+    at_frame = rows[0] == 0 or cols[0] == 0 or rows[-1] == digit.shape[0] - 1 or cols[-1] == digit.shape[1] - 1
+    if at_frame and max(height, width) > LONGEST_STRAIGHT * max(digit.shape):  # long, at the frame: a straight band?
+        spread = np.linalg.eigvalsh(np.cov(np.argwhere(box).T.astype(np.float64)))
+        if spread[0] < (BAND_SPREAD ** 2) * spread[1]:
+            return False
+    if stroke > BLOB * max(height, width):
+        return False
+    paper, _ = ndimage.label(~box)
+    sizes = np.bincount(paper.ravel())
+    sizes[np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])] = 0  # the paper around: no hole
+    sizes[0] = 0
+    return np.count_nonzero(sizes >= stroke * stroke) <= MOST_HOLES  # holes a stroke wide or more (not grain)
