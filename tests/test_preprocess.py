@@ -287,3 +287,16 @@ def test_clean_renderings_lose_nothing_against_the_old_pipeline(held_out_photos)
     (right, images), (old_right, old_images) = held_out_photos["clean"], OLD_PIPELINE_CLEAN
     assert images == old_images
     assert 1000 * right >= 1000 * old_right - 5 * images, held_out_photos["table"]
+
+
+def test_a_single_pixel_of_ink_is_not_a_line():
+    """A speck has no axis to continue along: judged quietly, not from a covariance of one point (NaN)."""
+    import warnings
+
+    from mnistlab.vision.clutter import continues
+
+    digit = np.zeros((40, 40), dtype=bool)
+    digit[20, 20] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not continues(digit, digit.astype(np.float64), 1.0)

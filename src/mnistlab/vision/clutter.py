@@ -185,6 +185,8 @@ def continues(digit: np.ndarray, unerased: np.ndarray, stroke: float) -> bool:
     is long, a stroke's width either side; or reaches the frame at both ends, thinner than FRAME_LINE of the image
     (a digit cropped tight to the frame has thicker strokes)."""
     points = np.argwhere(digit).astype(np.float64)
+    if len(points) < 2:  # a single pixel has no axis to go on along
+        return False
     centre = points.mean(axis=0)
     _, vectors = np.linalg.eigh(np.cov((points - centre).T))
     axis, across = vectors[:, 1], vectors[:, 0]  # the long axis and the one across it
