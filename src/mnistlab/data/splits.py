@@ -62,8 +62,10 @@ def nested_order(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]
     """(order, rank): every training index in the order subsets take them, and its rank within its class.
 
     One seeded shuffle; each image's key is its class rank's midpoint as a share of its class,
-    (rank + 0.5) / class size, and images are taken by key (ties by class). Any prefix of the order
-    so holds each class within one image of its share, and a shorter prefix lies inside a longer one.
+    (rank + 0.5) / class size, and images are taken by key (ties by class). A shorter prefix lies inside
+    a longer one, and each class is near its share: within one image mostly, but several small classes
+    rounding up together can take up to about two from a large one (a Sainte-Lague apportionment; see
+    tests/test_train_sizes.py).
     """
     labels = np.asarray(labels)
     shuffled = np.random.default_rng([seed, NESTED_STREAM]).permutation(len(labels))
