@@ -112,8 +112,10 @@ def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None 
     """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
     least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
 
-    The least contrast a digit may have is MIN_CONTRAST on a photo, where shading the background map misses can
-    reach it, and EVEN_MIN_CONTRAST on `even` paper, where nothing but noise can: a soft, faint scan is a digit.
+    The least contrast a digit may have is `least` when given (a single digit on a photo passes
+    `clutter.PHOTO_MIN_CONTRAST`, where the clutter is set aside first), else MIN_CONTRAST on a photo (numbers),
+    where shading the background map misses can reach it, and EVEN_MIN_CONTRAST on `even` paper, where nothing
+    but noise can: a soft, faint scan is a digit.
 
     Otsu's threshold is the textbook choice, but on ruled or squared paper with a small digit the lines'
     pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
