@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from conftest import assert_one_line_error, register_tiny_dataset, run_cli
 from mnistlab.common.errors import ConfigError
-from mnistlab.data.splits import nested_split, split_indices
+from mnistlab.data.splits import nested_split, split_indices, stratified_split
 from mnistlab.runs.folder import read_metrics
 from mnistlab.study.sizes import parse_train_sizes, resolve_sizes
 from mnistlab.training.config import TrainConfig
@@ -78,6 +78,26 @@ def test_runs_without_train_sizes_split_exactly_as_before(limit_train):
     got = split_indices(labels, 0.1, 7, limit_train)
     assert np.array_equal(got[0], np.sort(train)) and np.array_equal(got[1], np.sort(validation))
     assert "train_size" not in TrainConfig().to_dict()  # plans and checkpoints of earlier runs compare equal
+
+
+@settings(max_examples=150, deadline=None)
+@given(counts=st.lists(st.integers(1, 40), min_size=1, max_size=12), fraction=st.floats(0.01, 0.9),
+       seed=st.integers(0, 2**32 - 1), order_seed=st.integers(0, 99), names=st.sampled_from(["int", "str"]))
+def test_the_stratified_split_draws_as_scikit_learn_does(counts, fraction, seed, order_seed, names):
+    """`stratified_split` is scikit-learn's stratified `train_test_split`, without importing it: the same parts
+    for any class sizes (ties, classes of one image), fraction and seed, and a refusal wherever it refuses."""
+    labels = np.random.default_rng(order_seed).permutation(np.repeat(np.arange(len(counts)), counts))
+    if names == "str":
+        labels = np.array([f"class {label}" for label in labels])
+    positions = np.arange(len(labels))
+    try:
+        expected = train_test_split(positions, test_size=fraction, stratify=labels, random_state=seed)
+    except ValueError:
+        with pytest.raises(ConfigError, match="stratified validation split"):
+            stratified_split(labels, fraction, seed)
+        return
+    got = stratified_split(labels, fraction, seed)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
 
 
 def test_sizes_parse_as_counts_or_fractions():

@@ -49,7 +49,7 @@ def run_copy(earlier_run, tmp_path):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if any model starts training."""
-    monkeypatch.setattr("mnistlab.data.splits.train_test_split", lambda *args, **kwargs: pytest.fail("training started"))
+    monkeypatch.setattr("mnistlab.data.splits.stratified_split", lambda *args, **kwargs: pytest.fail("training started"))
 
 
 def users_folder(tmp_path):
@@ -210,7 +210,7 @@ def test_train_replaces_a_file_only_with_force_and_never_an_input(tiny_dataset, 
     os.mkfifo(fifo)
     argv = [*QUICK, "--data-dir", data_dir, "train", "logreg", *TINY]
     with monkeypatch.context() as patch:
-        patch.setattr("mnistlab.data.splits.train_test_split", lambda *args, **kwargs: pytest.fail("training started"))
+        patch.setattr("mnistlab.data.splits.stratified_split", lambda *args, **kwargs: pytest.fail("training started"))
         assert_one_line_error(*run_cli(capsys, *argv, "--out", existing)[::2], str(existing), "exists", "--force")
         assert_one_line_error(*run_cli(capsys, *argv, "--config", config, "--out", config, "--force")[::2],
                               "is the input")

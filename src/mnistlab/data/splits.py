@@ -8,6 +8,11 @@ Two ways to train on part of the training set:
   one seed, the subset of each size lies inside the subset of every larger size,
   and so do its training and validation parts, so a learning curve compares the
   same images growing, not different draws (see `nested_order`).
+
+The stratified split is scikit-learn's `train_test_split(..., stratify=labels)`,
+drawn by `stratified_split` with the same random calls, so that a run need not
+import scikit-learn (about a second) before it trains; a property test holds the
+two equal.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from mnistlab.common.errors import ConfigError
 
@@ -37,14 +41,52 @@ def split_indices(labels: np.ndarray, validation_fraction: float, seed: int,
     if limit_train is not None and limit_train < len(labels):
         rng = np.random.default_rng(seed)
         indices = np.sort(rng.choice(indices, size=limit_train, replace=False))
-    try:
-        train_part, validation_part = train_test_split(
-            indices, test_size=validation_fraction, stratify=labels[indices], random_state=seed
-        )
-    except ValueError as error:
-        raise ConfigError(f"cannot hold out a stratified validation split of {len(indices)} images ({error}); "
-                          f"{split_advice(labels[indices], validation_fraction)}") from None
-    return np.sort(train_part), np.sort(validation_part)
+    train_part, validation_part = stratified_split(labels[indices], validation_fraction, seed)
+    return np.sort(indices[train_part]), np.sort(indices[validation_part])
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) positions of scikit-learn 1.9's `train_test_split(positions, test_size=test_fraction,
+    stratify=labels, random_state=seed)`, by the same draws from the same `RandomState` stream.
+
+    Each class gives its share of the test part, rounded as scikit-learn's `_approximate_mode` rounds it
+    (leftover images go to the largest remainders, ties broken by the stream), then a shuffle of each class.
+    """
+    count = len(labels)
+    test_count = math.ceil(test_fraction * count)
+    train_count = count - test_count
+    classes, class_of, class_counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if count == 0 or class_counts.min() < 2 or train_count < len(classes) or test_count < len(classes):
+        raise ConfigError(f"cannot hold out a stratified validation split of {count} images; "
+                          f"{split_advice(labels, test_fraction)}")
+    members = np.split(np.argsort(class_of, kind="stable"), np.cumsum(class_counts)[:-1])
+    rng = np.random.RandomState(seed)
+    train_counts = approximate_mode(class_counts, train_count, rng)
+    test_counts = approximate_mode(class_counts - train_counts, test_count, rng)
+    train, test = [], []
+    for number, class_members in enumerate(members):
+        shuffled = class_members.take(rng.permutation(class_counts[number]), mode="clip")
+        train.extend(shuffled[:train_counts[number]])
+        test.extend(shuffled[train_counts[number]:train_counts[number] + test_counts[number]])
+    return rng.permutation(train), rng.permutation(test)
+
+
+def approximate_mode(class_counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of `draws` each class gives: its share floored, then one more for the largest remainders
+    (scikit-learn's `utils.extmath._approximate_mode`, the same calls on `rng`)."""
+    continuous = class_counts / class_counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            chosen = rng.choice(tied, size=min(len(tied), need), replace=False)
+            floored[chosen] += 1
+            need -= len(chosen)
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def split_advice(labels: np.ndarray, validation_fraction: float) -> str:

@@ -21,7 +21,6 @@ definitions follow Guo et al. 2017, "On Calibration of Modern Neural Networks":
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 BINS = 15  # equal-width confidence bins of the ECE and the reliability diagram
@@ -102,6 +101,8 @@ def fit_temperature(logits, labels) -> float:
     A bounded scalar search over log T within TEMPERATURE_BOUNDS: deterministic, and
     T > 1 means the model was overconfident, T < 1 underconfident.
     """
+    from scipy.optimize import minimize_scalar  # here: slow to import, and only an assessment fits
+
     logits, labels = _check(logits, labels)
     rows = np.arange(len(labels))
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage, signal
-from skimage.feature import canny
+from scipy import ndimage
 
 from mnistlab.common.errors import ConfigError
 from mnistlab.evaluation.geometry import (SIDE, as_unit_values, rotation, scale, shear, to_uint8,
@@ -125,6 +124,8 @@ def motion_blur(images: np.ndarray, seed: int) -> np.ndarray:
     for row_step, row_weight in ((0, 1 - down), (1, down)):
         for column_step, column_weight in ((0, 1 - right), (1, right)):
             np.add.at(kernels, (every, top + row_step, left + column_step), weights * row_weight * column_weight)
+    from scipy import signal  # here, like canny below: slow imports that only --robustness needs
+
     return to_uint8(signal.fftconvolve(values, kernels, mode="same", axes=(1, 2)))
 
 
@@ -207,6 +208,8 @@ def zigzag(images: np.ndarray, seed: int) -> np.ndarray:
 def edges_only(images: np.ndarray, seed: int) -> np.ndarray:
     """Only the digit's outline: white where scikit-image's Canny detector finds an edge, black elsewhere."""
     values = as_unit_values(images)
+    from skimage.feature import canny
+
     return np.stack([canny(image, sigma=EDGE_SIGMA) for image in values]).astype(np.uint8) * 255
 
 

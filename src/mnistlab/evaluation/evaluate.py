@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
 from mnistlab.models import images_to_tensor, infer
@@ -44,6 +43,8 @@ def score_predictions(labels: np.ndarray, predictions: np.ndarray, class_names) 
     `labels` and `predictions` may hold several seeds' predictions concatenated;
     the counts then add up over seeds.
     """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # here: slow to import
+
     classes = list(range(len(class_names)))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predictions, labels=classes, zero_division=0

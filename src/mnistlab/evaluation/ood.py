@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 KEEP_DIGITS = 0.95  # share of validation digits that must stay at or above the "not sure" threshold
 
@@ -34,6 +33,8 @@ def digit_auroc(digit_confidence, other_confidence) -> float:
     if len(digit_confidence) == 0 or len(other_confidence) == 0:
         raise ValueError("digit_auroc needs at least one digit and one non-digit confidence")
     labels = np.concatenate([np.ones(len(digit_confidence)), np.zeros(len(other_confidence))])
+    from sklearn.metrics import roc_auc_score  # here: scikit-learn takes about a second to import
+
     return float(roc_auc_score(labels, np.concatenate([digit_confidence, other_confidence])))
 
 

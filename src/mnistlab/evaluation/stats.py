@@ -24,7 +24,6 @@ The methods, and why they were chosen:
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95  # level of every interval here
 ALPHA = 0.05  # significance level of the tests
@@ -43,6 +42,8 @@ def t_interval(values, confidence: float = CONFIDENCE, bounds: tuple[float, floa
     if len(values) == 1:
         return {"n": 1, "mean": mean, "std": None, "ci_low": None, "ci_high": None}
     std = float(values.std(ddof=1))
+    from scipy import stats as scipy_stats  # here, as below: slow to import, and only a report tests
+
     half_width = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=len(values) - 1)) * std / np.sqrt(len(values))
     low, high = mean - half_width, mean + half_width
     if bounds is not None:
@@ -90,6 +91,8 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     total = only_a + only_b
     if total == 0:
         return 1.0
+    from scipy import stats as scipy_stats
+
     return float(min(1.0, 2 * scipy_stats.binom.cdf(min(only_a, only_b), total, 0.5)))
 
 
