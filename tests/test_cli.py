@@ -160,6 +160,14 @@ ARGUMENT_ERRORS = [  # flags argparse accepts but the command refuses: each must
     ["train", "cnn", "--config", "ann=other.toml"],
     ["tune", "cnn", "--batch-size", "0"],
     ["track", "runs/somewhere"],
+    ["track", "no-such-run", "--tensorboard", "tb"],
+    ["report", "no-such-run"],
+    ["predict", "no-such.pt", "digit.png"],
+    ["predict", "--number", ".", "digit.png"],
+    ["evaluate", "no-such.pt"],
+    ["explain", "no-such.pt", "digit.png"],
+    ["export", "no-such.pt", "--out", "digit.onnx"],
+    ["card", "no-such.pt"],
 ]
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from mnistlab.cli.flags import config_files, model_specs, parse_seeds, settings_from, trackers_from
 from mnistlab.common.errors import ConfigError
 from mnistlab.common.extras import require_extra
+from mnistlab.runs.metrics_check import read_metrics
+from mnistlab.training.checkpoint_path import check_checkpoint_file
 
 EXIT_USER_ERROR = 2
 
@@ -246,17 +248,26 @@ def run_compare_runs_command(args: argparse.Namespace) -> int:
 
 
 def track_arguments(args: argparse.Namespace) -> None:
-    """track's flags checked without PyTorch."""
+    """track's flags and run folder checked without PyTorch (not a finished run: said before connecting)."""
     if not (args.mlflow or args.tensorboard):
         raise ConfigError("track needs --mlflow URI or --tensorboard DIR (or both): where to log the run")
+    read_metrics(args.run_dir)
+
+
+def checkpoint_arguments(args: argparse.Namespace) -> None:
+    """The checkpoint file a command reads, checked without PyTorch."""
+    check_checkpoint_file(args.checkpoint)
+
+
+def run_folder_arguments(args: argparse.Namespace) -> None:
+    """The run folder `report` reads, its metrics.json checked without PyTorch."""
+    read_metrics(args.run_dir)
 
 
 def run_track_command(args: argparse.Namespace) -> int:
-    from mnistlab.runs.folder import read_metrics
     from mnistlab.tracking.hooks import log_run_folder
 
     track_arguments(args)
-    read_metrics(args.run_dir)  # not a finished run: say so before connecting
     metrics = log_run_folder(Path(args.run_dir), trackers_from(args, strict=True))
     jobs = sum(len(result["seeds"]) for result in metrics["models"].values())
     print(f"Logged {args.run_dir}: {len(metrics['models'])} model(s), {jobs} (model, seed) run(s)")

@@ -49,6 +49,8 @@ ARGUMENT_CHECKS = {
     "train": commands.one_model_arguments,
     "tune": commands.one_model_arguments,
     "track": commands.track_arguments,
+    "report": commands.run_folder_arguments,
+    **dict.fromkeys(["predict", "evaluate", "explain", "export", "card"], commands.checkpoint_arguments),
 }
 
 

@@ -33,10 +33,9 @@ import torch
 
 from mnistlab.common.atomic import atomic_path, write_text_atomic
 from mnistlab.common.errors import ConfigError, MnistlabError
-from mnistlab.runs.metrics_check import check_metrics
+from mnistlab.runs.metrics_check import METRICS_FILE, read_metrics  # noqa: F401 (their home; named here with the layout)
 from mnistlab.runs.arrays import RunArrays
 
-METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
 REPORT_MARKDOWN = "report.md"
 REPORT_HTML = "report.html"
@@ -117,18 +116,6 @@ def read_attributions(run_dir: str | os.PathLike) -> dict[str, np.ndarray] | Non
 def reliability_plot_name(model_name: str) -> str:
     """File name of a model's reliability diagram (before and after temperature scaling)."""
     return f"reliability_{model_name}.png"
-
-
-def read_metrics(run_dir: str | os.PathLike) -> dict:
-    """Load `metrics.json` from a run folder; `MnistlabError` naming the file if it is missing or does not fit
-    (see `metrics_check`)."""
-    path = Path(run_dir) / METRICS_FILE
-    try:
-        return check_metrics(json.loads(path.read_text(encoding="utf-8")), path)
-    except OSError as error:
-        raise MnistlabError(f"{path}: cannot read ({error.strerror}); pass a run folder written by mnistlab compare") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise MnistlabError(f"{path}: not valid JSON ({error}); rerun mnistlab compare to write it again") from None
 
 
 def write_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:

@@ -11,6 +11,7 @@ list, `NonEmpty([schema])`, and `MapOf(schema)` for a dict with any string keys.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ NUMBER = "a number"
 OPTIONAL_NUMBER = "a number or null"
 POSITIVE = "a number > 0"
 ANY = "anything"
+METRICS_FILE = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -169,3 +171,15 @@ def _finite(number: float) -> bool:
 def _describe(value) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict:
+    """Load `metrics.json` from a run folder; `MnistlabError` naming the file if it is missing or does not fit
+    (see `metrics_check`)."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return check_metrics(json.loads(path.read_text(encoding="utf-8")), path)
+    except OSError as error:
+        raise MnistlabError(f"{path}: cannot read ({error.strerror}); pass a run folder written by mnistlab compare") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise MnistlabError(f"{path}: not valid JSON ({error}); rerun mnistlab compare to write it again") from None

@@ -28,6 +28,7 @@ from torch import nn
 from mnistlab.common.version import __version__, source_commit
 from mnistlab.common.atomic import atomic_path
 from mnistlab.data.registry import DATASETS
+from mnistlab.training.checkpoint_path import check_checkpoint_file
 from mnistlab.common.errors import CheckpointError
 from mnistlab.models import MAX_CLASSES, MODELS, NUM_CLASSES
 from mnistlab.models.contract import build
@@ -109,13 +110,7 @@ def load_checkpoint(path: str | os.PathLike, trust_code: bool = False,
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """A checkpoint's contents, every field checked, without building its model (so no code of it runs)."""
-    path = Path(path)
-    if path.is_dir():
-        inside = sorted(entry.name for entry in path.glob("*.pt"))
-        which = f"e.g. {path / inside[0]}" if inside else "it holds none"
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file; pass one of its .pt files ({which})")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file; pass the .pt file a training run wrote")
+    path = check_checkpoint_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types (pickle, zip, runtime) for a bad file
