@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy.special import softmax as scipy_softmax
 
 from mnistlab.evaluation import ood
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, max_side=12),
+                  elements=st.floats(-1e4, 1e4, allow_nan=False)))
+def test_softmax_gives_scipys_bits(logits):
+    """The not-sure threshold a run records is computed from this softmax: it must equal SciPy's bit for bit,
+    so that runs before and after it agree."""
+    assert np.array_equal(ood.softmax(logits), scipy_softmax(logits, axis=1))
+    assert np.array_equal(ood.softmax(logits.astype(np.float32)), scipy_softmax(logits.astype(np.float32), axis=1))
 
 
 def test_max_softmax_is_the_top_probability():

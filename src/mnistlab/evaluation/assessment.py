@@ -18,7 +18,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import softmax
 from torch import nn
 
 from mnistlab.evaluation import calibration
@@ -53,7 +52,7 @@ def validation_logits(logits_fn: robustness.LogitsFunction, dataset: Dataset,
 
 def not_sure_threshold(logits: np.ndarray) -> float:
     """The "not sure" threshold from validation `logits`: the top probability `ood.KEEP_DIGITS` of them reach."""
-    return ood.choose_threshold(ood.max_softmax(softmax(logits, axis=1)))
+    return ood.choose_threshold(ood.max_softmax(ood.softmax(logits)))
 
 
 def calibration_record(test_log_probabilities: np.ndarray, test_labels: np.ndarray, temperature: float) -> dict:
@@ -88,7 +87,7 @@ def not_a_digit_record(logits_fn: robustness.LogitsFunction, digit_probabilities
                        non_digits: dict[str, np.ndarray]) -> dict:
     """Per non-digit set: AUROC of the maximum softmax probability, digits kept and non-digits flagged."""
     digit_confidence = ood.max_softmax(digit_probabilities)
-    return {name: ood.not_a_digit_scores(digit_confidence, ood.max_softmax(softmax(logits_fn(images), axis=1)),
+    return {name: ood.not_a_digit_scores(digit_confidence, ood.max_softmax(ood.softmax(logits_fn(images))),
                                          threshold)
             for name, images in non_digits.items()}
 

@@ -21,7 +21,6 @@ definitions follow Guo et al. 2017, "On Calibration of Modern Neural Networks":
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax, softmax
 
 BINS = 15  # equal-width confidence bins of the ECE and the reliability diagram
 PROBABILITY_FLOOR = 1e-12  # smallest probability NLL takes the log of: float32 softmax rounds far-off classes to 0
@@ -92,6 +91,8 @@ def apply_temperature(logits, temperature: float) -> np.ndarray:
     """Probabilities (N, C) float64 of `logits / temperature`; the argmax is unchanged for any temperature > 0."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    from scipy.special import softmax
+
     return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
 
 
@@ -101,7 +102,8 @@ def fit_temperature(logits, labels) -> float:
     A bounded scalar search over log T within TEMPERATURE_BOUNDS: deterministic, and
     T > 1 means the model was overconfident, T < 1 underconfident.
     """
-    from scipy.optimize import minimize_scalar  # here: slow to import, and only an assessment fits
+    from scipy.optimize import minimize_scalar  # here, as SciPy's softmax elsewhere: slow to import, and
+    from scipy.special import log_softmax  # `train` (which imports this module) calibrates nothing
 
     logits, labels = _check(logits, labels)
     rows = np.arange(len(labels))
@@ -117,6 +119,8 @@ def fit_temperature(logits, labels) -> float:
 
 def temperature_report(validation_logits, validation_labels, test_logits, test_labels, bins: int = BINS) -> dict:
     """Fit T on the validation split and score the test split before and after scaling (JSON-ready)."""
+    from scipy.special import softmax
+
     temperature = fit_temperature(validation_logits, validation_labels)
     return {
         "temperature": temperature,

@@ -19,6 +19,14 @@ import numpy as np
 KEEP_DIGITS = 0.95  # share of validation digits that must stay at or above the "not sure" threshold
 
 
+def softmax(logits) -> np.ndarray:
+    """Row-wise softmax of (N, classes) logits by the float operations of `scipy.special.softmax` (so the same
+    bits), without importing SciPy on `train`'s path."""
+    logits = np.asarray(logits)
+    shifted = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+    return shifted / np.sum(shifted, axis=1, keepdims=True)
+
+
 def max_softmax(probabilities) -> np.ndarray:
     """Maximum softmax probability (N,) of (N, classes) probabilities: the model's confidence in its answer."""
     probabilities = np.asarray(probabilities, dtype=np.float64)

@@ -21,8 +21,6 @@ import numpy as np
 from torch import nn
 
 from mnistlab.evaluation import stats
-from mnistlab.evaluation.corruptions import CORRUPTIONS, corrupt
-from mnistlab.evaluation.geometry import rotate, shift
 from mnistlab.models import images_to_tensor, infer
 
 LogitsFunction = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, 28, 28) -> logits (N, classes)
@@ -55,6 +53,9 @@ def corruption_correctness(
     Every model and seed must be scored with the same `seed`, so that they all
     see the same corrupted images and the paired tests compare like with like.
     """
+    from mnistlab.evaluation.corruptions import CORRUPTIONS, corrupt  # here, as the sweeps' warps below: they
+    # need SciPy's image filters, which `train` (it uses `model_logits_fn` only) need not import
+
     correctness = {CLEAN: score_images(logits_fn, images, labels)}
     for name in (CORRUPTIONS if names is None else names):
         correctness[name] = score_images(logits_fn, corrupt(images, name, seed), labels)
@@ -64,6 +65,8 @@ def corruption_correctness(
 def shift_sweep(logits_fn: LogitsFunction, images: np.ndarray, labels: np.ndarray,
                 pixels: Sequence[int] = SHIFT_PIXELS, directions: Sequence[str] = SHIFT_DIRECTIONS) -> np.ndarray:
     """Accuracy (len(pixels),) at each whole-pixel shift, averaged over `directions`."""
+    from mnistlab.evaluation.geometry import shift
+
     return np.array([
         np.mean([score_images(logits_fn, shift(images, amount, direction), labels).mean() for direction in directions])
         for amount in pixels
@@ -73,6 +76,8 @@ def shift_sweep(logits_fn: LogitsFunction, images: np.ndarray, labels: np.ndarra
 def rotation_sweep(logits_fn: LogitsFunction, images: np.ndarray, labels: np.ndarray,
                    degrees: Sequence[float] = ROTATION_DEGREES) -> np.ndarray:
     """Accuracy (len(degrees),) at each counter-clockwise rotation."""
+    from mnistlab.evaluation.geometry import rotate
+
     return np.array([score_images(logits_fn, rotate(images, angle), labels).mean() for angle in degrees])
 
 

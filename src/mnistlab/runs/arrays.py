@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import log_softmax
 
 from mnistlab.common.errors import MnistlabError
 
@@ -91,6 +90,8 @@ class RunArrays:
 
 def stored_log_probabilities(logits) -> np.ndarray:
     """Logits (N, C) -> log-probabilities (N, C) rounded to float16, as predictions.npz keeps them."""
+    from scipy.special import log_softmax  # here: SciPy is slow to import, and `train` stores no outputs
+
     return log_softmax(np.asarray(logits, dtype=np.float64), axis=-1).astype(np.float16)
 
 
