@@ -254,8 +254,13 @@ def track_arguments(args: argparse.Namespace) -> None:
     read_metrics(args.run_dir)
 
 
+COMMAND_EXTRAS = {"export": "onnx", "explain": "explain"}  # a command that cannot run without an extra says so first
+
+
 def checkpoint_arguments(args: argparse.Namespace) -> None:
-    """The checkpoint file a command reads, checked without PyTorch."""
+    """The checkpoint file a command reads (and the extra it needs), checked without PyTorch."""
+    if args.command in COMMAND_EXTRAS:
+        require_extra(COMMAND_EXTRAS[args.command], f"mnistlab {args.command}")
     check_checkpoint_file(args.checkpoint)
 
 

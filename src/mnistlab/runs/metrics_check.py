@@ -1,4 +1,5 @@
-"""The structure of a run's `metrics.json` as `report` reads it, and `check_metrics`, which holds a file to it.
+"""The structure of a run's `metrics.json` as `report` reads it, `check_metrics`, which holds a file to it, and
+`read_metrics`, which reads it (light: the CLI checks a run folder with it before PyTorch loads).
 
 A file written by `mnistlab compare` always fits; one edited by hand, cut short or
 written by something else gets a one-line `MnistlabError` naming the file and the
