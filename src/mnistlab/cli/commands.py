@@ -189,8 +189,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     from mnistlab.runs.folder import REPORT_MARKDOWN
     from mnistlab.study.compare import add_robustness
 
-    if args.explain:
-        require_extra("explain", "report --explain")
+    run_folder_arguments(args)
     if args.robustness:
         add_robustness(args.run_dir, args.data_dir, progress=not args.quiet, device=args.device or "cpu",
                        trust_code=args.trust_code)
@@ -265,7 +264,9 @@ def checkpoint_arguments(args: argparse.Namespace) -> None:
 
 
 def run_folder_arguments(args: argparse.Namespace) -> None:
-    """The run folder `report` reads, its metrics.json checked without PyTorch."""
+    """The run folder `report` reads, its metrics.json checked without PyTorch (the extra --explain needs first)."""
+    if args.explain:
+        require_extra("explain", "report --explain")
     read_metrics(args.run_dir)
 
 

@@ -56,8 +56,14 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     test_count = math.ceil(test_fraction * count)
     train_count = count - test_count
     classes, class_of, class_counts = np.unique(labels, return_inverse=True, return_counts=True)
-    if count == 0 or class_counts.min() < 2 or train_count < len(classes) or test_count < len(classes):
-        raise ConfigError(f"cannot hold out a stratified validation split of {count} images; "
+    if count == 0 or class_counts.min() < 2:
+        why = "no images" if count == 0 else f"class {classes[class_counts.argmin()]} has only 1 image"
+    elif min(train_count, test_count) < len(classes):
+        why = f"{train_count} training and {test_count} validation images for {len(classes)} classes"
+    else:
+        why = None
+    if why is not None:
+        raise ConfigError(f"cannot hold out a stratified validation split of {count} images ({why}); "
                           f"{split_advice(labels, test_fraction)}")
     members = np.split(np.argsort(class_of, kind="stable"), np.cumsum(class_counts)[:-1])
     rng = np.random.RandomState(seed)

@@ -36,14 +36,17 @@ def rows_read(layers: list[tuple[str, int]], output_side: int) -> int:
 
 
 def crop_unread(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Keep the top-left `side` x `side` of (B, C, H, W): an exact rewrite when `side` comes from `rows_read`.
+    """Keep the top-left `side` x `side` of (B, C, H, W), `side` at most H and W: an exact rewrite when `side`
+    comes from `rows_read`.
 
     The convolutions then skip the work whose results pooling would drop. Under `torch.func.vmap` (seeds
     trained together, `training.together`) the layout is the batched tensor's, so only the crop is taken.
     """
-    if torch._C._functorch.is_batchedtensor(x):  # vmap cannot ask a per-seed view for channels-last layout
+    # vmap cannot ask a per-seed view for channels-last layout; a traced graph (ONNX export, torch.compile) keeps
+    # the plain slice, which every runtime reads.
+    if torch._C._functorch.is_batchedtensor(x) or torch.compiler.is_compiling():
         return x[:, :, :side, :side]
-    # Cropping as negative padding keeps channels-last both ways: a slice's gradient would come back in the
+    # Eager, a crop by negative padding keeps channels-last both ways: a slice's gradient would come back in the
     # default layout, and the ReLU and batch norm backward before it would then read two layouts, much slower.
     return F.pad(x, (0, side - x.shape[-1], 0, side - x.shape[-2]))
 

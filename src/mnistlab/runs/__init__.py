@@ -3,7 +3,7 @@
 from mnistlab.common.lazy import lazy_exports
 
 _EXPORTS = {  # public name -> the module that defines it
-    "read_metrics": "mnistlab.runs.folder",
+    "read_metrics": "mnistlab.runs.metrics_check",
     "read_run_arrays": "mnistlab.runs.folder",
 }
 __all__ = sorted(_EXPORTS)
