@@ -186,13 +186,18 @@ def test_listing_help_and_argument_errors_start_without_pytorch(argv, tmp_path):
 
 
 @pytest.mark.slow  # trains on real MNIST in a fresh process
-def test_train_starts_without_scikit_learn_or_the_report_stack(real_data_dir, tmp_path):
-    """`train` imports only what it runs: scikit-learn, SciPy, scikit-image and matplotlib each take a good part
-    of a second to import and serve comparisons, reports and photos."""
-    argv = ["--quiet", "--data-dir", str(real_data_dir), "train", "ann", "--out", str(tmp_path / "ann.pt"), *QUICK]
+@pytest.mark.parametrize("command, unused", [
+    (["train", "ann", "--out", "ann.pt"], {"sklearn", "scipy", "skimage", "matplotlib"}),
+    (["compare", "--models", "ann", "--out", "run"], {"sklearn", "skimage"}),
+])
+def test_commands_import_only_what_they_use(command, unused, real_data_dir, tmp_path):
+    """`train` imports none of scikit-learn, SciPy, scikit-image or matplotlib, and `compare` (which needs SciPy's
+    statistics and matplotlib's figures) neither scikit-learn nor scikit-image: each takes a good part of a
+    second to import."""
+    argv = ["--quiet", "--data-dir", str(real_data_dir), *command, *QUICK]
     code = ("import sys\nfrom mnistlab.cli.main import main\n"
             f"code = main({argv!r})\n"
-            "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'skimage', 'matplotlib'}))")
+            f"print(code, sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(unused)!r})))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr[-2000:]
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.special import softmax as scipy_softmax
+from sklearn.metrics import roc_auc_score
 
 from mnistlab.evaluation import ood
 
@@ -20,6 +21,15 @@ def test_softmax_gives_scipys_bits(logits):
     so that runs before and after it agree."""
     assert np.array_equal(ood.softmax(logits), scipy_softmax(logits, axis=1))
     assert np.array_equal(ood.softmax(logits.astype(np.float32)), scipy_softmax(logits.astype(np.float32), axis=1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(digits=st.lists(st.sampled_from([0.1, 0.5, 0.9, 0.99, 1.0]) | st.floats(0, 1), min_size=1, max_size=40),
+       others=st.lists(st.sampled_from([0.1, 0.5, 0.9, 0.99, 1.0]) | st.floats(0, 1), min_size=1, max_size=40))
+def test_auroc_gives_scikit_learns_bits(digits, others):
+    """The not-a-digit AUROC a run records is scikit-learn's roc_auc_score bit for bit, ties (half) included."""
+    labels = np.r_[np.ones(len(digits)), np.zeros(len(others))]
+    assert ood.digit_auroc(digits, others) == roc_auc_score(labels, np.r_[digits, others])
 
 
 def test_max_softmax_is_the_top_probability():

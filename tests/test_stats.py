@@ -4,11 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import stats as scipy_stats
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from mnistlab.evaluation import stats
 from mnistlab.evaluation.analysis import compare_models, mean_history, select_disagreements, select_misclassified
-from mnistlab.evaluation.evaluate import most_confused_pairs, row_normalise
+from mnistlab.evaluation.evaluate import most_confused_pairs, row_normalise, score_predictions
 
 
 def test_t_interval_by_hand():
@@ -123,3 +126,21 @@ def test_error_analysis_helpers_by_hand():
 def test_mean_history_averages_each_epoch():
     histories = [[{"epoch": 1, "val_accuracy": 0.5}], [{"epoch": 1, "val_accuracy": 0.7}]]
     assert mean_history(histories) == [{"epoch": 1.0, "val_accuracy": pytest.approx(0.6)}]
+
+
+@settings(max_examples=200, deadline=None)
+@given(classes=st.integers(1, 12), pairs=st.lists(st.tuples(st.integers(0, 14), st.integers(0, 11)), min_size=1,
+                                                   max_size=200))
+def test_scores_are_scikit_learns_bit_for_bit(classes, pairs):
+    """The confusion matrix and per-class precision, recall and F1 a run records are scikit-learn's, to the bit,
+    also for classes never predicted or never present and for labels outside the classes (another dataset's)."""
+    labels, predictions = (np.array(column) for column in zip(*pairs))
+    predictions = predictions % classes  # a model predicts one of its own classes
+    assume((labels < classes).any())  # scikit-learn refuses to score when no label is one of the classes
+    got = score_predictions(labels, predictions, [str(name) for name in range(classes)])
+    names = list(range(classes))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predictions, labels=names,
+                                                                     zero_division=0)
+    assert got["confusion_matrix"] == confusion_matrix(labels, predictions, labels=names).tolist()
+    assert [(row["precision"], row["recall"], row["f1"], row["support"]) for row in got["per_class"]] == [
+        (float(p), float(r), float(f), int(s)) for p, r, f, s in zip(precision, recall, f1, support)]

@@ -41,22 +41,32 @@ def score_predictions(labels: np.ndarray, predictions: np.ndarray, class_names) 
     """Accuracy, confusion matrix (rows true, columns predicted) and per-class precision/recall/F1.
 
     `labels` and `predictions` may hold several seeds' predictions concatenated;
-    the counts then add up over seeds.
+    the counts then add up over seeds. The figures are scikit-learn's (`confusion_matrix`, and
+    `precision_recall_fscore_support` with `zero_division=0`) by the same float operations, so the same bits,
+    without its second of import; a test holds them equal. A label outside the classes counts nowhere.
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support  # here: slow to import
-
-    classes = list(range(len(class_names)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=classes, zero_division=0
-    )
+    count = len(class_names)
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    known = (labels >= 0) & (labels < count) & (predictions >= 0) & (predictions < count)
+    confusion = np.bincount(labels[known] * count + predictions[known], minlength=count * count).reshape(count, count)
+    right = np.diag(confusion)
+    predicted = np.bincount(predictions[(predictions >= 0) & (predictions < count)], minlength=count)
+    support = np.bincount(labels[(labels >= 0) & (labels < count)], minlength=count)
+    precision, recall = share(right, predicted), share(right, support)
+    f1 = share(2.0 * right, 1.0 * support + predicted)
     return {
         "test_accuracy": float((predictions == labels).mean()),
-        "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
+        "confusion_matrix": confusion.tolist(),
         "per_class": [
             {"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
         ],
     }
+
+
+def share(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0 (scikit-learn's `zero_division=0`)."""
+    return numerator / np.where(denominator == 0, 1, denominator) * (denominator != 0)
 
 
 def row_normalise(matrix) -> list[list[float]]:

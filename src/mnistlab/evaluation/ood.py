@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed it
 KEEP_DIGITS = 0.95  # share of validation digits that must stay at or above the "not sure" threshold
 
 
@@ -41,9 +42,22 @@ def digit_auroc(digit_confidence, other_confidence) -> float:
     if len(digit_confidence) == 0 or len(other_confidence) == 0:
         raise ValueError("digit_auroc needs at least one digit and one non-digit confidence")
     labels = np.concatenate([np.ones(len(digit_confidence)), np.zeros(len(other_confidence))])
-    from sklearn.metrics import roc_auc_score  # here: scikit-learn takes about a second to import
-
-    return float(roc_auc_score(labels, np.concatenate([digit_confidence, other_confidence])))
+    scores = np.concatenate([digit_confidence, other_confidence])
+    if not np.isfinite(scores).all():
+        raise ValueError("digit_auroc needs finite confidences")
+    # scikit-learn's roc_auc_score by its own float operations (so the same bits, without its second of import;
+    # a test holds them equal): the ROC's corners at each distinct score, collinear ones dropped, trapezoids.
+    order = np.argsort(scores, kind="stable")[::-1]
+    scores, labels = scores[order], labels[order]
+    corners = np.concatenate([np.flatnonzero(np.diff(scores)), [len(scores) - 1]])
+    true_positives = np.cumsum(labels, dtype=np.float64)[corners]
+    false_positives = 1 + corners.astype(np.float64) - true_positives
+    if len(corners) > 2:
+        kept = np.flatnonzero(np.concatenate(
+            [[True], np.logical_or(np.diff(false_positives, 2), np.diff(true_positives, 2)), [True]]))
+        true_positives, false_positives = true_positives[kept], false_positives[kept]
+    true_positives, false_positives = np.concatenate([[0.0], true_positives]), np.concatenate([[0.0], false_positives])
+    return float(trapezoid(true_positives / true_positives[-1], false_positives / false_positives[-1]))
 
 
 def choose_threshold(validation_confidence, keep: float = KEEP_DIGITS) -> float:
