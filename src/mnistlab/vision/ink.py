@@ -20,7 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision.clutter import PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
+from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
 from mnistlab.data.decode import shrink
 
 BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
@@ -103,19 +103,26 @@ def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 def ink_floor(strength: np.ndarray, least: float) -> float:
     """The least strength that can be ink: NOISE_SIGMAS times the paper's noise (a robust spread of the whole
     image, sampled), and half the `least` contrast a digit may have."""
+    return max(NOISE_SIGMAS * paper_noise(strength), least / 2)
+
+
+def paper_noise(strength: np.ndarray) -> float:
+    """The paper's noise in `strength` (H, W): a robust standard deviation of the whole image, sampled."""
     sample = strength[::4, ::4]
-    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
-    return max(NOISE_SIGMAS * noise, least / 2)
+    return 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
 
 
-def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None = None) -> float:
+def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None = None,
+                  faintest: float | None = None) -> float:
     """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
     least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
 
     The least contrast a digit may have is `least` when given (a single digit on a photo passes
     `clutter.PHOTO_MIN_CONTRAST`, where the clutter is set aside first), else MIN_CONTRAST on a photo (numbers),
     where shading the background map misses can reach it, and EVEN_MIN_CONTRAST on `even` paper, where nothing
-    but noise can: a soft, faint scan is a digit.
+    but noise can: a soft, faint scan is a digit. `faintest`, when given, is the least peak instead of
+    BLANK_FLOORS times that floor (still BLANK_FLOORS times the noise's part of it): a photo's faint pencil, whose
+    candidates must then look like a digit (`clutter.looks_like_digit`).
 
     Otsu's threshold is the textbook choice, but on ruled or squared paper with a small digit the lines'
     pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
@@ -123,7 +130,9 @@ def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None 
     least = (EVEN_MIN_CONTRAST if even else MIN_CONTRAST) if least is None else least
     floor = ink_floor(strength, least)
     peak = float(strength.max())
-    if peak < max(least, BLANK_FLOORS * floor):  # nothing stands out from the paper's texture and noise
+    lowest = max(least, BLANK_FLOORS * floor) if faintest is None else max(faintest, BLANK_FLOORS * NOISE_SIGMAS
+                                                                            * paper_noise(strength))
+    if peak < lowest:  # nothing stands out from the paper's texture and noise
         raise PreprocessError(NO_DIGIT)
     return max(0.5 * peak, floor)
 
@@ -263,7 +272,8 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     else:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
         strength = smooth_grain(strength)
         unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST))
-        digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST),
+        digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST,
+                                                                                   faintest=PHOTO_FAINTEST),
                                        lambda mask: frame_clutter(mask, strength),
                                        lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT)
         floor = FAINT_SHARE * threshold  # shading can reach it: faint ink is followed only a little beyond the strokes
