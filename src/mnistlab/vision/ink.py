@@ -33,10 +33,12 @@ MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) t
 EVEN_MIN_CONTRAST = 0.1  # the same on an even canvas (a scan, a drawing app), where no shading can pass for ink
 BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
+FAINT_SIGMAS = 12.0  # a photo's faint ink must peak this many standard deviations of the paper's noise above it
 FAINT_SHARE = 0.5  # of the ink threshold; weaker values are paper, stronger ones ramp up to the ink's peak
 EVEN_FAINT_SHARE = 0.4  # the same on an even sheet, where only ink departs from the paper: a soft stroke's edges
 EDGE_MARGIN = 2  # px at work scale; anti-aliased edges kept around the thresholded strokes
 FAINT_REACH = 0.1  # of the digit's size; faint strokes joined to it are kept this far beyond its strong ink
+FAINT_NEAR = 6  # px at work scale; on a photo, faint ink is kept only this near the strong strokes
 LINE_SPAN = 0.9  # share of the image's height or width; a component this long may be a ruled line or a crease
 RULING_DIAGONALS = (1.5, 6.0)  # such a component's stroke length in box diagonals: under or over this is a line or grid
 RULING_WIDTH = 0.02  # of the image's shorter side; printed lines and creases are thinner, a tightly cropped 1 or 7 is not
@@ -130,8 +132,7 @@ def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None 
     least = (EVEN_MIN_CONTRAST if even else MIN_CONTRAST) if least is None else least
     floor = ink_floor(strength, least)
     peak = float(strength.max())
-    lowest = max(least, BLANK_FLOORS * floor) if faintest is None else max(faintest, BLANK_FLOORS * NOISE_SIGMAS
-                                                                            * paper_noise(strength))
+    lowest = max(least, BLANK_FLOORS * floor) if faintest is None else max(faintest, FAINT_SIGMAS * paper_noise(strength))
     if peak < lowest:  # nothing stands out from the paper's texture and noise
         raise PreprocessError(NO_DIGIT)
     return max(0.5 * peak, floor)
@@ -286,6 +287,8 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     ink = np.clip((strength - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
     faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))  # hysteresis: faint ink joined to the strokes
     support = np.isin(faint, np.unique(faint[digit])) | ndimage.binary_dilation(digit, iterations=EDGE_MARGIN)
+    if not even:  # on a photo, faint ink is followed only near the strokes: a faint printed line that crosses them
+        support &= ndimage.binary_dilation(digit, iterations=FAINT_NEAR)  # them far from the digit is left out
     return crop_to_ink(ink * support), even
 
 
