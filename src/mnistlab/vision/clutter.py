@@ -9,13 +9,14 @@ tip), and the threshold at half the ink's peak fails where a desk in the frame i
 peak is the desk's, and the pencil stays under half of it. So:
 
 1. printed lines and creases that cross the image are erased first (`erase_lines`, a Hough transform);
-2. what carries the peak but is not a digit (components touching the frame, printed lines crossing the image) is
-   set aside, and the threshold is taken again from the rest, a few rounds at most (`_photo_threshold`);
+2. what carries the peak but is not a digit (components touching the frame, printed lines crossing the image,
+   specks) is set aside, and the threshold is taken again from the rest, a few rounds at most (`_photo_threshold`);
 3. the ink chosen must look like a digit (`looks_like_digit`), or it is set aside too and the next choice tried
    (`photo_digit`): its edge falls to the paper within a stroke (a shadow or a desk's grain fades slowly), it is
    not much wider than tall (a ruled line's piece), not one straight stroke far longer than its width or going on
    beyond its ends as a line, not a straight band longer than half the image or from edge to edge (the sheet's
-   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip).
+   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip), not a speck, and
+   not all but touching the frame unless cropped tight (what a threshold leaves of the desk or the sheet's edge).
 
 Numbers (`vision.numbers`) take none of this yet.
 """
