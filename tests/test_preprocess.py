@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from conftest import ARTIFACTS
 from mnistlab.evaluation import photo_eval
@@ -147,6 +148,42 @@ def test_a_one_photographed_large_is_a_digit(height_share):
     image = preprocess(encode(Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8))))
     columns = np.flatnonzero((image > 40).any(axis=0))
     assert np.ptp(columns) < 10 and (image > 40).any(axis=1).sum() >= 18  # tall and thin, as MNIST draws a 1
+
+
+def photographed(sheet: np.ndarray, seed: int, noise: float = 2.0) -> bytes:
+    """A gray sheet (H, W) as a photo: light falling off by a quarter across it, sensor noise, PNG."""
+    light = 1.0 - 0.25 * np.linspace(0.0, 1.0, sheet.shape[1])[None, :]
+    noisy = sheet * light + np.random.default_rng(seed).normal(0, noise, sheet.shape)
+    return encode(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)))
+
+
+@pytest.mark.parametrize("contrast", [0.14, 0.16])
+def test_a_small_faint_pencil_digit_is_read_past_a_speck(contrast):
+    """A small 7 in pencil darkening the paper by 14-16% (under the 18% a photo's ink once had to reach), with a
+    speck of dirt three times as dark elsewhere on the sheet: the speck is set aside and the faint 7 is read, as
+    the same 7 in dark ink is."""
+    box = (380, 260, 440, 340)
+    faint = np.asarray(draw_seven(box=box, width=4, ink=round(230 * (1 - contrast)), paper=230), dtype=np.float32)
+    faint = faint.copy()
+    faint[100:103, 650:653] = 60  # the speck
+    dark = np.asarray(draw_seven(box=box, width=4, ink=40, paper=230), dtype=np.float32)
+    assert similarity(preprocess(photographed(faint, 0)), preprocess(photographed(dark, 0))) > 0.9
+
+
+def test_ink_at_the_frame_of_a_photo_is_not_a_digit():
+    """Ink small beside the photo and all but touching its frame (2 px: what a threshold leaves of a desk's grain,
+    the sheet's edge or a shadow beyond the margin) is not read as a digit, even shaped like one."""
+    sheet = np.asarray(draw_seven(box=(8, 250, 62, 320), width=12, ink=150, paper=230), dtype=np.float32)
+    with pytest.raises(PreprocessError, match="no digit found"):
+        preprocess(photographed(sheet, 1))
+
+
+def test_a_thick_grainy_pencil_stroke_is_not_a_grid(reference_seven):
+    """A thick pencil 7 whose grain leaves pits in the stroke: the pits are not the cells of a printed grid."""
+    clean = np.asarray(draw_seven(width=40, ink=120, paper=230), dtype=np.float32)
+    pits = ndimage.binary_dilation(np.random.default_rng(2).random(clean.shape) < 0.03, iterations=2)
+    grainy = np.where((clean < 200) & pits, 215.0, clean)
+    assert similarity(preprocess(photographed(grainy, 2, 3.0)), reference_seven) > 0.8
 
 
 @pytest.mark.parametrize("condition", [condition for condition in photo_eval.CONDITIONS if condition != "rgba"])

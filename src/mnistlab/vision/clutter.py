@@ -9,13 +9,14 @@ tip), and the threshold at half the ink's peak fails where a desk in the frame i
 peak is the desk's, and the pencil stays under half of it. So:
 
 1. printed lines and creases that cross the image are erased first (`erase_lines`, a Hough transform);
-2. what carries the peak but is not a digit (components touching the frame, printed lines crossing the image) is
-   set aside, and the threshold is taken again from the rest, a few rounds at most (`_photo_threshold`);
+2. what carries the peak but is not a digit (components touching the frame, printed lines crossing the image,
+   specks) is set aside, and the threshold is taken again from the rest, a few rounds at most (`_photo_threshold`);
 3. the ink chosen must look like a digit (`looks_like_digit`), or it is set aside too and the next choice tried
    (`photo_digit`): its edge falls to the paper within a stroke (a shadow or a desk's grain fades slowly), it is
    not much wider than tall (a ruled line's piece), not one straight stroke far longer than its width or going on
    beyond its ends as a line, not a straight band longer than half the image or from edge to edge (the sheet's
-   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip).
+   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip), not a speck, and
+   not all but touching the frame unless cropped tight (what a threshold leaves of the desk or the sheet's edge).
 
 Numbers (`vision.numbers`) take none of this yet.
 """
@@ -31,10 +32,12 @@ from skimage.transform import hough_line, hough_line_peaks
 from mnistlab.common.errors import PreprocessError
 
 GRAIN_SIGMA = 1.0  # px at work scale; a photo's ink strength is averaged this wide (pencil grain, sensor noise)
-PHOTO_MIN_CONTRAST = 0.12  # of the paper's brightness; a photo's ink must darken it this much somewhere
+PHOTO_MIN_CONTRAST = 0.12  # of the paper's brightness; where a photo's ink begins, at least half this
+PHOTO_FAINTEST = 0.12  # of the paper's brightness; a photo's ink must darken it this much somewhere (faint pencil)
 CLUTTER_ROUNDS = 3  # times the threshold is taken again without the clutter that carried the peak
 DIGIT_TRIES = 3  # choices of ink tried; each one that does not look like a digit is set aside
 TIGHT_CROP = 0.25  # of the image's area; the box of a digit cropped tight covers more
+FRAME_GAP = 0.01  # of the image's longest side; ink this near the frame is clutter unless cropped tight
 CLUTTER_LEVEL = 0.5  # of the threshold; clutter is found above this level (a desk's grain reaches under the threshold)
 CLUTTER_MARGIN = 0.01  # of the image's longest side; set-aside clutter is widened this much (its soft edges)
 LINE_TILT, LINE_STEP = 15.0, 0.25  # degrees; printed lines are looked for this far from the rows and columns
@@ -46,6 +49,7 @@ MAX_LINES = 64  # lines erased at most
 LINE_WORK = 4  # the Hough accumulator may be this many times the image's pixels; a smaller image keeps its lines
 LINE_MASK = 0.5  # share of the image over the level above which lines are not looked for (noise everywhere)
 WIDEST_DIGIT = 2.5  # box width over height; wider ink is a line's piece or an edge, not one digit
+SMALLEST_DIGIT = 0.025  # of the image's longest side; a smaller box is a speck or a grain of noise
 LINE_LENGTH = 40.0  # a single straight stroke longer than this many times its width is a printed line or an edge
 STRAIGHT = 1.3  # stroke length in box diagonals under which the ink is one straight stroke
 CONTINUE_SHARE = 0.5  # straight ink goes on as a line where this share beyond an end is half its strength
@@ -58,6 +62,7 @@ LONGEST_STRAIGHT, BAND_SPREAD = 0.5, 0.25  # ink that reaches the frame, longer 
 # longest side and spread across its long axis less than BAND_SPREAD times along it, is a line, an edge or a desk's
 # strip (a 1 photographed large, clear of the frame, is not; a 1 cropped tight to the frame is refused with them)
 MOST_HOLES = 10  # holes in the ink; more is a grid (an 8 has two)
+GRID_CELL = 0.05  # of the ink's longest side; holes as wide as this and a stroke, at least, are counted
 EDGE_RING = (2, 4, 8)  # px: the ring of paper around the chosen ink, a stroke wide (4 to 8 px) from half that
 # whose strength is compared with the ink's
 EDGE_CONTRAST = 3.0  # the ink's median strength over the ring's; less is a soft shadow or a desk's grain
@@ -129,8 +134,17 @@ def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutte
     margin = max(1, round(CLUTTER_MARGIN * max(strength.shape)))
     try:
         for _ in range(DIGIT_TRIES):
-            threshold, aside = _photo_threshold(strength, threshold_of, clutter_of, aside, margin)
-            digit = select((strength > threshold) & ~aside)
+            threshold, aside = _photo_threshold(strength, threshold_of, clutter_of, aside, margin,
+                                                lambda ink: looks_like_digit(ink, strength, unerased, stroke_width))
+            mask = (strength > threshold) & ~aside
+            try:
+                digit = select(mask)
+            except PreprocessError:  # specks carry the peak (a glint, a grain of dust, a JPEG block's corner) and
+                # a faint digit lies under half of it: they are set aside and the threshold taken again
+                if not mask.any():
+                    raise
+                aside = aside | ndimage.binary_dilation(mask, iterations=margin)
+                continue
             if looks_like_digit(digit, strength, unerased, stroke_width):
                 return digit, threshold
             aside = aside | ndimage.binary_dilation(digit, iterations=margin)
@@ -145,16 +159,23 @@ def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutte
     raise PreprocessError(message)
 
 
-def _photo_threshold(strength, threshold_of, clutter_of, aside, margin) -> tuple[float, np.ndarray]:
+def _photo_threshold(strength, threshold_of, clutter_of, aside, margin, is_digit) -> tuple[float, np.ndarray]:
     """The threshold of `strength` outside `aside`, and `aside` grown: while the strongest pixel above the
     threshold lies in clutter, the clutter (widened by `margin` px) is set aside and the threshold taken from the
-    rest, CLUTTER_ROUNDS times at most; if the rest is blank, the last threshold stands."""
+    rest, CLUTTER_ROUNDS times at most; if the rest is blank, the last threshold stands. Clutter is found at
+    CLUTTER_LEVEL of the threshold (a desk's grain joins there); where the peak's ink joins it only under the
+    threshold (a digit beside a soft shadow or the grain at the sheet's edge), that ink is kept if `is_digit`."""
     threshold = threshold_of(np.where(aside, 0.0, strength))
     for _ in range(CLUTTER_ROUNDS):
         clutter = clutter_of((strength > CLUTTER_LEVEL * threshold) & ~aside)
         peak = np.unravel_index(np.argmax(np.where(aside, -1.0, strength)), strength.shape)
         if not clutter[peak]:
             break
+        strong = (strength > threshold) & ~aside
+        if not clutter_of(strong)[peak]:
+            labels, _ = ndimage.label(strong, structure=np.ones((3, 3)))
+            if is_digit(labels == labels[peak]):
+                break
         wider = aside | ndimage.binary_dilation(clutter, iterations=margin)
         try:
             threshold, aside = threshold_of(np.where(wider, 0.0, strength)), wider
@@ -219,11 +240,14 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
     stroke = max(stroke_width(np.pad(box, 1)), 1.0)  # beyond the box is paper (a stroke filling it is no wider)
     if edge_contrast(digit, strength, stroke) < EDGE_CONTRAST:
         return False
-    if width > WIDEST_DIGIT * height:
+    if width > WIDEST_DIGIT * height or max(height, width) < SMALLEST_DIGIT * max(digit.shape):
         return False
     across = (rows[0] == 0 and rows[-1] == digit.shape[0] - 1) or (cols[0] == 0 and cols[-1] == digit.shape[1] - 1)
     if across and box.size < TIGHT_CROP * digit.size:  # from edge to edge, narrow: a desk's strip or a sheet's edge
         return False
+    gap = min(rows[0], cols[0], digit.shape[0] - 1 - rows[-1], digit.shape[1] - 1 - cols[-1])
+    if gap <= FRAME_GAP * max(digit.shape) and box.size < TIGHT_CROP * digit.size:  # at the frame, not cropped
+        return False  # tight: what the threshold cut from the frame (a desk's grain, the sheet's edge, a shadow)
     if box.mean() < SPARSE_FILL or (max(height, width) > SPARSE_SIZE * max(digit.shape) and box.mean() < SPARSE_WIDE):
         return False
     length = np.count_nonzero(box) / stroke
@@ -241,4 +265,6 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
     sizes = np.bincount(paper.ravel())
     sizes[np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])] = 0  # the paper around: no hole
     sizes[0] = 0
-    return np.count_nonzero(sizes >= stroke * stroke) <= MOST_HOLES  # holes a stroke wide or more (not grain)
+    smallest = max(stroke, GRID_CELL * max(height, width)) ** 2  # a grid's cells; grain's pits in a thick pencil
+    # stroke are smaller
+    return np.count_nonzero(sizes >= smallest) <= MOST_HOLES

@@ -20,7 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision.clutter import PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
+from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
 from mnistlab.data.decode import shrink
 
 BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
@@ -33,10 +33,12 @@ MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) t
 EVEN_MIN_CONTRAST = 0.1  # the same on an even canvas (a scan, a drawing app), where no shading can pass for ink
 BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
+FAINT_SIGMAS = 12.0  # a photo's faint ink must peak this many standard deviations of the paper's noise above it
 FAINT_SHARE = 0.5  # of the ink threshold; weaker values are paper, stronger ones ramp up to the ink's peak
 EVEN_FAINT_SHARE = 0.4  # the same on an even sheet, where only ink departs from the paper: a soft stroke's edges
 EDGE_MARGIN = 2  # px at work scale; anti-aliased edges kept around the thresholded strokes
 FAINT_REACH = 0.1  # of the digit's size; faint strokes joined to it are kept this far beyond its strong ink
+FAINT_NEAR = 6  # px at work scale; on a photo, faint ink is kept only this near the strong strokes
 LINE_SPAN = 0.9  # share of the image's height or width; a component this long may be a ruled line or a crease
 RULING_DIAGONALS = (1.5, 6.0)  # such a component's stroke length in box diagonals: under or over this is a line or grid
 RULING_WIDTH = 0.02  # of the image's shorter side; printed lines and creases are thinner, a tightly cropped 1 or 7 is not
@@ -103,19 +105,26 @@ def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 def ink_floor(strength: np.ndarray, least: float) -> float:
     """The least strength that can be ink: NOISE_SIGMAS times the paper's noise (a robust spread of the whole
     image, sampled), and half the `least` contrast a digit may have."""
+    return max(NOISE_SIGMAS * paper_noise(strength), least / 2)
+
+
+def paper_noise(strength: np.ndarray) -> float:
+    """The paper's noise in `strength` (H, W): a robust standard deviation of the whole image, sampled."""
     sample = strength[::4, ::4]
-    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
-    return max(NOISE_SIGMAS * noise, least / 2)
+    return 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
 
 
-def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None = None) -> float:
+def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None = None,
+                  faintest: float | None = None) -> float:
     """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
     least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
 
     The least contrast a digit may have is `least` when given (a single digit on a photo passes
     `clutter.PHOTO_MIN_CONTRAST`, where the clutter is set aside first), else MIN_CONTRAST on a photo (numbers),
     where shading the background map misses can reach it, and EVEN_MIN_CONTRAST on `even` paper, where nothing
-    but noise can: a soft, faint scan is a digit.
+    but noise can: a soft, faint scan is a digit. `faintest`, when given, is the least peak instead of
+    BLANK_FLOORS times that floor (still BLANK_FLOORS times the noise's part of it): a photo's faint pencil, whose
+    candidates must then look like a digit (`clutter.looks_like_digit`).
 
     Otsu's threshold is the textbook choice, but on ruled or squared paper with a small digit the lines'
     pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
@@ -123,7 +132,8 @@ def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None 
     least = (EVEN_MIN_CONTRAST if even else MIN_CONTRAST) if least is None else least
     floor = ink_floor(strength, least)
     peak = float(strength.max())
-    if peak < max(least, BLANK_FLOORS * floor):  # nothing stands out from the paper's texture and noise
+    lowest = max(least, BLANK_FLOORS * floor) if faintest is None else max(faintest, FAINT_SIGMAS * paper_noise(strength))
+    if peak < lowest:  # nothing stands out from the paper's texture and noise
         raise PreprocessError(NO_DIGIT)
     return max(0.5 * peak, floor)
 
@@ -263,7 +273,8 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     else:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
         strength = smooth_grain(strength)
         unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST))
-        digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST),
+        digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST,
+                                                                                   faintest=PHOTO_FAINTEST),
                                        lambda mask: frame_clutter(mask, strength),
                                        lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT)
         floor = FAINT_SHARE * threshold  # shading can reach it: faint ink is followed only a little beyond the strokes
@@ -276,6 +287,8 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     ink = np.clip((strength - floor) / max(peak - floor, 1e-6), 0.0, 1.0)
     faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))  # hysteresis: faint ink joined to the strokes
     support = np.isin(faint, np.unique(faint[digit])) | ndimage.binary_dilation(digit, iterations=EDGE_MARGIN)
+    if not even:  # on a photo, faint ink is followed only near the strokes: a faint printed line that crosses them
+        support &= ndimage.binary_dilation(digit, iterations=FAINT_NEAR)  # them far from the digit is left out
     return crop_to_ink(ink * support), even
 
 
