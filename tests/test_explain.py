@@ -4,6 +4,7 @@ and the run's attribution page (`compare --explain`, `report --explain`)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_explain_command_writes_a_figure_per_image_for_the_class_predict_gives(t
         assert np.array(result["integrated_gradients"]).shape == (28, 28)
         assert np.array(result["occlusion"]).shape == (28, 28)
         assert abs(result["completeness_error"]) < 0.05
-        assert open(result["figure"], "rb").read(4) == b"\x89PNG"
+        assert Path(result["figure"]).read_bytes()[:4] == b"\x89PNG"
     assert sorted(path.name for path in out.iterdir()) == ["blob.explain.png", "seven.explain.png"]
     before = snapshot(out)
     code, _, stderr = run_cli(capsys, "--threads", "1", "explain", checkpoint, images, "--out", out)

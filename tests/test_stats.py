@@ -128,6 +128,7 @@ def test_mean_history_averages_each_epoch():
     assert mean_history(histories) == [{"epoch": 1.0, "val_accuracy": pytest.approx(0.6)}]
 
 
+@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")  # the reference's, on one class
 @settings(max_examples=200, deadline=None)
 @given(classes=st.integers(1, 12), pairs=st.lists(st.tuples(st.integers(0, 14), st.integers(0, 11)), min_size=1,
                                                    max_size=200))
