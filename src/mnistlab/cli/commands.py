@@ -176,7 +176,7 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
 
 
 def run_export_command(args: argparse.Namespace) -> int:
-    require_extra("onnx", "mnistlab export")
+    checkpoint_arguments(args)  # the onnx extra first (COMMAND_EXTRAS), then the checkpoint file
     from mnistlab.vision.export import export_onnx
 
     written = export_onnx(args.checkpoint, args.out, args.opset, overwrite=args.force, trust_code=args.trust_code)

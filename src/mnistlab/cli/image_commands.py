@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from mnistlab.cli.commands import EXIT_USER_ERROR, print_error
+from mnistlab.cli.commands import EXIT_USER_ERROR, checkpoint_arguments, print_error
 from mnistlab.common.extras import require_extra
 
 
@@ -61,7 +61,7 @@ def run_number_command(args: argparse.Namespace) -> int:
 
 
 def run_explain_command(args: argparse.Namespace) -> int:
-    require_extra("explain", "mnistlab explain")
+    checkpoint_arguments(args)  # the explain extra first (COMMAND_EXTRAS), then the checkpoint file
     from mnistlab.explain.files import check_figure_paths, explain_files
     from mnistlab.vision.loading import load_model
 

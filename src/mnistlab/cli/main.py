@@ -42,8 +42,9 @@ COMMANDS = {  # each command's name -> its function: one library call, then what
 
 
 # The commands whose flags can be wrong in ways argparse cannot see (an unknown model, a bad setting or seed
-# list): checked before the runtime loads PyTorch, so a typo is refused at once, not after seconds of imports.
-# The command itself reads the flags again, which costs microseconds.
+# list, a missing checkpoint or run folder, a missing extra): checked before the runtime loads PyTorch, so a
+# typo is refused at once, not after seconds of imports. The command itself checks again (microseconds for
+# flags, milliseconds for a run folder's metrics.json), so it stays right when called on its own.
 ARGUMENT_CHECKS = {
     "compare": commands.compare_arguments,
     "train": commands.one_model_arguments,

@@ -130,12 +130,14 @@ def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutte
     out); `clutter_of(mask)` the pixels of a mask's components that are not the digit (touching the frame, printed
     lines); `select(mask)` the digit among a mask's components. Ink chosen that does not look like a digit
     (`looks_like_digit`; `unerased` is the strength before `erase_lines`) is set aside as well and the next choice tried, DIGIT_TRIES times at most."""
+    def is_digit(ink: np.ndarray) -> bool:
+        return looks_like_digit(ink, strength, unerased, stroke_width)
+
     aside = np.zeros(strength.shape, dtype=bool)
     margin = max(1, round(CLUTTER_MARGIN * max(strength.shape)))
     try:
         for _ in range(DIGIT_TRIES):
-            threshold, aside = _photo_threshold(strength, threshold_of, clutter_of, aside, margin,
-                                                lambda ink: looks_like_digit(ink, strength, unerased, stroke_width))
+            threshold, aside = _photo_threshold(strength, threshold_of, clutter_of, aside, margin, is_digit)
             mask = (strength > threshold) & ~aside
             try:
                 digit = select(mask)
@@ -145,7 +147,7 @@ def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutte
                     raise
                 aside = aside | ndimage.binary_dilation(mask, iterations=margin)
                 continue
-            if looks_like_digit(digit, strength, unerased, stroke_width):
+            if is_digit(digit):
                 return digit, threshold
             aside = aside | ndimage.binary_dilation(digit, iterations=margin)
     except PreprocessError:  # nothing but clutter and specks once the clutter is set aside: a digit cropped so
@@ -154,7 +156,7 @@ def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutte
         digit = select(strength > threshold)
         rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
         tight = np.ptp(rows) * np.ptp(cols) >= TIGHT_CROP * digit.size  # a desk's edge or a line covers less
-        if tight and looks_like_digit(digit, strength, unerased, stroke_width):
+        if tight and is_digit(digit):
             return digit, threshold
     raise PreprocessError(message)
 
