@@ -121,7 +121,7 @@ def setup_seconds(dataset: Dataset, config: TrainConfig) -> float:
     start = time.perf_counter()
     train_part, _ = split_indices(dataset.train_labels, config.validation_fraction, config.seed, config.limit_train,
                                   config.train_size)
-    images_to_tensor(dataset.train_images)[train_part]
+    images_to_tensor(dataset.train_images[train_part])
     return time.perf_counter() - start
 
 
