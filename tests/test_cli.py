@@ -168,6 +168,7 @@ ARGUMENT_ERRORS = [  # flags argparse accepts but the command refuses: each must
     ["explain", "no-such.pt", "digit.png"],
     ["export", "no-such.pt", "--out", "digit.onnx"],
     ["card", "no-such.pt"],
+    ["predict", "--number", "--top-k", "3", "cnn.pt", "digit.png"],
 ]
 
 

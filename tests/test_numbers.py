@@ -36,6 +36,20 @@ def test_digits_are_found_left_to_right_with_their_boxes():
     assert all(box[1] >= 60 and box[3] <= 240 for box, _ in digits)
 
 
+@pytest.mark.parametrize("factor", [1, 5, 9])  # 9: 7200 x 2700, which a JPEG decodes at half size
+def test_boxes_are_in_the_files_pixels_however_the_image_decodes(factor):
+    """A large JPEG decodes reduced (1/2 to 1/8); its boxes are still given in the file's pixels, as a PNG's are."""
+    written = write_number([SEVEN, ONE, FOUR])
+    size = (written.width * factor, written.height * factor)
+    reference = [box for box, _ in segment_number(decode_image(encode(written.resize(size))))]
+    found = [box for box, _ in segment_number(decode_image(encode(written.resize(size), "JPEG", quality=95)))]
+    assert len(found) == len(reference) == 3
+    tolerance = 10 * factor  # JPEG's blur at the strokes' edges, in the enlarged image's pixels
+    assert all(abs(a - b) <= tolerance for box, other in zip(found, reference) for a, b in zip(box, other)), (
+        found, reference)
+    assert abs(found[-1][2] - (60 + 2 * 140 + 100 + 7) * factor) <= tolerance  # the 4's right edge, pen included
+
+
 def test_touching_digits_are_cut_apart():
     digits = segment_number(decode_image(encode(write_number([SEVEN, FOUR, SEVEN], step=98))))  # strokes touch
     assert len(digits) == 3
@@ -79,6 +93,48 @@ def test_predict_number_prints_each_digit_and_box(tmp_path, capsys):
     assert main(["predict", "--number", str(checkpoint), str(tmp_path / "missing.png")]) == 2
 
 
+def save_fashion_checkpoint(folder) -> "Path":
+    """An untrained cnn saved as a Fashion-MNIST checkpoint: a model that does not read digits."""
+    from mnistlab.data.registry import DATASETS
+    from mnistlab.models import build_model
+    from mnistlab.training.checkpoint import save_checkpoint
+
+    path = folder / "fashion.pt"
+    save_checkpoint(path, build_model("cnn"), "cnn", {},
+                    {"name": "fashion-mnist", "class_names": list(DATASETS["fashion-mnist"].class_names)}, {})
+    return path
+
+
+@pytest.mark.parametrize("options, named", [(["--top-k", "3"], "--top-k"), (["--top-k", "0"], "--top-k"),
+                                            (["--show-input", "out"], "--show-input")])
+def test_predict_number_refuses_options_it_would_ignore(tmp_path, capsys, options, named):
+    checkpoint = save_untrained_checkpoints(tmp_path, names=("cnn",))[0]
+    (tmp_path / "number.png").write_bytes(encode(write_number([SEVEN, ONE])))
+    assert main(["predict", "--number", *options, str(checkpoint), str(tmp_path / "number.png")]) == 2
+    error = capsys.readouterr().err
+    assert f"--number does not take {named}" in error and "Traceback" not in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_number_is_read_only_by_a_digit_model_and_flags_unsure_digits(tmp_path, capsys):
+    image = tmp_path / "number.png"
+    image.write_bytes(encode(write_number([SEVEN, ONE, FOUR])))
+    assert main(["predict", "--number", str(save_fashion_checkpoint(tmp_path)), str(image)]) == 2
+    error = capsys.readouterr().err
+    assert "not on handwritten digits" in error and error.count("\n") == 1
+    unsure = save_untrained_checkpoints(tmp_path, names=("cnn",), not_sure_threshold=1.0)[0]  # every digit unsure
+    assert main(["predict", "--number", "--json", str(unsure), str(image)]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert [item["not_sure"] for item in result["digits"]] == [True] * 3
+    assert main(["predict", "--number", str(unsure), str(image)]) == 0
+    assert capsys.readouterr().out.count("(not sure)") == 3
+
+
+def test_more_digits_than_a_number_holds_are_refused_not_cut():
+    with pytest.raises(PreprocessError, match="more than the 12 digits"):
+        segment_number(decode_image(encode(write_number([ONE, SEVEN] * 7, step=90, size=(1400, 300)))))
+
+
 @pytest.mark.slow
 def test_numbers_are_read_exactly(seed_protocol_run, real_data_dir):
     """Held-out numbers (MNIST test digits 5000-9999): >= 95% of 4-digit numbers read exactly when clean, 90% in
@@ -116,7 +172,26 @@ def test_serve_reads_a_number_with_boxes(tmp_path):
         body = client.post("/api/predict?number=true", **kwargs).json()
         assert len(body["number"]) == 3 and [len(item["box"]) for item in body["digits"]] == [4, 4, 4]
         assert all(len(item["input"]) == 784 for item in body["digits"])
-    assert client.post("/api/predict?number=maybe", content=data, headers={"content-type": "image/png"}).status_code == 422
+    for query in ("number=maybe", "number=true&number=false", "Number=true", "number=true&verbose=1"):
+        response = client.post(f"/api/predict?{query}", content=data, headers={"content-type": "image/png"})
+        assert response.status_code == 422 and response.json()["error"], query
+
+
+def test_serve_reads_a_number_with_the_first_digit_model(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mnistlab.serve.app import create_app
+
+    fashion = save_fashion_checkpoint(tmp_path)
+    digits = save_untrained_checkpoints(tmp_path, names=("cnn",))[0]
+    data = encode(write_number([SEVEN, ONE, FOUR]))
+    client = TestClient(create_app([fashion, digits], max_pixels=1_000_000, allowed_hosts=["testserver"]))
+    body = client.post("/api/predict?number=true", content=data, headers={"content-type": "image/png"}).json()
+    assert body["number"] == "".join(item["predictions"][1]["top_class"] for item in body["digits"])
+    assert body["number"].isdigit()
+    alone = TestClient(create_app([fashion], max_pixels=1_000_000, allowed_hosts=["testserver"]))
+    response = alone.post("/api/predict?number=true", content=data, headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "digit" in response.json()["error"]
     blank = encode(Image.new("L", (300, 200), 255))
     response = client.post("/api/predict?number=true", content=blank, headers={"content-type": "image/png"})
     assert response.status_code == 422 and "no digit found" in response.text

@@ -365,7 +365,9 @@ def test_openapi_documents_every_status_with_its_schema(client):
     assert sorted(predict["responses"]) == ["200", "400", "403", "413", "415", "422"]
     for status, response in predict["responses"].items():
         schema = response["content"]["application/json"]["schema"]
-        assert schema["required"] == (["input", "predictions"] if status == "200" else ["error"])
+        required = [option["required"] for option in schema.get("oneOf", [schema])]
+        assert required == ([["input", "predictions"], ["number", "digits"]] if status == "200" else [["error"]])
+    assert [(parameter["name"], parameter["in"]) for parameter in predict["parameters"]] == [("number", "query")]
     assert set(predict["requestBody"]["content"]) == {"image/png", "image/jpeg", "multipart/form-data",
                                                       "application/json"}
     for path in ("/api/models", "/healthz"):

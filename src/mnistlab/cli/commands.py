@@ -257,9 +257,16 @@ COMMAND_EXTRAS = {"export": "onnx", "explain": "explain"}  # a command that cann
 
 
 def checkpoint_arguments(args: argparse.Namespace) -> None:
-    """The checkpoint file a command reads (and the extra it needs), checked without PyTorch."""
+    """The checkpoint file a command reads (and the extra it needs), checked without PyTorch; for `predict --number`,
+    no option that only a single-digit reading takes."""
     if args.command in COMMAND_EXTRAS:
         require_extra(COMMAND_EXTRAS[args.command], f"mnistlab {args.command}")
+    if getattr(args, "number", False):
+        given = [name for name, used in (("--top-k", args.top_k is not None), ("--show-input", args.show_input))
+                 if used]
+        if given:
+            raise ConfigError(f"--number does not take {' or '.join(given)}: it gives every digit's box and "
+                              f"probabilities; leave {'them' if len(given) > 1 else 'it'} out")
     check_checkpoint_file(args.checkpoint)
 
 

@@ -34,11 +34,12 @@ def run_predict_command(args: argparse.Namespace) -> int:
 def run_number_command(args: argparse.Namespace) -> int:
     """`predict --number`: each image read as one number, left to right."""
     from mnistlab.common.errors import PreprocessError
-    from mnistlab.vision.numbers import read_number
+    from mnistlab.vision.numbers import check_reads_digits, read_number
     from mnistlab.vision.loading import load_model
     from mnistlab.vision.predict import expand_image_paths
 
     loaded = load_model(args.checkpoint, device=args.device or "cpu", trust_code=args.trust_code)
+    check_reads_digits(loaded)  # before any image is read
     results, failed = [], False
     for source, problem in expand_image_paths(args.images):
         try:
@@ -54,7 +55,8 @@ def run_number_command(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     for result in results if not args.json else []:
         if "number" in result:
-            boxes = "  ".join(f"{item['digit']} {max(item['probabilities']):.0%} at {tuple(item['box'])}"
+            boxes = "  ".join(f"{item['digit']} {max(item['probabilities']):.0%}"
+                              f"{' (not sure)' if item.get('not_sure') else ''} at {tuple(item['box'])}"
                               for item in result["digits"])
             print(f"{result['image']}: {result['number']}   ({boxes})")
     return EXIT_USER_ERROR if failed else 0

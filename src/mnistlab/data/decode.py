@@ -33,6 +33,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024  # bytes; larger files are refused before rea
 STRIP_PIXELS = 1 << 18  # pixels converted at a time while a large image is shrunk: bounds the working copies
 DECODE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # Pillow decoders we trust with user files
 WORK_LONGEST = 1024  # px; larger images are area-averaged down to this before the float steps (speed, memory)
+FILE_SIZE = "mnistlab_file_size"  # image.info key: the size in the file, which a reduced JPEG decode changes
 MAX_ASPECT = 50  # the longer side may be at most this many times the shorter: a digit needs room both ways
 
 
@@ -60,7 +61,8 @@ def decode_image(
     max_bytes: int = MAX_DECODE_BYTES,
 ) -> Image.Image:
     """Decode image bytes within a budget checked from the header, before any pixel is decoded: `max_pixels`
-    (width x height) and `max_bytes` (decoded size, see `decoded_bytes`). A large JPEG decodes at 1/2 to 1/8 scale."""
+    (width x height) and `max_bytes` (decoded size, see `decoded_bytes`). A large JPEG decodes at 1/2 to 1/8 scale;
+    `file_size(image)` is the size in the file either way."""
     if not data:
         raise PreprocessError("empty (0 bytes); pass a PNG or JPEG image")
     try:
@@ -78,6 +80,7 @@ def decode_image(
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}; scale it down"
         )
     check_shape(width, height)
+    image.info[FILE_SIZE] = (width, height)  # what a reduced decode leaves out: positions are given in these pixels
     if image.format == "JPEG" and max(width, height) > 2 * WORK_LONGEST:
         image.draft(image.mode, (WORK_LONGEST, WORK_LONGEST))  # JPEG can decode at 1/2, 1/4, 1/8 scale: less memory
     cost = decoded_bytes(image)
@@ -93,6 +96,11 @@ def decode_image(
             f"truncated or damaged {image.format} data ({type(error).__name__}: {str(error)[:80]}); re-save the image"
         ) from None
     return image
+
+
+def file_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image in its file, before a reduced decode (`decode_image`) and EXIF rotation."""
+    return image.info.get(FILE_SIZE, image.size)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

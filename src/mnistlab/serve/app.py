@@ -41,7 +41,8 @@ from mnistlab.serve.guard import LOOPBACK_HOSTS, BodySizeLimit, RequestGuard, er
 from mnistlab.serve.uploads import (DecodeGate, as_json_pixels, decode_and_preprocess, decode_and_segment,
                                     json_body_pixels)
 from mnistlab.serve.explain import add_explain_route
-from mnistlab.serve.openapi import HEALTH_RESPONSES, MODELS_RESPONSES, PREDICT_BODY, PREDICT_RESPONSES, UPLOAD_FIELD
+from mnistlab.serve.openapi import (HEALTH_RESPONSES, MODELS_RESPONSES, NUMBER_PARAMETER, PREDICT_BODY,
+                                    PREDICT_RESPONSES, UPLOAD_FIELD)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # bytes; request bodies over this get 413 before they are decoded
 MAX_UPLOAD_PIXELS = 16_777_216  # decoded pixels (width x height) per uploaded image: 4096 x 4096
@@ -59,6 +60,21 @@ DOCS_HEADERS = {  # Swagger UI's page starts itself with an inline script; every
     "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
                                "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
 }
+
+def number_query(query) -> str:
+    """The `number` query parameter, lower-cased ("false" when absent); `HTTPException` 422 for any other parameter,
+    a repeated one or another value, so a typo never silently gives a single-digit answer."""
+    unknown = sorted(set(query.keys()) - {"number"})
+    if unknown:
+        raise HTTPException(422, f"unknown query parameter {unknown[0][:20]!r}; the only one is number=true|false")
+    values = query.getlist("number")
+    if len(values) > 1:
+        raise HTTPException(422, "number is given more than once; give it once, true or false")
+    number = values[0].lower() if values else "false"
+    if number not in ("true", "false", "1", "0"):
+        raise HTTPException(422, f"number={number[:20]!r}: use number=true or number=false")
+    return number
+
 
 def predict_all(models: list[LoadedModel], inputs: dict[tuple[str, str], np.ndarray]) -> list[dict]:
     """Every model's class probabilities and top class for its (28, 28) uint8 input (`inputs` by
@@ -160,7 +176,7 @@ def create_app(
         return {"models": [loaded.describe() for loaded in models]}
 
     @app.post("/api/predict", summary="Classify one image with every loaded model", response_model=None,
-              responses=PREDICT_RESPONSES, openapi_extra={"requestBody": PREDICT_BODY})
+              responses=PREDICT_RESPONSES, openapi_extra={"requestBody": PREDICT_BODY, "parameters": [NUMBER_PARAMETER]})
     async def predict(request: Request) -> dict:
         """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style for digit models and
         resized as it is for others; JSON pixels are used as is.
@@ -168,14 +184,12 @@ def create_app(
         Returns `input` (the 784 pixels the first model saw, row by row, in [0, 1] like JSON pixels) and
         `predictions`, one per model; a prediction whose model saw other pixels (another preprocessing) carries
         its own `input`. With `?number=true` an image is read as a number written left to right: `number` (the
-        first model's reading) and `digits`, each with its `box` (left, top, right, bottom in the image's pixels),
+        first digit model's reading) and `digits`, each with its `box` (left, top, right, bottom in the image's pixels),
         `input` and `predictions`. Errors are 4xx with `{"error": "..."}`.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         limits = (max_pixels, max_decode_bytes, kinds)
-        number = request.query_params.get("number", "false").lower()
-        if number not in ("true", "false", "1", "0"):
-            raise HTTPException(422, f"number={number[:20]!r}: use number=true or number=false")
+        number = number_query(request.query_params)
         if number in ("true", "1") and content_type not in (*IMAGE_TYPES, "multipart/form-data"):
             raise HTTPException(422, "number=true reads an image: send PNG or JPEG, raw or as multipart")
         if number in ("true", "1") and content_type in IMAGE_TYPES:
@@ -208,15 +222,20 @@ def create_app(
     add_explain_route(app, models, MAX_JSON_BYTES)
 
     async def read_number_in(data: bytes) -> dict:
-        """The digits of a number in uploaded bytes, each read by every model; the number as the first model reads it."""
-        reader = models[0].model  # the model whose reading is the number also decides which ink is one digit
+        """The digits of a number in uploaded bytes, each read by every model; the number as the first digit model
+        reads it."""
+        readers = [index for index, loaded in enumerate(models) if loaded.preprocess == "digits"]
+        if not readers:
+            raise HTTPException(422, "number=true reads handwritten digits, and none of the loaded models was trained "
+                                     "on them; start the server with a digit checkpoint")
+        reader = readers[0]  # the model whose reading is the number also decides which ink is one digit
         digits = await gate.run(decode_and_segment, data, max_pixels, max_decode_bytes,
-                                lambda images: predict_probabilities(reader, images))
+                                lambda images: predict_probabilities(models[reader].model, images))
         found = []
         for box, image in digits:
             predictions = await run_in_threadpool(predict_all, models, dict.fromkeys(kinds, image))
             found.append({"box": list(box), "input": as_json_pixels(image), "predictions": predictions})
-        return {"number": "".join(item["predictions"][0]["top_class"] for item in found), "digits": found}
+        return {"number": "".join(item["predictions"][reader]["top_class"] for item in found), "digits": found}
 
     return app
 

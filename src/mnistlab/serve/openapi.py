@@ -66,6 +66,18 @@ ANSWER = {"type": "object", "required": ["input", "predictions"], "properties": 
                              "gives the same predictions)"},
     "predictions": {"type": "array", "items": PREDICTION, "description": "one per loaded model"},
 }}
+NUMBER_ANSWER = {"type": "object", "required": ["number", "digits"], "properties": {
+    "number": {"type": "string", "description": "the digits left to right, as the first digit model reads them"},
+    "digits": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["box", "input", "predictions"],
+                                                         "properties": {
+        "box": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "integer", "minimum": 0},
+                "description": "left, top, right, bottom in the uploaded image's pixels (EXIF rotation applied)"},
+        "input": ANSWER["properties"]["input"],
+        "predictions": {"type": "array", "items": PREDICTION, "description": "one per loaded model"},
+    }}},
+}}
+NUMBER_PARAMETER = {"name": "number", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+                    "description": "true: read a PNG or JPEG as a number written left to right (up to 12 digits)"}
 MODELS = {"type": "object", "required": ["models"], "properties": {"models": {"type": "array", "items": {
     "type": "object", "required": ["name", "dataset", "test_accuracy", "params", "class_names", "checkpoint"],
     "properties": {
@@ -93,14 +105,17 @@ def _error(description: str) -> dict:
 HOST_REFUSED = _error("Bad Request: the Host header is not a name this server answers to (or Content-Length is "
                       "not a number)")
 PREDICT_RESPONSES = {
-    200: _json("the image the models saw and each model's prediction", ANSWER),
+    200: _json("the image the models saw and each model's prediction; with number=true, each digit's box, input "
+               "and predictions", {"oneOf": [ANSWER, NUMBER_ANSWER]}),
     400: _error("Bad Request: the Host header is not a name this server answers to, Content-Length is not a "
                 "number, or a multipart body cannot be parsed"),
     403: _error("Forbidden: a cross-site request (Origin or Sec-Fetch-Site names another site)"),
     413: _error("Content Too Large: the body is over the server's limit (2 MiB; 256 KiB for JSON)"),
     415: _error("Unsupported Media Type: send image/png, image/jpeg, multipart/form-data or application/json"),
     422: _error("Unprocessable Content: not a readable PNG or JPEG, over the pixel or decode limits, an image whose "
-                "shape no digit fits (over 50 times longer one way), pixels out of shape or range, or no digit found"),
+                "shape no digit fits (over 50 times longer one way), pixels out of shape or range, or no digit found; "
+                "a query other than one number=true or number=false, number=true without an image or a digit "
+                "model, or more digits than a number is read up to"),
 }
 MODELS_RESPONSES = {200: _json("the loaded models", MODELS), 400: HOST_REFUSED}
 HEALTH_RESPONSES = {200: _json("the server runs", HEALTH), 400: HOST_REFUSED}

@@ -32,14 +32,15 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mnistlab.common.errors import PreprocessError
-from mnistlab.data.decode import MAX_FILE_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes
+from mnistlab.common.errors import ConfigError, PreprocessError
+from mnistlab.data.decode import (MAX_FILE_PIXELS, check_shape, decode_image, file_size, image_to_gray,
+                                  read_image_bytes)
 from mnistlab.vision.ink import (NO_DIGIT, NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_strength,
                                  ink_threshold)
 from mnistlab.vision.number_parse import Piece, best_grouping, candidate_runs
 from mnistlab.vision.preprocess import ink_to_mnist
 
-MAX_DIGITS = 12  # digits read at most from one image; more components are specks or writing that is not a number
+MAX_DIGITS = 12  # digits read at most from one image; more are refused: a page of writing, a texture, noise
 MAX_PIECES = 40  # pieces (components and slices) grouped at most; the lightest beyond are dropped as specks
 OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit's height
 CUT_WIDTH = 1.0  # of the digit height; a component wider than this gets candidate cuts (a touching pair)
@@ -54,14 +55,14 @@ Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, classe
 
 
 def segment_number(image: Image.Image, classify: Classify | None = None) -> list[tuple[tuple[int, ...], np.ndarray]]:
-    """A decoded image -> its digits left to right: (box in the image's pixels (left, top, right, bottom),
+    """A decoded image -> its digits left to right: (box in the file's pixels (left, top, right, bottom),
     MNIST-style (28, 28) uint8). `classify` ((N, 28, 28) uint8 -> (N, classes) probabilities), when given, helps
     decide which pieces of ink are one digit. `PreprocessError` when there is no digit."""
     check_shape(*image.size)
     gray = image_to_gray(image)
     if gray.size == 0 or gray.min() == gray.max():
         raise PreprocessError(NO_DIGIT)
-    scale = max(image.size) / max(gray.shape)  # the work copy may be shrunk: boxes are given in the image's pixels
+    scale = max(file_size(image)) / max(gray.shape)  # the work copy may be shrunk: boxes are in the file's pixels
     strength, even = ink_strength(gray)
     threshold = ink_threshold(strength, even)
     sample = strength[::4, ::4]
@@ -77,8 +78,11 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
         scores = np.concatenate([classify(images[start:start + CLASSIFY_BATCH])
                                  for start in range(0, len(images), CLASSIFY_BATCH)])
     chosen = best_grouping(pieces, runs, height, scores)
+    if len(chosen) > MAX_DIGITS:  # a page of writing, a texture or noise: refused, not cut to a guess
+        raise PreprocessError(f"found {len(chosen)} digit-like marks, more than the {MAX_DIGITS} digits a number is "
+                              f"read up to; crop the image to one number")
     digits = []
-    for index in chosen[:MAX_DIGITS]:
+    for index in chosen:
         (top, left, bottom, right), image_28 = crops[index]
         digits.append((tuple(round(value * scale) for value in (left, top, right, bottom)), image_28))
     return digits
@@ -86,16 +90,28 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
 
 def read_number(loaded, source: bytes | str, max_pixels: int = MAX_FILE_PIXELS) -> dict:
     """Image bytes or a path -> {"number": "2026", "digits": [{"digit", "box", "probabilities"}, ...]} read with
-    `loaded` (a `predict.LoadedModel`); `PreprocessError` with a one-line reason when no digit is found."""
+    `loaded` (a `predict.LoadedModel` trained on handwritten digits); each digit also carries `not_sure` when the
+    checkpoint has a threshold. `PreprocessError` with a one-line reason when no digit is found."""
     from mnistlab.vision.predict import predict_probabilities
 
+    check_reads_digits(loaded)
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else read_image_bytes(source)
     digits = segment_number(decode_image(data, max_pixels), lambda images: predict_probabilities(loaded.model, images))
     probabilities = predict_probabilities(loaded.model, np.stack([image for _, image in digits]))
-    names = loaded.class_names
-    found = [{"digit": names[int(row.argmax())], "box": list(box), "probabilities": [round(float(p), 4) for p in row]}
-             for (box, _), row in zip(digits, probabilities)]
+    names, found = loaded.class_names, []
+    for (box, _), row in zip(digits, probabilities):
+        item = {"digit": names[int(row.argmax())], "box": list(box), "probabilities": [round(float(p), 4) for p in row]}
+        not_sure = loaded.not_sure(float(row.max()))
+        found.append(item if not_sure is None else {**item, "not_sure": not_sure})
     return {"number": "".join(item["digit"] for item in found), "digits": found}
+
+
+def check_reads_digits(loaded) -> None:
+    """`ConfigError` unless `loaded` (a `predict.LoadedModel`) reads handwritten digits: a number's digits are found
+    and cut apart as digits, which another model's classes would only be guessed from."""
+    if loaded.preprocess != "digits":
+        raise ConfigError(f"{loaded.name} was trained on {loaded.dataset}, not on handwritten digits, so it cannot "
+                          f"read a number; use a checkpoint trained on digits (e.g. mnistlab train cnn)")
 
 
 def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.ndarray, float]:
