@@ -168,6 +168,9 @@ ARGUMENT_ERRORS = [  # flags argparse accepts but the command refuses: each must
     ["explain", "no-such.pt", "digit.png"],
     ["export", "no-such.pt", "--out", "digit.onnx"],
     ["card", "no-such.pt"],
+    ["compare", "--threads=--"],  # argparse turns an explicit "--" into an empty list
+    ["compare", "--seeds=--"],
+    ["train", "ann", "--out=--"],
     ["predict", "--number", "--top-k", "3", "cnn.pt", "digit.png"],
 ]
 

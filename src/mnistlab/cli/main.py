@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import signal
 import sys
 import warnings
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any("\x00" in argument for argument in argv):  # no shell can pass one; a caller of main() can
         print_error("an argument contains a NUL character; remove it")
+        return EXIT_USER_ERROR
+    bare = next((argument for argument in argv if re.fullmatch(r"--?[A-Za-z][\w-]*=--", argument)), None)
+    if bare:  # argparse drops "--" from an explicit value, leaving an empty list where one value belongs
+        print_error(f"{bare}: '--' is not a value; give {bare[:-3]} a value, or leave it out")
         return EXIT_USER_ERROR
     args = build_parser().parse_args(argv)
     try:
