@@ -130,6 +130,43 @@ def test_a_number_is_read_only_by_a_digit_model_and_flags_unsure_digits(tmp_path
     assert capsys.readouterr().out.count("(not sure)") == 3
 
 
+def write_lines(lines: list[list[list[tuple[int, int]]]], line_step: int, size=(700, 700)) -> Image.Image:
+    """Lines of digits (each as `write_number` draws them), one every `line_step` px down from y = 40."""
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    for row, digits in enumerate(lines):
+        for number, points in enumerate(digits):
+            draw.line([(60 + number * 140 + x, 40 + row * line_step + y) for x, y in points], fill=20, width=14)
+    return image
+
+
+@pytest.mark.parametrize("lines", [[[SEVEN, ONE], [FOUR, SEVEN]], [[SEVEN], [ONE], [FOUR]]])  # two lines, a column
+def test_writing_on_several_lines_is_refused_not_read_as_one_number(lines):
+    with pytest.raises(PreprocessError, match=f"writing on {len(lines)} lines"):
+        segment_number(decode_image(encode(write_lines(lines, line_step=220, size=(700, 40 + 220 * len(lines))))))
+
+
+@pytest.mark.parametrize("mark", [[(130, 5), (210, 5)], [(50, 330), (480, 330)]])  # a 5's loose bar, an underline
+def test_a_mark_that_is_no_digit_is_not_a_second_line(mark):
+    image = write_number([FIVE_BODY, SEVEN, ONE], size=(800, 400))
+    ImageDraw.Draw(image).line([(x, 70 + y) if mark[0][1] < 100 else (x, y) for x, y in mark], fill=20, width=10)
+    assert len(segment_number(decode_image(encode(image)))) >= 3
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_specks_and_grain_are_no_number(seed):
+    """Dots scattered over a page, or a strip of one-pixel marks: nothing a model could read is a guess."""
+    rng = np.random.default_rng(seed)
+    page = np.full((600, 600), 255, np.uint8)
+    page[rng.random(page.shape) < 0.02] = 0
+    with pytest.raises(PreprocessError, match="no digit found"):
+        segment_number(decode_image(encode(Image.fromarray(page))))
+    strip = np.full((3, 60), 255, np.uint8)
+    strip[1, ::2] = 0
+    with pytest.raises(PreprocessError, match="no digit found"):
+        segment_number(decode_image(encode(Image.fromarray(strip))))
+
+
 def test_more_digits_than_a_number_holds_are_refused_not_cut():
     with pytest.raises(PreprocessError, match="more than the 12 digits"):
         segment_number(decode_image(encode(write_number([ONE, SEVEN] * 7, step=90, size=(1400, 300)))))

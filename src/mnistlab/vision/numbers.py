@@ -35,12 +35,17 @@ from scipy import ndimage
 from mnistlab.common.errors import ConfigError, PreprocessError
 from mnistlab.data.decode import (MAX_FILE_PIXELS, check_shape, decode_image, file_size, image_to_gray,
                                   read_image_bytes)
-from mnistlab.vision.ink import (NO_DIGIT, NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_strength,
+from mnistlab.vision.ink import (NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_strength,
                                  ink_threshold)
 from mnistlab.vision.number_parse import Piece, best_grouping, candidate_runs
 from mnistlab.vision.preprocess import ink_to_mnist
 
 MAX_DIGITS = 12  # digits read at most from one image; more are refused: a page of writing, a texture, noise
+NO_NUMBER = ("no digit found: the image is blank, too faint or only specks; photograph the number, dark on light or "
+             "light on dark")
+SMALLEST_DIGIT = 8  # px of the work copy; a number whose digits are shorter is specks or texture (MNIST's are 20)
+FLAT_HEIGHT, FLAT_WIDTH = 0.25, 1.5  # of the digits' height: a stroke flatter and longer than this is no digit's
+LINE_GAP = 0.25  # of the digit height; components farther apart than this vertically are on different lines
 MAX_PIECES = 40  # pieces (components and slices) grouped at most; the lightest beyond are dropped as specks
 OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit's height
 CUT_WIDTH = 1.0  # of the digit height; a component wider than this gets candidate cuts (a touching pair)
@@ -61,7 +66,7 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
     check_shape(*image.size)
     gray = image_to_gray(image)
     if gray.size == 0 or gray.min() == gray.max():
-        raise PreprocessError(NO_DIGIT)
+        raise PreprocessError(NO_NUMBER)
     scale = max(file_size(image)) / max(gray.shape)  # the work copy may be shrunk: boxes are in the file's pixels
     strength, even = ink_strength(gray)
     threshold = ink_threshold(strength, even)
@@ -119,14 +124,17 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
     0 = none, piece k = k + 1, and the number's digit height in pixels."""
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
-        raise PreprocessError(NO_DIGIT)
+        raise PreprocessError(NO_NUMBER)
     starts, stops = _bounding_boxes(labels, count)  # (count, 2) each: [top, left], [bottom, right)
     mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]
     _drop_rulings(labels, starts, stops, mass)
     if mass.max() <= 0:
-        raise PreprocessError(NO_DIGIT)
+        raise PreprocessError(NO_NUMBER)
     keep = np.flatnonzero(mass >= SPECK_SHARE * mass.max())
     keep = keep[np.argsort(-mass[keep], kind="stable")][:MAX_PIECES]
+    sizes = stops[keep] - starts[keep]
+    typical = _typical_height(sizes[:, 0])  # an underline, a line struck through: no part of one digit
+    keep = keep[~((sizes[:, 0] < FLAT_HEIGHT * typical) & (sizes[:, 1] > FLAT_WIDTH * typical))]
     height = _digit_height(starts[keep], stops[keep], mass[keep])
     touches = (starts[keep] == 0).any(axis=1) | (stops[keep] == np.array(mask.shape)).any(axis=1)
     sizes = stops[keep] - starts[keep]
@@ -134,6 +142,7 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
     if (~touches).any():  # the sheet's edge or the desk beyond it, unless the size of a digit (a tight crop)
         keep = keep[~touches | digit_sized]
         height = _digit_height(starts[keep], stops[keep], mass[keep])
+    _check_one_line(starts[keep, 0], stops[keep, 0])
     lookup = np.zeros(count + 1, dtype=np.int32)
     lookup[keep + 1] = np.arange(1, len(keep) + 1)
     components = lookup[labels]  # 0 = dropped, k = the k-th kept component
@@ -156,6 +165,34 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
                     float(ink[number]), float(centres[number] / ink[number]), spans[number][1])
               for number, box in enumerate(boxes) if box is not None and ink[number] > 0]
     return sorted(pieces, key=lambda piece: piece.centre), piece_map, height
+
+
+def _typical_height(heights: np.ndarray) -> float:
+    """The digits' height among components' heights: the median of those at least half as tall as the tallest."""
+    return float(np.median(heights[heights >= 0.5 * heights.max()]))
+
+
+def _check_one_line(tops: np.ndarray, bottoms: np.ndarray) -> None:
+    """`PreprocessError` unless the components' rows (tops, bottoms) are one line of digits of a readable size.
+
+    The digits are the components at least half as tall as the tallest; components LINE_GAP of their median
+    height or nearer one above the other are one line, and a line counts only if it holds a digit, so a 5's loose
+    bar, a dot or an underline is no line of its own.
+    """
+    height = _typical_height(bottoms - tops)
+    if height < SMALLEST_DIGIT:  # specks, grain or a texture: nothing a model could read as a digit
+        raise PreprocessError(NO_NUMBER)
+    order = np.argsort(tops, kind="stable")
+    lines, bottom, has_digit = 0, -np.inf, False
+    for top, low in zip(tops[order], bottoms[order]):
+        if top > bottom + LINE_GAP * height:  # a gap: the line above is complete
+            lines += has_digit
+            has_digit = False
+        bottom = max(bottom, low)
+        has_digit = has_digit or low - top >= 0.5 * height
+    lines += has_digit
+    if lines > 1:
+        raise PreprocessError(f"found writing on {lines} lines; crop the image to the one line of the number")
 
 
 def _digit_height(starts: np.ndarray, stops: np.ndarray, mass: np.ndarray) -> float:
