@@ -216,7 +216,7 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         except PreprocessError:  # nothing but specks: an evenly lit photo of grainy pencil, whose grain breaks its
             even = False  # strokes apart, is read as a photo
     if not even:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
-        shaded = shaded_strength(gray)
+        shaded = shaded_strength(gray)  # against paper that follows a hand's or a phone's shadow, where there is one
         strength, digit, threshold = _photo_ink(strength if shaded is None else shaded)
         floor = FAINT_SHARE * threshold  # shading can reach it: faint ink is followed only a little beyond the strokes
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))

@@ -100,8 +100,8 @@ def follow_shade(small: np.ndarray, background: np.ndarray) -> np.ndarray | None
     """The paper's brightness `background` (h, w) on the small copy `small` lowered by the shade it misses: the
     darkening left against it, opened (a min then a max filter) SHADOW_SIZE wide, so that strokes and lines, thinner
     than that, go, and what is that wide every way stays: the body of a hand's or a phone's shadow, rounded and soft,
-    that the closing (a square window a quarter of the copy wide) fills at its edges and fingers. None where the
-    shade is nowhere LEAST_SHADE deep."""
+    that the closing (a square window a quarter of the copy wide) fills at its edges and fingers. Shade as rough as
+    a desk's grain (ROUGHEST_SHADE) is left as it was; None where no shade LEAST_SHADE deep is left to follow."""
     darkening = np.clip(1.0 - small / np.maximum(background, DARKEST_PAPER), 0.0, 1.0)
     size = max(3, round(SHADOW_SIZE * max(small.shape)))
     opened = ndimage.grey_opening(darkening, size=size)
