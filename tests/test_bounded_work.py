@@ -28,7 +28,7 @@ from PIL import Image
 
 from mnistlab.cli.main import main
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision import ink as ink_module
+from mnistlab.vision import paper as paper_module
 from mnistlab.vision.ink import isolate_ink
 from mnistlab.vision.preprocess import normalise_strokes, preprocess
 from mnistlab.serve.app import create_app
@@ -144,7 +144,7 @@ def test_preprocess_work_is_bounded(image):
 def test_one_colour_is_no_digit_at_once(width, height, level, monkeypatch):
     def never(gray):
         raise AssertionError("one colour reached the background step")
-    monkeypatch.setattr(ink_module, "estimate_background", never)  # at once: right after the gray levels
+    monkeypatch.setattr(paper_module, "estimate_background", never)  # at once: right after the gray levels
     pixels = np.full((height, width), level, np.uint8)
     outcome, seconds, traced, resident = measure(preprocess, encode_png(pixels, "RGB"))
     assert str(outcome).startswith("no digit found")

@@ -170,6 +170,32 @@ def test_a_small_faint_pencil_digit_is_read_past_a_speck(contrast):
     assert similarity(preprocess(photographed(faint, 0)), preprocess(photographed(dark, 0))) > 0.9
 
 
+@pytest.mark.parametrize("depth, softness, centre, radius", [(0.3, 15, (300, 300), 120), (0.4, 30, (330, 380), 90)])
+def test_a_pencil_digit_in_a_large_soft_shadow_is_read(depth, softness, centre, radius):
+    """A faint pencil 7 inside the soft shadow of a hand or a phone (a blurred disc 30-40% darker, rounder than the
+    square window the paper's map is taken in, which fills its edges): the 7 is measured against the shaded paper
+    around it and read as on the same sheet without the shadow."""
+    box, rows, cols = (330, 240, 420, 370), *np.mgrid[0:600, 0:800]
+    sheet = np.asarray(draw_seven(box=box, width=6, ink=150, paper=230), dtype=np.float32)
+    shade = ndimage.gaussian_filter(((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < radius ** 2) * 1.0, softness)
+    assert similarity(preprocess(photographed(sheet * (1 - depth * shade), 4)), preprocess(photographed(sheet, 4))) > 0.98
+
+
+@pytest.mark.parametrize("contrast", [0.13, 0.15])
+def test_a_faint_digit_on_an_evenly_lit_grainy_sheet_is_read(contrast):
+    """A faint 7 (13-15% darker than the paper) on a sheet lit evenly all round, as a scan is, with single-pixel specks
+    of grain or dust twice as dark: the specks are not the ink, the sheet is read as a photo (grain averaged) and the
+    7 is read as the same 7 in dark ink on a photographed sheet."""
+    box, rng = (380, 260, 440, 340), np.random.default_rng(0)
+    sheet = np.asarray(draw_seven(box=box, width=4, ink=round(225 * (1 - contrast)), paper=225), dtype=np.float32)
+    sheet = sheet.copy()
+    sheet[rng.integers(0, 600, 40), rng.integers(0, 800, 40)] = 150
+    sheet += rng.normal(0, 1.0, sheet.shape)
+    dark = np.asarray(draw_seven(box=box, width=4, ink=40, paper=225), dtype=np.float32)
+    image = preprocess(encode(Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8))))
+    assert similarity(image, preprocess(photographed(dark, 0))) > 0.95
+
+
 def test_ink_at_the_frame_of_a_photo_is_not_a_digit():
     """Ink small beside the photo and all but touching its frame (2 px: what a threshold leaves of a desk's grain,
     the sheet's edge or a shadow beyond the margin) is not read as a digit, even shaped like one."""

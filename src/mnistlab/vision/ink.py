@@ -1,14 +1,13 @@
-"""Find the ink of a digit on paper: the paper's brightness at every pixel, the ink's strength against it, the
-threshold, and the digit's connected components (see `vision.preprocess` for the whole pipeline).
+"""Find the ink of a digit on paper: the threshold and the digit's connected components, from the ink's strength
+against the paper (`vision.paper`; see `vision.preprocess` for the whole pipeline).
 
-Steps 2 and 3 of `vision.preprocess`: the paper's brightness is estimated at every pixel
-(a grey closing wider than any stroke, on a small copy), so a sheet lit unevenly or half
-in shadow is still paper, and the ink's strength is its departure from it; the image is
-thresholded at half the ink's peak, clear of the paper's noise, and the heaviest connected
-component and those near it are kept (a 5 or a 7 can be two strokes), dropping specks and
-lines that cross the image. An even sheet (a scan, a drawing app's canvas) takes its
-border as the paper and follows faint strokes further. Work and memory are linear in the
-pixels whatever the image holds.
+Step 3 of `vision.preprocess`: the image is thresholded at half the ink's peak, clear of
+the paper's noise, and the heaviest connected component and those near it are kept (a 5
+or a 7 can be two strokes), dropping specks and lines that cross the image. An even sheet
+(a scan, a drawing app's canvas) takes its border as the paper and follows faint strokes
+further; on a photo the ink is measured against paper that follows a large shadow where
+there is one (`vision.paper`), and its clutter is set aside first (`vision.clutter`).
+Work and memory are linear in the pixels whatever the image holds.
 """
 
 from __future__ import annotations
@@ -16,19 +15,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
 from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
-from mnistlab.data.decode import shrink
+from mnistlab.vision.paper import ink_strength, shaded_strength
 
-BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
-BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
-UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
-EVEN_BORDER = 0.02  # gray levels; a border (2 px of that copy) spread less than this is an even sheet all round
-LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
-DARKEST_PAPER = 0.05  # gray level; dark ink's strength is measured against paper at least this bright
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
 EVEN_MIN_CONTRAST = 0.1  # the same on an even canvas (a scan, a drawing app), where no shading can pass for ink
 BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
@@ -50,56 +42,6 @@ RULING_CHECKS, RULING_WORK = 64, 4  # components checked one by one for being li
 MAX_GROW_ROUNDS = 64  # rounds of joining nearby components to the digit; photos need at most 5
 
 NO_DIGIT = "no digit found: the image is blank or has too little contrast; draw or photograph one digit, dark on light or light on dark"
-
-
-def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
-    """The paper's brightness at each pixel (H, W), whether the ink is darker than the paper, and whether the
-    sheet is even all round (its border one level: a scan or a drawing app's canvas, not a photo).
-
-    A grey closing (max then min filter) wider than any pen stroke erases dark strokes but keeps what varies
-    slowly or in steps: gradients, vignetting, shadow edges; an opening does the same for light strokes. Both are
-    computed on a copy area-averaged to BACKGROUND_SIZE px (fast, and it averages out sensor noise). The
-    polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse tail on the
-    dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
-    """
-    small = shrink(gray, BACKGROUND_SIZE)
-    size = max(3, round(BACKGROUND_KERNEL * max(small.shape)))
-    # padded by odd reflection, which continues a gradient past the border; a mirror or a copied edge would make
-    # a valley or a plateau there, and the closing would fill it with a brighter paper than the border's
-    pad = size // 2 + 1
-    padded = np.pad(small, pad, mode="reflect", reflect_type="odd")
-    closed = ndimage.grey_closing(padded, size=size)[pad:-pad, pad:-pad]
-    opened = ndimage.grey_opening(padded, size=size)[pad:-pad, pad:-pad]
-    residual = small - ndimage.gaussian_filter(small, sigma=max(size / 4, 5.0))  # polarity-neutral: ink is the sparse tail
-    spread = max(float(residual.std()), 1e-6)
-    dark_ink = float(np.mean(residual ** 3)) / spread ** 3 < LIGHT_INK_SKEW
-    background = ndimage.uniform_filter(closed if dark_ink else opened, size=3)
-    border = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
-    # a dark frame (paper under DARKEST_PAPER with dark ink) is darkness, not a sheet: its noise is no faint ink
-    even = float(np.ptp(border)) < EVEN_BORDER and not (dark_ink and float(np.median(border)) < DARKEST_PAPER)
-    if even:  # an even sheet all round (a scan): its border is the paper, under soft, wide strokes too
-        background = np.full_like(background, float(np.median(border)))
-    elif float(np.ptp(background)) < UNIFORM_SPREAD:  # an even canvas: one level is exact, a map only adds error
-        background = np.full_like(background, float(np.median(background)))
-    full = Image.fromarray(background.astype(np.float32)).resize(gray.shape[::-1], Image.Resampling.BILINEAR)
-    return np.asarray(full, dtype=np.float32), dark_ink, even
-
-
-def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper, and
-    whether the paper is even (one level: a scan or a drawing app's canvas rather than a photo).
-
-    Dark ink is measured as a fraction of the local paper brightness (light and paper multiply, so a stroke in a
-    shadow keeps its contrast); light ink as a difference from the local background. Paper darker than
-    DARKEST_PAPER counts as that bright, and ink on it can darken it only by what brightness it has: on a black
-    frame with sensor noise, nothing is ink.
-    """
-    background, dark_ink, even = estimate_background(gray)
-    if dark_ink:
-        strength = 1.0 - gray / np.maximum(background, DARKEST_PAPER)
-        strength = np.where(background < DARKEST_PAPER, (background - gray) / DARKEST_PAPER, strength)
-        return np.clip(strength, 0.0, 1.0), even
-    return np.clip(gray - background, 0.0, 1.0), even
 
 
 def ink_floor(strength: np.ndarray, least: float) -> float:
@@ -265,18 +207,17 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         raise PreprocessError(NO_DIGIT)
     strength, even = ink_strength(gray)
     if even:
-        threshold = ink_threshold(strength, even)
-        floor = EVEN_FAINT_SHARE * threshold
-        # on an even sheet nothing but ink reaches the faint level: a soft digit's strokes that dip under the
-        # threshold join it wherever they lead
-        digit = select_digit(strength > threshold, strength, strength > floor)
-    else:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
-        strength = smooth_grain(strength)
-        unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST))
-        digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST,
-                                                                                   faintest=PHOTO_FAINTEST),
-                                       lambda mask: frame_clutter(mask, strength),
-                                       lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT)
+        try:
+            threshold = ink_threshold(strength, even)
+            floor = EVEN_FAINT_SHARE * threshold
+            # on an even sheet nothing but ink reaches the faint level: a soft digit's strokes that dip under the
+            # threshold join it wherever they lead
+            digit = select_digit(strength > threshold, strength, strength > floor)
+        except PreprocessError:  # nothing but specks: an evenly lit photo of grainy pencil, whose grain breaks its
+            even = False  # strokes apart, is read as a photo
+    if not even:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
+        shaded = shaded_strength(gray)  # against paper that follows a hand's or a phone's shadow, where there is one
+        strength, digit, threshold = _photo_ink(strength if shaded is None else shaded)
         floor = FAINT_SHARE * threshold  # shading can reach it: faint ink is followed only a little beyond the strokes
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     margin = EDGE_MARGIN + round((1.0 if even else FAINT_REACH) * max(rows[-1] - rows[0], cols[-1] - cols[0]))
@@ -290,6 +231,18 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     if not even:  # on a photo, faint ink is followed only near the strokes: a faint printed line that crosses them
         support &= ndimage.binary_dilation(digit, iterations=FAINT_NEAR)  # them far from the digit is left out
     return crop_to_ink(ink * support), even
+
+
+def _photo_ink(strength: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A photo's ink strength (H, W) -> the strength with its grain averaged and printed lines erased, the digit's
+    pixels (H, W) bool, and its threshold (`clutter.photo_digit`); `PreprocessError` when no ink looks like a digit."""
+    strength = smooth_grain(strength)
+    unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST))
+    digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST,
+                                                                               faintest=PHOTO_FAINTEST),
+                                   lambda mask: frame_clutter(mask, strength),
+                                   lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT)
+    return strength, digit, threshold
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:

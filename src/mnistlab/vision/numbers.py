@@ -35,8 +35,8 @@ from scipy import ndimage
 from mnistlab.common.errors import ConfigError, PreprocessError
 from mnistlab.data.decode import (MAX_FILE_PIXELS, check_shape, decode_image, file_size, image_to_gray,
                                   read_image_bytes)
-from mnistlab.vision.ink import (NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_strength,
-                                 ink_threshold)
+from mnistlab.vision.ink import NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_threshold
+from mnistlab.vision.paper import ink_strength
 from mnistlab.vision.number_parse import Piece, best_grouping, candidate_runs
 from mnistlab.vision.preprocess import ink_to_mnist
 

@@ -9,7 +9,7 @@ the MNIST authors' normalisation on any image:
 1. decode within a memory budget and flatten to gray in [0, 1] (`image_decode`);
 2. polarity and background: the paper's brightness is estimated at every pixel (a
    grey closing wider than any stroke, on a small copy), so a sheet lit unevenly or
-   half in shadow is still paper; the ink's strength is its departure from it (`ink`);
+   half in shadow is still paper; the ink's strength is its departure from it (`paper`);
 3. threshold at half the ink's peak, clear of the paper's noise; keep the heaviest
    connected component and those near it (a 5 or a 7 can be two strokes), dropping
    specks and lines that cross the image; keep the ink's gray levels around them (`ink`);

@@ -1,0 +1,113 @@
+"""The paper's brightness at every pixel of a photo or a scan, and the ink's strength against it (step 2 of
+`vision.preprocess`).
+
+A grey closing wider than any stroke, on a small copy, erases the strokes and keeps what varies slowly or in steps
+(gradients, vignetting, a shadow's edge); on a photo, what the closing leaves of a large shadow (its rounded body
+and soft edges, which a square window wider than a finger cannot follow) is taken out too, so ink is measured
+against the paper next to it. An even sheet (a scan, a drawing app's canvas) takes its border as the paper. Work and
+memory are linear in the pixels whatever the image holds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from mnistlab.data.decode import shrink
+
+BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
+BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
+UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
+EVEN_BORDER = 0.02  # gray levels; a border (2 px of that copy) spread less than this is an even sheet all round
+LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
+DARKEST_PAPER = 0.05  # gray level; dark ink's strength is measured against paper at least this bright
+SHADOW_SIZE = 1 / 10  # of that copy's longest side; darkening wider than this every way is shade, not a stroke
+LEAST_SHADE = 0.03  # of the paper's brightness; shallower shade is not followed (the paper would be the same)
+ROUGHEST_SHADE = 0.05  # of the paper's brightness; shade whose texture (what the opening took off it) is deeper on
+# average is a desk's grain or weave beyond the sheet, not a shadow on paper
+
+
+def estimate_background(gray: np.ndarray, shade: bool = False) -> tuple[np.ndarray | None, bool, bool]:
+    """The paper's brightness at each pixel (H, W), whether the ink is darker than the paper, and whether the
+    sheet is even all round (its border one level: a scan or a drawing app's canvas, not a photo). With `shade`,
+    the shade the closing misses is followed too (`follow_shade`), and the brightness is None where there is none.
+
+    A grey closing (max then min filter) wider than any pen stroke erases dark strokes but keeps what varies
+    slowly or in steps: gradients, vignetting, shadow edges; an opening does the same for light strokes. Both are
+    computed on a copy area-averaged to BACKGROUND_SIZE px (fast, and it averages out sensor noise). The
+    polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse tail on the
+    dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
+    """
+    small = shrink(gray, BACKGROUND_SIZE)
+    size = max(3, round(BACKGROUND_KERNEL * max(small.shape)))
+    # padded by odd reflection, which continues a gradient past the border; a mirror or a copied edge would make
+    # a valley or a plateau there, and the closing would fill it with a brighter paper than the border's
+    pad = size // 2 + 1
+    padded = np.pad(small, pad, mode="reflect", reflect_type="odd")
+    closed = ndimage.grey_closing(padded, size=size)[pad:-pad, pad:-pad]
+    opened = ndimage.grey_opening(padded, size=size)[pad:-pad, pad:-pad]
+    residual = small - ndimage.gaussian_filter(small, sigma=max(size / 4, 5.0))  # polarity-neutral: ink is the sparse tail
+    spread = max(float(residual.std()), 1e-6)
+    dark_ink = float(np.mean(residual ** 3)) / spread ** 3 < LIGHT_INK_SKEW
+    background = ndimage.uniform_filter(closed if dark_ink else opened, size=3)
+    border = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
+    # a dark frame (paper under DARKEST_PAPER with dark ink) is darkness, not a sheet: its noise is no faint ink
+    even = float(np.ptp(border)) < EVEN_BORDER and not (dark_ink and float(np.median(border)) < DARKEST_PAPER)
+    flat = float(np.ptp(background)) < UNIFORM_SPREAD
+    if even:  # an even sheet all round (a scan): its border is the paper, under soft, wide strokes too
+        background = np.full_like(background, float(np.median(border)))
+    elif flat:  # an even canvas: one level is exact, a map only adds error
+        background = np.full_like(background, float(np.median(background)))
+    if shade:  # a photo lit unevenly, dark ink: the shade the closing did not follow is paper too
+        background = follow_shade(small, background) if dark_ink and not (even or flat) else None
+        if background is None:
+            return None, dark_ink, even
+    full = Image.fromarray(background.astype(np.float32)).resize(gray.shape[::-1], Image.Resampling.BILINEAR)
+    return np.asarray(full, dtype=np.float32), dark_ink, even
+
+
+def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper, and
+    whether the paper is even (one level: a scan or a drawing app's canvas rather than a photo).
+
+    Dark ink is measured as a fraction of the local paper brightness (light and paper multiply, so a stroke in a
+    shadow keeps its contrast); light ink as a difference from the local background. Paper darker than
+    DARKEST_PAPER counts as that bright, and ink on it can darken it only by what brightness it has: on a black
+    frame with sensor noise, nothing is ink.
+    """
+    background, dark_ink, even = estimate_background(gray)
+    return _strength(gray, background, dark_ink), even
+
+
+def shaded_strength(gray: np.ndarray) -> np.ndarray | None:
+    """`ink_strength` of a photo's dark ink against paper that follows the large, soft shade the first map misses
+    (`follow_shade`); None where there is no such shade (the strength would be the same)."""
+    background, dark_ink, _ = estimate_background(gray, shade=True)
+    return None if background is None else _strength(gray, background, dark_ink)
+
+
+def _strength(gray: np.ndarray, background: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """How much each pixel of `gray` (H, W) departs from the paper's brightness `background` (H, W) toward the ink."""
+    if dark_ink:
+        strength = 1.0 - gray / np.maximum(background, DARKEST_PAPER)
+        strength = np.where(background < DARKEST_PAPER, (background - gray) / DARKEST_PAPER, strength)
+        return np.clip(strength, 0.0, 1.0)
+    return np.clip(gray - background, 0.0, 1.0)
+
+
+def follow_shade(small: np.ndarray, background: np.ndarray) -> np.ndarray | None:
+    """The paper's brightness `background` (h, w) on the small copy `small` lowered by the shade it misses: the
+    darkening left against it, opened (a min then a max filter) SHADOW_SIZE wide, so that strokes and lines, thinner
+    than that, go, and what is that wide every way stays: the body of a hand's or a phone's shadow, rounded and soft,
+    that the closing (a square window a quarter of the copy wide) fills at its edges and fingers. Shade as rough as
+    a desk's grain (ROUGHEST_SHADE) is left as it was; None where no shade LEAST_SHADE deep is left to follow."""
+    darkening = np.clip(1.0 - small / np.maximum(background, DARKEST_PAPER), 0.0, 1.0)
+    size = max(3, round(SHADOW_SIZE * max(small.shape)))
+    opened = ndimage.grey_opening(darkening, size=size)
+    shade = ndimage.uniform_filter(opened, size=3)
+    regions, count = ndimage.label(shade >= LEAST_SHADE)
+    pixels = np.maximum(np.bincount(regions.ravel(), minlength=count + 1), 1)
+    texture = np.bincount(regions.ravel(), weights=(darkening - opened).ravel(), minlength=count + 1) / pixels
+    shade[(texture > ROUGHEST_SHADE)[regions] & (regions > 0)] = 0.0  # a desk's grain beyond the sheet, not a shadow
+    return background * (1.0 - shade) if float(shade.max()) >= LEAST_SHADE else None
