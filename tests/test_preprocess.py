@@ -363,3 +363,21 @@ def test_a_single_pixel_of_ink_is_not_a_line():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not continues(digit, digit.astype(np.float64), 1.0)
+
+
+@pytest.mark.parametrize("digits, margin", [(4, 60), (8, 12), (12, 12), (12, 4)])
+def test_a_number_cropped_as_a_strip_keeps_its_paper_white(digits, margin):
+    """A number cropped tight is a strip up to 10 times wider than high; the paper around its strokes is still
+    paper (strength ~0), not a grey halo taken from a window taller than the strip."""
+    from PIL import ImageDraw
+
+    from mnistlab.vision.paper import ink_strength
+
+    image = Image.new("L", (60 + digits * 140, 174 + 2 * margin), 255)
+    draw = ImageDraw.Draw(image)
+    for k in range(digits):  # sevens, 160 px tall
+        draw.line([(30 + k * 140 + x, margin + 7 + y) for x, y in [(0, 0), (100, 0), (30, 160)]], fill=20, width=14)
+    gray = np.asarray(image, np.float32) / 255
+    strength, _ = ink_strength(gray)
+    assert np.median(strength[gray < 0.3]) > 0.9
+    assert np.percentile(strength[gray > 0.95], 99) < 0.05

@@ -14,10 +14,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mnistlab.data.decode import shrink
+from mnistlab.data.decode import MAX_ASPECT, shrink
 
 BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
 BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
+BACKGROUND_ROWS = 40  # px; the copy's shortest side at least, where the image has them (longer than 4:1: larger)
 UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
 EVEN_BORDER = 0.02  # gray levels; a border (2 px of that copy) spread less than this is an even sheet all round
 LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
@@ -39,8 +40,12 @@ def estimate_background(gray: np.ndarray, shade: bool = False) -> tuple[np.ndarr
     polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse tail on the
     dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
     """
-    small = shrink(gray, BACKGROUND_SIZE)
-    size = max(3, round(BACKGROUND_KERNEL * max(small.shape)))
+    # a strip (a number cropped tight) keeps BACKGROUND_ROWS across, and the window stays within half of that:
+    # a window taller than the strip would take its ink for the paper's darkest level. A sliver longer than
+    # MAX_ASPECT (which decoding refuses) is shrunk as if it were that long, so the copy stays small.
+    strip = round(BACKGROUND_ROWS * min(max(gray.shape) / min(gray.shape), MAX_ASPECT))
+    small = shrink(gray, max(BACKGROUND_SIZE, strip))
+    size = max(3, round(min(BACKGROUND_KERNEL * max(small.shape), min(small.shape) / 2)))
     # padded by odd reflection, which continues a gradient past the border; a mirror or a copied edge would make
     # a valley or a plateau there, and the closing would fill it with a brighter paper than the border's
     pad = size // 2 + 1
