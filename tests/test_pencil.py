@@ -10,9 +10,8 @@ from conftest import REPO_ROOT
 
 PENCIL = (9103, 80)  # seed, photos: held-out digits (5000-9999), a draw apart from the one reported (9101)
 BLANK = (9104, 120)  # seed, sheets
-PENCIL_FLOOR = 0.9  # reached: 75 of 80 on this draw with a cnn of the same training (docs/preprocessing.md)
-MOST_BLANKS_READ = 1  # of 120; reached: 0 on this draw after the third round, 1 before (the cnn plays no part);
-# 5 of 1,000 on the reported one
+PENCIL_FLOOR = 0.9  # what the pipeline reaches on this draw (docs/preprocessing.md has the figures)
+MOST_BLANKS_READ = 1  # of 120; what it reaches on this draw (the cnn plays no part)
 PENCIL_TARGET, BLANK_BOUND = 0.95, 0.001  # the targets, not reached yet
 
 

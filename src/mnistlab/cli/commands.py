@@ -257,17 +257,22 @@ COMMAND_EXTRAS = {"export": "onnx", "explain": "explain"}  # a command that cann
 
 
 def checkpoint_arguments(args: argparse.Namespace) -> None:
-    """The checkpoint file a command reads (and the extra it needs), checked without PyTorch; for `predict --number`,
-    no option that only a single-digit reading takes."""
+    """The checkpoint file a command reads (and the extra it needs), checked without PyTorch."""
     if args.command in COMMAND_EXTRAS:
         require_extra(COMMAND_EXTRAS[args.command], f"mnistlab {args.command}")
-    if getattr(args, "number", False):
+    check_checkpoint_file(args.checkpoint)
+
+
+def predict_arguments(args: argparse.Namespace) -> None:
+    """`predict`'s flags, without PyTorch: with --number, no option only a single-digit reading takes; then the
+    checkpoint file."""
+    if args.number:
         given = [name for name, used in (("--top-k", args.top_k is not None), ("--show-input", args.show_input))
                  if used]
         if given:
             raise ConfigError(f"--number does not take {' or '.join(given)}: it gives every digit's box and "
                               f"probabilities; leave {'them' if len(given) > 1 else 'it'} out")
-    check_checkpoint_file(args.checkpoint)
+    checkpoint_arguments(args)
 
 
 def run_folder_arguments(args: argparse.Namespace) -> None:

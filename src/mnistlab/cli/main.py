@@ -52,7 +52,8 @@ ARGUMENT_CHECKS = {
     "tune": commands.one_model_arguments,
     "track": commands.track_arguments,
     "report": commands.run_folder_arguments,
-    **dict.fromkeys(["predict", "evaluate", "explain", "export", "card"], commands.checkpoint_arguments),
+    "predict": commands.predict_arguments,
+    **dict.fromkeys(["evaluate", "explain", "export", "card"], commands.checkpoint_arguments),
 }
 
 
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if any("\x00" in argument for argument in argv):  # no shell can pass one; a caller of main() can
         print_error("an argument contains a NUL character; remove it")
         return EXIT_USER_ERROR
-    bare = next((argument for argument in argv if re.fullmatch(r"--?[A-Za-z][\w-]*=--", argument)), None)
+    options = argv[:argv.index("--")] if "--" in argv else argv  # after a bare "--", "--x=--" can be a file name
+    bare = next((argument for argument in options if re.fullmatch(r"--?[A-Za-z][\w-]*=--", argument)), None)
     if bare:  # argparse drops "--" from an explicit value, leaving an empty list where one value belongs
         print_error(f"{bare}: '--' is not a value; give {bare[:-3]} a value, or leave it out")
         return EXIT_USER_ERROR

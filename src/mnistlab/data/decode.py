@@ -33,7 +33,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024  # bytes; larger files are refused before rea
 STRIP_PIXELS = 1 << 18  # pixels converted at a time while a large image is shrunk: bounds the working copies
 DECODE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # Pillow decoders we trust with user files
 WORK_LONGEST = 1024  # px; larger images are area-averaged down to this before the float steps (speed, memory)
-FILE_SIZE = "mnistlab_file_size"  # image.info key: the size in the file, which a reduced JPEG decode changes
+FILE_SIZE = "mnistlab_file_size"  # image.info key: (size in the file, size decoded) after a reduced JPEG decode
 MAX_ASPECT = 50  # the longer side may be at most this many times the shorter: a digit needs room both ways
 
 
@@ -80,9 +80,9 @@ def decode_image(
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}; scale it down"
         )
     check_shape(width, height)
-    image.info[FILE_SIZE] = (width, height)  # what a reduced decode leaves out: positions are given in these pixels
     if image.format == "JPEG" and max(width, height) > 2 * WORK_LONGEST:
         image.draft(image.mode, (WORK_LONGEST, WORK_LONGEST))  # JPEG can decode at 1/2, 1/4, 1/8 scale: less memory
+        image.info[FILE_SIZE] = ((width, height), image.size)  # positions are given in the file's pixels
     cost = decoded_bytes(image)
     if cost > max_bytes:
         raise PreprocessError(
@@ -99,8 +99,10 @@ def decode_image(
 
 
 def file_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) of the image in its file, before a reduced decode (`decode_image`) and EXIF rotation."""
-    return image.info.get(FILE_SIZE, image.size)
+    """(width, height) of the image in its file, before a reduced decode (`decode_image`) and EXIF rotation; the
+    image's own size once it has been cropped or resized (Pillow copies `info` to the result)."""
+    size_in_file, decoded = image.info.get(FILE_SIZE, (image.size, image.size))
+    return size_in_file if decoded == image.size else image.size
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

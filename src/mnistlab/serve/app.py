@@ -61,19 +61,20 @@ DOCS_HEADERS = {  # Swagger UI's page starts itself with an inline script; every
                                "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
 }
 
-def number_query(query) -> str:
-    """The `number` query parameter, lower-cased ("false" when absent); `HTTPException` 422 for any other parameter,
-    a repeated one or another value, so a typo never silently gives a single-digit answer."""
-    unknown = sorted(set(query.keys()) - {"number"})
-    if unknown:
-        raise HTTPException(422, f"unknown query parameter {unknown[0][:20]!r}; the only one is number=true|false")
+def number_query(query) -> bool:
+    """Whether `?number=true` (or 1) asks for a number; `HTTPException` 422 for another value, a repeated one, or a
+    misspelt name (Number, numbers), so a typo never silently gives a single-digit answer. Other parameters (a
+    cache-buster) are ignored."""
+    misspelt = sorted(key for key in query.keys() if key.lower().startswith("num") and key != "number")
+    if misspelt:
+        raise HTTPException(422, f"query parameter {misspelt[0][:20]!r} is unknown; did you mean number=true?")
     values = query.getlist("number")
     if len(values) > 1:
         raise HTTPException(422, "number is given more than once; give it once, true or false")
     number = values[0].lower() if values else "false"
     if number not in ("true", "false", "1", "0"):
         raise HTTPException(422, f"number={number[:20]!r}: use number=true or number=false")
-    return number
+    return number in ("true", "1")
 
 
 def predict_all(models: list[LoadedModel], inputs: dict[tuple[str, str], np.ndarray]) -> list[dict]:
@@ -190,9 +191,9 @@ def create_app(
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         limits = (max_pixels, max_decode_bytes, kinds)
         number = number_query(request.query_params)
-        if number in ("true", "1") and content_type not in (*IMAGE_TYPES, "multipart/form-data"):
+        if number and content_type not in (*IMAGE_TYPES, "multipart/form-data"):
             raise HTTPException(422, "number=true reads an image: send PNG or JPEG, raw or as multipart")
-        if number in ("true", "1") and content_type in IMAGE_TYPES:
+        if number and content_type in IMAGE_TYPES:
             return await read_number_in(await request.body())
         if content_type in IMAGE_TYPES:
             inputs = await gate.run(decode_and_preprocess, await request.body(), *limits)
@@ -204,7 +205,7 @@ def create_app(
                     raise HTTPException(422, f"multipart body needs one file field named {UPLOAD_FIELD!r} and no "
                                              f"other{found}")
                 data = await upload.read()
-            if number in ("true", "1"):
+            if number:
                 return await read_number_in(data)
             inputs = await gate.run(decode_and_preprocess, data, *limits)
         elif content_type == "application/json":

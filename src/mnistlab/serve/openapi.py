@@ -10,6 +10,7 @@ the server to it: `tests/test_serve_contract.py` does.
 from __future__ import annotations
 
 from mnistlab.data.registry import IMAGE_SIDE as SIDE  # px; the images the models read are SIDE x SIDE
+from mnistlab.vision.numbers import MAX_DIGITS
 
 UPLOAD_FIELD = "image"  # the multipart/form-data file field
 
@@ -77,7 +78,8 @@ NUMBER_ANSWER = {"type": "object", "required": ["number", "digits"], "properties
     }}},
 }}
 NUMBER_PARAMETER = {"name": "number", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
-                    "description": "true: read a PNG or JPEG as a number written left to right (up to 12 digits)"}
+                    "description": f"true: read a PNG or JPEG as a number written left to right (up to {MAX_DIGITS} "
+                                   f"digits)"}
 MODELS = {"type": "object", "required": ["models"], "properties": {"models": {"type": "array", "items": {
     "type": "object", "required": ["name", "dataset", "test_accuracy", "params", "class_names", "checkpoint"],
     "properties": {

@@ -65,7 +65,7 @@ def _train(spec, dataset, config, progress, on_epoch_end, resume_state, device) 
     train_part, validation_part = split_indices(dataset.train_labels, config.validation_fraction, config.seed,
                                                 config.limit_train, config.train_size)
     model = build(spec, num_classes=len(dataset.class_names)).to(device)
-    # Only the images the split uses are converted to float: a third less time and memory than the whole set.
+    # Each part is gathered as uint8 and converted alone: no float copy of every training image is held beside them.
     train_inputs = images_to_tensor(dataset.train_images[train_part]).to(device)
     validation_inputs = images_to_tensor(dataset.train_images[validation_part])
     labels = torch.from_numpy(dataset.train_labels.astype(np.int64))

@@ -213,8 +213,8 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
             # on an even sheet nothing but ink reaches the faint level: a soft digit's strokes that dip under the
             # threshold join it wherever they lead
             digit = select_digit(strength > threshold, strength, strength > floor)
-        except PreprocessError:  # nothing but specks: an evenly lit photo of grainy pencil, whose grain breaks its
-            even = False  # strokes apart, is read as a photo
+        except PreprocessError:  # no digit on what looks like a scan: it may be an evenly lit photo of grainy
+            even = False  # pencil, whose grain breaks the strokes into specks; it is read as a photo (which may refuse)
     if not even:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
         shaded = shaded_strength(gray)  # against paper that follows a hand's or a phone's shadow, where there is one
         strength, digit, threshold = _photo_ink(strength if shaded is None else shaded)

@@ -3,9 +3,11 @@
 The ink is found as `preprocess` finds it (paper estimated per pixel, threshold
 at half the ink's peak), then split into digits instead of keeping one:
 
-1. connected components of the ink; specks (under SPECK_SHARE of the heaviest)
-   and printed lines are dropped, and components touching the frame unless they
-   are the size of the number's digits (a tight crop) or nothing else is left;
+1. connected components of the ink; specks (under SPECK_SHARE of the heaviest),
+   printed lines and strokes too flat and long for a digit (an underline) are
+   dropped, and components touching the frame unless they are the size of the
+   number's digits (a tight crop) or nothing else is left; digits under
+   SMALLEST_DIGIT px are no number, and writing on more than one line is refused;
 2. the pieces: each component, and a component wide enough to hold two digits
    (a touching pair) cut at the columns with the least ink (candidate cuts);
 3. the digits: the pieces, in order, are grouped into runs (a 5 whose bar is
@@ -15,7 +17,7 @@ at half the ink's peak), then split into digits instead of keeping one:
    neighbours, and, when a classifier is given, each run read with confidence;
 4. each digit is cropped with its own gray levels (the faint ink nearest its
    strokes, none of a neighbour's) and normalised like a single digit (stroke
-   width, 20-px box, centre of mass).
+   width, 20-px box, centre of mass). More than MAX_DIGITS digits are refused, not cut.
 
     >>> from mnistlab.vision.numbers import segment_number
     >>> digits = segment_number(image)   # [(box (left, top, right, bottom), (28, 28) uint8), ...] left to right
@@ -84,8 +86,8 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
                                  for start in range(0, len(images), CLASSIFY_BATCH)])
     chosen = best_grouping(pieces, runs, height, scores)
     if len(chosen) > MAX_DIGITS:  # a page of writing, a texture or noise: refused, not cut to a guess
-        raise PreprocessError(f"found {len(chosen)} digit-like marks, more than the {MAX_DIGITS} digits a number is "
-                              f"read up to; crop the image to one number")
+        raise PreprocessError(f"found more digit-like marks than the {MAX_DIGITS} digits a number is read up to; "
+                              f"crop the image to one number")
     digits = []
     for index in chosen:
         (top, left, bottom, right), image_28 = crops[index]
@@ -209,8 +211,7 @@ def _digit_height(starts: np.ndarray, stops: np.ndarray, mass: np.ndarray) -> fl
                 break
         else:
             columns.append([top, left, bottom, right])
-    heights = np.array([bottom - top for top, _, bottom, _ in columns], dtype=np.float64)
-    return float(np.median(heights[heights >= 0.5 * heights.max()]))
+    return _typical_height(np.array([bottom - top for top, _, bottom, _ in columns], dtype=np.float64))
 
 
 def _cuts(component: np.ndarray, height: float) -> np.ndarray:

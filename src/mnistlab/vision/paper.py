@@ -18,7 +18,7 @@ from mnistlab.data.decode import MAX_ASPECT, shrink
 
 BACKGROUND_SIZE = 160  # px; the longest side of the copy the paper's brightness is estimated on
 BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen stroke, narrow enough to follow light
-BACKGROUND_ROWS = 40  # px; the copy's shortest side at least, where the image has them (longer than 4:1: larger)
+BACKGROUND_ROWS = 40  # px; about the copy's shortest side at least, where the image has them (past 4:1: larger)
 UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
 EVEN_BORDER = 0.02  # gray levels; a border (2 px of that copy) spread less than this is an even sheet all round
 LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
@@ -36,13 +36,14 @@ def estimate_background(gray: np.ndarray, shade: bool = False) -> tuple[np.ndarr
 
     A grey closing (max then min filter) wider than any pen stroke erases dark strokes but keeps what varies
     slowly or in steps: gradients, vignetting, shadow edges; an opening does the same for light strokes. Both are
-    computed on a copy area-averaged to BACKGROUND_SIZE px (fast, and it averages out sensor noise). The
+    computed on a copy area-averaged to BACKGROUND_SIZE px, or longer for a strip (fast, and it averages out sensor
+    noise). The
     polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse tail on the
     dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
     """
-    # a strip (a number cropped tight) keeps BACKGROUND_ROWS across, and the window stays within half of that:
-    # a window taller than the strip would take its ink for the paper's darkest level. A sliver longer than
-    # MAX_ASPECT (which decoding refuses) is shrunk as if it were that long, so the copy stays small.
+    # a strip (a number cropped tight) keeps about BACKGROUND_ROWS across (shrink divides by a whole number: 25-40),
+    # and the window stays within half of that: a window taller than the strip would take its ink for the paper's
+    # darkest level. A sliver longer than MAX_ASPECT (which decoding refuses) is shrunk as if it were that long.
     strip = round(BACKGROUND_ROWS * min(max(gray.shape) / min(gray.shape), MAX_ASPECT))
     small = shrink(gray, max(BACKGROUND_SIZE, strip))
     size = max(3, round(min(BACKGROUND_KERNEL * max(small.shape), min(small.shape) / 2)))
