@@ -61,6 +61,7 @@ DOCS_HEADERS = {  # Swagger UI's page starts itself with an inline script; every
                                "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
 }
 
+
 def number_query(query) -> bool:
     """Whether `?number=true` (or 1) asks for a number; `HTTPException` 422 for another value, a repeated one, or a
     misspelt name (Number, numbers), so a typo never silently gives a single-digit answer. Other parameters (a
@@ -177,7 +178,8 @@ def create_app(
         return {"models": [loaded.describe() for loaded in models]}
 
     @app.post("/api/predict", summary="Classify one image with every loaded model", response_model=None,
-              responses=PREDICT_RESPONSES, openapi_extra={"requestBody": PREDICT_BODY, "parameters": [NUMBER_PARAMETER]})
+              responses=PREDICT_RESPONSES,
+              openapi_extra={"requestBody": PREDICT_BODY, "parameters": [NUMBER_PARAMETER]})
     async def predict(request: Request) -> dict:
         """PNG or JPEG (raw body or multipart field `image`) is preprocessed to MNIST style for digit models and
         resized as it is for others; JSON pixels are used as is.
@@ -185,8 +187,8 @@ def create_app(
         Returns `input` (the 784 pixels the first model saw, row by row, in [0, 1] like JSON pixels) and
         `predictions`, one per model; a prediction whose model saw other pixels (another preprocessing) carries
         its own `input`. With `?number=true` an image is read as a number written left to right: `number` (the
-        first digit model's reading) and `digits`, each with its `box` (left, top, right, bottom in the image's pixels),
-        `input` and `predictions`. Errors are 4xx with `{"error": "..."}`.
+        first digit model's reading) and `digits`, each with its `box` (left, top, right, bottom in the file's
+        pixels), `input` and `predictions`. Errors are 4xx with `{"error": "..."}`.
         """
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         limits = (max_pixels, max_decode_bytes, kinds)
