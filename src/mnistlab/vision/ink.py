@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
 from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
-from mnistlab.vision.paper import ink_strength, shaded_strength
+from mnistlab.vision.paper import estimate_background, ink_strength, shaded_strength
 
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
 EVEN_MIN_CONTRAST = 0.1  # the same on an even canvas (a scan, a drawing app), where no shading can pass for ink
@@ -205,7 +205,8 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     gray levels kept: background flattened, ink thresholded, clutter dropped; and whether the sheet is even."""
     if gray.size == 0 or gray.min() == gray.max():  # one level: no ink (a black one is not ink on black paper)
         raise PreprocessError(NO_DIGIT)
-    strength, even = ink_strength(gray)
+    paper = estimate_background(gray)  # once: the shaded paper below starts from the same estimate
+    strength, even = ink_strength(gray, paper)
     if even:
         try:
             threshold = ink_threshold(strength, even)
@@ -216,7 +217,7 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         except PreprocessError:  # no digit on what looks like a scan: it may be an evenly lit photo of grainy
             even = False  # pencil, whose grain breaks the strokes into specks; it is read as a photo (which may refuse)
     if not even:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
-        shaded = shaded_strength(gray)  # against paper that follows a hand's or a phone's shadow, where there is one
+        shaded = shaded_strength(gray, paper)  # against paper that follows a hand's or a phone's shadow, if any
         strength, digit, threshold = _photo_ink(strength if shaded is None else shaded)
         floor = FAINT_SHARE * threshold  # shading can reach it: faint ink is followed only a little beyond the strokes
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))

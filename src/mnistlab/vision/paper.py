@@ -10,6 +10,8 @@ memory are linear in the pixels whatever the image holds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -29,17 +31,32 @@ ROUGHEST_SHADE = 0.05  # of the paper's brightness; shade whose texture (what th
 # average is a desk's grain or weave beyond the sheet, not a shadow on paper
 
 
-def estimate_background(gray: np.ndarray, shade: bool = False) -> tuple[np.ndarray | None, bool, bool]:
-    """The paper's brightness at each pixel (H, W), whether the ink is darker than the paper, and whether the
-    sheet is even all round (its border one level: a scan or a drawing app's canvas, not a photo). With `shade`,
-    the shade the closing misses is followed too (`follow_shade`), and the brightness is None where there is none.
+@dataclass(frozen=True)
+class Paper:
+    """The paper as `estimate_background` finds it, on the small copy it works on."""
+
+    small: np.ndarray  # the image area-averaged (h, w)
+    background: np.ndarray  # the paper's brightness on that copy (h, w)
+    dark_ink: bool  # the ink is darker than the paper
+    even: bool  # the border is one level all round: a scan or a drawing app's canvas, not a photo
+    flat: bool  # one level everywhere: a clean canvas
+
+    def at(self, shape: tuple[int, int], background: np.ndarray | None = None) -> np.ndarray:
+        """The brightness map (the paper's own, or `background` on the small copy) enlarged to `shape`."""
+        small = self.background if background is None else background
+        return np.asarray(Image.fromarray(small.astype(np.float32)).resize(shape[::-1], Image.Resampling.BILINEAR),
+                          dtype=np.float32)
+
+
+def estimate_background(gray: np.ndarray) -> Paper:
+    """The paper's brightness, on a small copy of `gray` (H, W): whether the ink is darker than the paper, and
+    whether the sheet is even all round (its border one level: a scan or a drawing app's canvas, not a photo).
 
     A grey closing (max then min filter) wider than any pen stroke erases dark strokes but keeps what varies
     slowly or in steps: gradients, vignetting, shadow edges; an opening does the same for light strokes. Both are
     computed on a copy area-averaged to BACKGROUND_SIZE px, or longer for a strip (fast, and it averages out sensor
-    noise). The
-    polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse tail on the
-    dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
+    noise). The polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse
+    tail on the dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
     """
     # a strip (a number cropped tight) keeps about BACKGROUND_ROWS across (shrink divides by a whole number: 25-40),
     # and the window stays within half of that: a window taller than the strip would take its ink for the paper's
@@ -65,32 +82,30 @@ def estimate_background(gray: np.ndarray, shade: bool = False) -> tuple[np.ndarr
         background = np.full_like(background, float(np.median(border)))
     elif flat:  # an even canvas: one level is exact, a map only adds error
         background = np.full_like(background, float(np.median(background)))
-    if shade:  # a photo lit unevenly, dark ink: the shade the closing did not follow is paper too
-        background = follow_shade(small, background) if dark_ink and not (even or flat) else None
-        if background is None:
-            return None, dark_ink, even
-    full = Image.fromarray(background.astype(np.float32)).resize(gray.shape[::-1], Image.Resampling.BILINEAR)
-    return np.asarray(full, dtype=np.float32), dark_ink, even
+    return Paper(small, background, dark_ink, even, flat)
 
 
-def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+def ink_strength(gray: np.ndarray, paper: Paper | None = None) -> tuple[np.ndarray, bool]:
     """Gray (H, W) -> how much each pixel departs from the local paper toward the ink (H, W), 0 = paper, and
-    whether the paper is even (one level: a scan or a drawing app's canvas rather than a photo).
+    whether the paper is even (one level: a scan or a drawing app's canvas rather than a photo). `paper` is
+    `estimate_background(gray)`, estimated here when not given.
 
     Dark ink is measured as a fraction of the local paper brightness (light and paper multiply, so a stroke in a
     shadow keeps its contrast); light ink as a difference from the local background. Paper darker than
     DARKEST_PAPER counts as that bright, and ink on it can darken it only by what brightness it has: on a black
     frame with sensor noise, nothing is ink.
     """
-    background, dark_ink, even = estimate_background(gray)
-    return _strength(gray, background, dark_ink), even
+    paper = paper if paper is not None else estimate_background(gray)
+    return _strength(gray, paper.at(gray.shape), paper.dark_ink), paper.even
 
 
-def shaded_strength(gray: np.ndarray) -> np.ndarray | None:
+def shaded_strength(gray: np.ndarray, paper: Paper) -> np.ndarray | None:
     """`ink_strength` of a photo's dark ink against paper that follows the large, soft shade the first map misses
-    (`follow_shade`); None where there is no such shade (the strength would be the same)."""
-    background, dark_ink, _ = estimate_background(gray, shade=True)
-    return None if background is None else _strength(gray, background, dark_ink)
+    (`follow_shade`); None where there is no such shade (the strength would be the same) or it is no such photo."""
+    if not paper.dark_ink or paper.even or paper.flat:
+        return None
+    background = follow_shade(paper.small, paper.background)
+    return None if background is None else _strength(gray, paper.at(gray.shape, background), paper.dark_ink)
 
 
 def _strength(gray: np.ndarray, background: np.ndarray, dark_ink: bool) -> np.ndarray:
