@@ -227,7 +227,7 @@ def create_app(
     async def read_number_in(data: bytes) -> dict:
         """The digits of a number in uploaded bytes, each read by every model; the number as the first digit model
         reads it."""
-        readers = [index for index, loaded in enumerate(models) if loaded.preprocess == "digits"]
+        readers = [index for index, loaded in enumerate(models) if loaded.reads_digits]
         if not readers:
             raise HTTPException(422, "number=true reads handwritten digits, and none of the loaded models was trained "
                                      "on them; start the server with a digit checkpoint")

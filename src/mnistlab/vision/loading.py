@@ -41,9 +41,14 @@ class LoadedModel:
         """How an image becomes this model's input: (preprocessing, training images' background)."""
         return self.preprocess, self.background
 
+    @property
+    def reads_digits(self) -> bool:
+        """Trained on handwritten digits: its images get the digit photo preprocessing, and it can read a number."""
+        return self.preprocess == "digits"
+
     def note(self) -> str | None:
         """A line saying how images are read for a checkpoint not trained on handwritten digits; None otherwise."""
-        if self.preprocess == "digits":
+        if self.reads_digits:
             return None
         return (f"{self.name} was trained on {Path(self.dataset).name or self.dataset}, not on handwritten digits: "
                 f"images are resized to 28x28 as they are (gray, {self.background} background), without the digit "

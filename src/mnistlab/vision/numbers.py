@@ -116,7 +116,7 @@ def read_number(loaded, source: bytes | str, max_pixels: int = MAX_FILE_PIXELS) 
 def check_reads_digits(loaded) -> None:
     """`ConfigError` unless `loaded` (a `predict.LoadedModel`) reads handwritten digits: a number's digits are found
     and cut apart as digits, which another model's classes would only be guessed from."""
-    if loaded.preprocess != "digits":
+    if not loaded.reads_digits:
         raise ConfigError(f"{loaded.name} was trained on {loaded.dataset}, not on handwritten digits, so it cannot "
                           f"read a number; use a checkpoint trained on digits (e.g. mnistlab train cnn)")
 
