@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image, ImageDraw
 
 from mnistlab.evaluation import number_eval
@@ -174,6 +175,21 @@ def test_specks_and_grain_are_no_number(seed):
     strip[1, ::2] = 0
     with pytest.raises(PreprocessError, match="no digit found"):
         segment_number(decode_image(encode(Image.fromarray(strip))))
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), width=st.integers(40, 900), height=st.integers(40, 600),
+       density=st.floats(0.002, 0.04), dot=st.integers(1, 2), paper=st.integers(180, 255))
+def test_scattered_dots_are_never_read_as_a_number(seed, width, height, density, dot, paper):
+    """Any page of 1- or 2-px dots, sparse or dense, on any paper: refused, never a guessed number."""
+    rng = np.random.default_rng(seed)
+    page = np.full((height, width), paper, np.uint8)
+    rows, columns = np.nonzero(rng.random((height, width)) < density)
+    for down in range(dot):
+        for across in range(dot):
+            page[np.minimum(rows + down, height - 1), np.minimum(columns + across, width - 1)] = 0
+    with pytest.raises(PreprocessError):
+        segment_number(decode_image(encode(Image.fromarray(page))))
 
 
 def test_more_digits_than_a_number_holds_are_refused_not_cut():

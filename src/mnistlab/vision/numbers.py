@@ -46,6 +46,7 @@ MAX_DIGITS = 12  # digits read at most from one image; more are refused: a page 
 NO_NUMBER = ("no digit found: the image is blank, too faint or only specks; photograph the number, dark on light or "
              "light on dark")
 SMALLEST_DIGIT = 8  # px of the work copy; a number whose digits are shorter is specks or texture (MNIST's are 20)
+READABLE_SHARE = 0.5  # of the ink; components at least SMALLEST_DIGIT tall must carry more than this
 FLAT_HEIGHT, FLAT_WIDTH = 0.25, 1.5  # of the digits' height: a stroke flatter and longer than this is no digit's
 LINE_GAP = 0.25  # of the digit height; components farther apart than this vertically are on different lines
 MAX_PIECES = 40  # pieces (components and slices) grouped at most; the lightest beyond are dropped as specks
@@ -144,7 +145,7 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
     if (~touches).any():  # the sheet's edge or the desk beyond it, unless the size of a digit (a tight crop)
         keep = keep[~touches | digit_sized]
         height = _digit_height(starts[keep], stops[keep], mass[keep])
-    _check_one_line(starts[keep, 0], stops[keep, 0])
+    _check_one_line(starts[keep, 0], stops[keep, 0], mass[keep])
     lookup = np.zeros(count + 1, dtype=np.int32)
     lookup[keep + 1] = np.arange(1, len(keep) + 1)
     components = lookup[labels]  # 0 = dropped, k = the k-th kept component
@@ -174,15 +175,17 @@ def _typical_height(heights: np.ndarray) -> float:
     return float(np.median(heights[heights >= 0.5 * heights.max()]))
 
 
-def _check_one_line(tops: np.ndarray, bottoms: np.ndarray) -> None:
+def _check_one_line(tops: np.ndarray, bottoms: np.ndarray, mass: np.ndarray) -> None:
     """`PreprocessError` unless the components' rows (tops, bottoms) are one line of digits of a readable size.
 
     The digits are the components at least half as tall as the tallest; components LINE_GAP of their median
     height or nearer one above the other are one line, and a line counts only if it holds a digit, so a 5's loose
-    bar, a dot or an underline is no line of its own.
+    bar, a dot or an underline is no line of its own. Components SMALLEST_DIGIT tall or more must carry most of
+    the ink (`mass`, each component's): dots that by chance clump into one taller speck are still specks.
     """
     height = _typical_height(bottoms - tops)
-    if height < SMALLEST_DIGIT:  # specks, grain or a texture: nothing a model could read as a digit
+    readable = mass[bottoms - tops >= SMALLEST_DIGIT].sum()
+    if height < SMALLEST_DIGIT or readable < READABLE_SHARE * mass.sum():  # specks, grain or a texture
         raise PreprocessError(NO_NUMBER)
     order = np.argsort(tops, kind="stable")
     lines, bottom, has_digit = 0, -np.inf, False
