@@ -192,6 +192,31 @@ def test_scattered_dots_are_never_read_as_a_number(seed, width, height, density,
         segment_number(decode_image(encode(Image.fromarray(page))))
 
 
+DIGIT_STROKES = [ONE, SEVEN, FOUR, ZERO]
+WRITTEN = st.lists(st.tuples(st.integers(0, 3), st.integers(-12, 12)), min_size=1, max_size=5)  # (digit, raised)
+
+
+def write_rows(rows: list[list[tuple[int, int]]], gap: int) -> Image.Image:
+    """Rows of (digit, px raised or lowered) with `gap` px between rows (`write_lines`)."""
+    lines = [[[(x, y + shift) for x, y in DIGIT_STROKES[digit]] for digit, shift in row] for row in rows]
+    return write_lines(lines, line_step=160 + gap, size=(60 + 140 * max(map(len, rows)) + 60,
+                                                         40 + len(rows) * (160 + gap) + 40))
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(WRITTEN, min_size=2, max_size=3), gap=st.integers(100, 200))
+def test_any_lines_half_a_digit_apart_are_refused(rows, gap):
+    """Two or three lines of 1-5 digits, each digit up to 12 px off its line, over half a digit height apart."""
+    with pytest.raises(PreprocessError, match=f"writing on {len(rows)} lines"):
+        segment_number(decode_image(encode(write_rows(rows, gap))))
+
+
+@settings(max_examples=40, deadline=None)
+@given(row=WRITTEN)
+def test_one_uneven_line_is_read_digit_by_digit(row):
+    assert len(segment_number(decode_image(encode(write_rows([row], 0))))) == len(row)
+
+
 def test_more_digits_than_a_number_holds_are_refused_not_cut():
     with pytest.raises(PreprocessError, match="marks than the 12 digits"):
         segment_number(decode_image(encode(write_number([ONE, SEVEN] * 7, step=90, size=(1400, 300)))))
