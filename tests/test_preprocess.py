@@ -381,3 +381,64 @@ def test_a_number_cropped_as_a_strip_keeps_its_paper_white(digits, margin):
     strength, _ = ink_strength(gray)
     assert np.median(strength[gray < 0.3]) > 0.9
     assert np.percentile(strength[gray > 0.95], 99) < 0.05
+
+
+@pytest.mark.parametrize("length_share, tilt", [(0.52, 0), (0.56, 3), (0.6, -4)])
+def test_a_long_one_on_ruled_paper_is_not_a_printed_line(length_share, tilt):
+    """A 1 in a 10-px stroke (thinner than a tight crop's) covering over half the height of a photo of ruled
+    paper, within the tilt printed lines are looked for at: it stops well inside the frame at both ends (the
+    ruled lines crossing it add only short runs), so it is the digit, not a line to erase."""
+    from PIL import ImageDraw
+
+    height, width = 600, 450
+    image = Image.new("L", (width, height), 225)
+    draw = ImageDraw.Draw(image)
+    for row in range(40, height, 45):
+        draw.line([(0, row), (width, row + 6)], fill=170, width=2)
+    top, bottom = round(height * (1 - length_share) / 2), round(height * (1 + length_share) / 2)
+    shift = round((bottom - top) * np.tan(np.deg2rad(tilt)) / 2)
+    draw.line([(225 - shift, top), (225 + shift, bottom)], fill=90, width=10)
+    digit = preprocess(photographed(np.asarray(image, np.float32), 6, 3.0))
+    assert (digit > 40).any(axis=1).sum() >= 18 and np.ptp(np.flatnonzero((digit > 40).any(axis=0))) < 10
+
+
+def test_printed_lines_that_fade_out_at_one_end_are_erased_and_a_long_stroke_is_not():
+    """Ruled lines that reach the frame at one end and fade out after 60% of the width are erased like lines that
+    cross the whole sheet; a stroke as long, stopping well inside the frame at both ends, is kept."""
+    from mnistlab.vision.clutter import erase_lines
+
+    strength = np.full((600, 800), 0.01)
+    strength[40::45, :480] = 0.15  # ruled lines from the left edge, fading out at 60%
+    strength[100:500, 600:606] = 0.3  # a long stroke inside the frame, darker than the lines
+    cleaned = erase_lines(strength, 0.05)
+    assert cleaned[40::45, :480].max() < 0.05 and (cleaned[100:500, 600:606] == 0.3).all()
+
+
+def test_a_thin_grainy_pencil_one_is_not_a_printed_line():
+    """A pencil 1 whose grain leaves pits in 15% of its 4-px stroke, 33 times as long as it is wide: the pits are
+    closed before its width is measured, so it is not taken for a printed line's piece (40 widths and more)."""
+    from mnistlab.vision.clutter import looks_like_digit
+    from mnistlab.vision.ink import stroke_width
+
+    digit = np.zeros((400, 600), dtype=bool)
+    digit[135:265, 298:302] = True
+    digit &= np.random.default_rng(11).random(digit.shape) >= 0.15
+    strength = np.where(digit, 0.2, 0.01)
+    assert looks_like_digit(digit, strength, strength, stroke_width)
+
+
+def test_a_slanted_stroke_beside_grid_lines_does_not_go_on_as_a_line():
+    """A 1 written at 25 degrees on squared paper, its top near the frame: the grid's column and rows it passes on
+    its way on come within a stroke's width of its axis only briefly, so it does not go on as a line; the same
+    stroke with a printed line going on along its own axis does."""
+    from mnistlab.vision.clutter import continues
+
+    rows, cols = np.mgrid[0:500, 0:900]
+    angle = np.deg2rad(25)
+    axis_distance = np.abs((cols - 450) + np.tan(angle) * (rows - 350)) * np.cos(angle)
+    digit = (axis_distance <= 6) & (rows >= 110) & (rows <= 350)
+    top_column = 450 + np.tan(angle) * 240
+    grid = (np.abs(cols - top_column - 32) <= 1) | ((rows - 93) % 90 <= 1)
+    unerased = np.where(digit, 0.22, np.where(grid, 0.14, 0.01))
+    assert not continues(digit, unerased, 13.0)
+    assert continues(digit, np.where((axis_distance <= 1) & ~digit, 0.2, unerased), 13.0)

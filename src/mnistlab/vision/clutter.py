@@ -44,6 +44,8 @@ LINE_TILT, LINE_STEP = 15.0, 0.25  # degrees; printed lines are looked for this 
 LINE_COVER = 0.5  # of its way across the image; a line's strength passes the level over this much of it
 LINE_BINS = 5  # px; the least distance between two lines found
 LINE_WIDTH = 0.02  # of the image's shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
+LINE_SPAN = 0.75  # of its way across; a printed line's ink spans more (it crosses the sheet), a digit's stroke less
+LINE_END = 0.1  # of the image's shorter side; a line's end farther from the frame stops inside it
 LINE_KEEP = 1.6  # times a line's median strength; stronger pixels on it are ink crossing it
 MAX_LINES = 64  # lines erased at most
 LINE_WORK = 4  # the Hough accumulator may be this many times the image's pixels; a smaller image keeps its lines
@@ -78,8 +80,8 @@ def smooth_grain(strength: np.ndarray) -> np.ndarray:
 def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
     """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
     LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
-    those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image
-    and with paper on both sides (not the sheet's edge). A pixel on such a line keeps its strength where it is
+    those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image,
+    with paper on both sides (not the sheet's edge) and not a long stroke inside the frame (`_stroke_inside`). A pixel on such a line keeps its strength where it is
     LINE_KEEP times the line's (ink crossing the line). Work: (pixels over `level`) x (angles tried) plus the
     pixels; small images and slivers (the accumulator would outgrow them) keep their lines."""
     mask = strength > level
@@ -116,10 +118,29 @@ def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
         if sides.max(initial=0) >= 0.5 * votes:  # strength goes on beside it: the sheet's edge, not a printed line
             continue
         on = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance) <= (high - low + 1) / 2 + 1.5
+        if _stroke_inside(rows[on], cols[on], angle, across, widest, strength.shape):
+            continue
         keep &= ~on | (values > LINE_KEEP * float(np.median(values[on])))
     cleaned = strength.copy()
     cleaned[rows[~keep], cols[~keep]] = 0.0
     return cleaned
+
+
+def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: float, gap: float, shape) -> bool:
+    """Whether the ink on a line found (its pixels' `rows` and `cols`; `angle` as `hough_line` gives it, `across`
+    its way across the image) is a long stroke rather than a printed line: its longest run (breaks under `gap` px
+    bridged; other lines crossing it add only short runs) spans less than LINE_SPAN of its way across and stops
+    short of the frame at both ends (a printed line that fades still reaches the frame at one)."""
+    along = rows * math.cos(angle) - cols * math.sin(angle)
+    order = np.argsort(along)
+    breaks = np.flatnonzero(np.diff(along[order]) > gap)
+    starts, stops = np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [along.size - 1]])
+    longest = int(np.argmax(along[order[stops]] - along[order[starts]]))
+    ends = order[[starts[longest], stops[longest]]]
+    if along[ends[1]] - along[ends[0]] >= LINE_SPAN * across:
+        return False
+    gaps = np.minimum.reduce([rows[ends], cols[ends], shape[0] - 1 - rows[ends], shape[1] - 1 - cols[ends]])
+    return bool((gaps > LINE_END * min(shape)).all())
 
 
 def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutter_of, select, stroke_width,
@@ -205,7 +226,8 @@ def edge_contrast(digit: np.ndarray, strength: np.ndarray, stroke: float) -> flo
 def continues(digit: np.ndarray, unerased: np.ndarray, stroke: float) -> bool:
     """Whether straight ink (H, W) bool goes on beyond its ends as a line of about its strength (a piece of a
     printed line, of the sheet's edge, of a crease), sampled in `unerased` along its long axis as far again as it
-    is long, a stroke's width either side; or reaches the frame at both ends, thinner than FRAME_LINE of the image
+    is long, half a stroke's width and a pixel either side (a line at an angle to it, a grid's, passes through
+    that only briefly); or reaches the frame at both ends, thinner than FRAME_LINE of the image
     (a digit cropped tight to the frame has thicker strokes)."""
     points = np.argwhere(digit).astype(np.float64)
     if len(points) < 2:  # a single pixel has no axis to go on along
@@ -216,7 +238,7 @@ def continues(digit: np.ndarray, unerased: np.ndarray, stroke: float) -> bool:
     along = (points - centre) @ axis
     length, level = float(np.ptp(along)), CONTINUE_SHARE * float(np.median(unerased[digit]))
     beyond = np.linspace(2 * stroke, 2 * stroke + length, CONTINUE_SAMPLES[0])  # spots sampled: bounded work
-    sideways = np.linspace(-stroke, stroke, CONTINUE_SAMPLES[1])
+    sideways = np.linspace(-(stroke / 2 + 1), stroke / 2 + 1, CONTINUE_SAMPLES[1])
     outside = 0
     for end, sign in ((along.max(), 1.0), (along.min(), -1.0)):
         spots = centre + np.outer(end + sign * beyond, axis)[:, None, :] + np.outer(sideways, across)[None]
@@ -239,7 +261,9 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     box = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     height, width = box.shape
-    stroke = max(stroke_width(np.pad(box, 1)), 1.0)  # beyond the box is paper (a stroke filling it is no wider)
+    # beyond the box is paper (a stroke filling it is no wider); pits of a grainy pencil stroke are closed first,
+    # or they would make it look thinner than it is
+    stroke = max(stroke_width(ndimage.binary_closing(np.pad(box, 2))), 1.0)
     if edge_contrast(digit, strength, stroke) < EDGE_CONTRAST:
         return False
     if width > WIDEST_DIGIT * height or max(height, width) < SMALLEST_DIGIT * max(digit.shape):
