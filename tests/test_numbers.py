@@ -1,6 +1,7 @@
 """Numbers (issue 22): the digits of a handwritten number found left to right, read and returned with boxes."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -314,3 +315,16 @@ def test_page_outlines_each_digit_of_an_uploaded_number(chromium, tmp_path):
     assert not problems, problems
     assert "(3 digits)" in status, status
     assert outline > 3 * 40  # three boxes outlined in red on the photo
+
+
+POINT, COMMA = [(40, 145), (58, 160)], [(50, 145), (56, 160), (44, 178)]
+
+
+@pytest.mark.parametrize("mark", [POINT, COMMA])
+def test_a_point_or_a_comma_between_digits_is_refused_not_read_as_a_digit(mark):
+    """7.14 or 7,14 written with room around the mark: it is far smaller than the digits, and reading it as the
+    digit it looks most like (3.14 as 3014) would give a wrong number, so it is refused with the mark's place."""
+    written = [SEVEN, mark, ONE, FOUR]
+    with pytest.raises(PreprocessError, match=r"mark much smaller than the digits .* at x=(\d+); only digits") as error:
+        segment_number(decode_image(encode(write_number(written, step=170, size=(900, 300)))))
+    assert 60 + 170 < int(re.search(r"x=(\d+)", str(error.value)).group(1)) < 60 + 2 * 170  # after the 7, before the 1
