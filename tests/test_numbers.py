@@ -325,6 +325,6 @@ def test_a_point_or_a_comma_between_digits_is_refused_not_read_as_a_digit(mark):
     """7.14 or 7,14 written with room around the mark: it is far smaller than the digits, and reading it as the
     digit it looks most like (3.14 as 3014) would give a wrong number, so it is refused with the mark's place."""
     written = [SEVEN, mark, ONE, FOUR]
-    with pytest.raises(PreprocessError, match=r"mark much smaller than the digits .* at x=(\d+); only digits") as error:
+    with pytest.raises(PreprocessError, match=r"mark much smaller than the digits .* at x=\d+ .*only digits") as error:
         segment_number(decode_image(encode(write_number(written, step=170, size=(900, 300)))))
     assert 60 + 170 < int(re.search(r"x=(\d+)", str(error.value)).group(1)) < 60 + 2 * 170  # after the 7, before the 1

@@ -414,6 +414,24 @@ def test_printed_lines_that_fade_out_at_one_end_are_erased_and_a_long_stroke_is_
     assert cleaned[40::45, :480].max() < 0.05 and (cleaned[100:500, 600:606] == 0.3).all()
 
 
+def test_which_long_straight_ink_is_a_printed_line():
+    """A long stroke near a side of the frame still stops inside it along its own way (kept); a line spanning most
+    of the way with both ends inside the frame, and a line broken by gaps narrower than a printed line's width
+    bound, are printed lines (erased)."""
+    from mnistlab.vision.clutter import erase_lines
+
+    def erased(shape, piece) -> bool:
+        strength = np.full(shape, 0.01)
+        strength[piece] = 0.15
+        return bool(erase_lines(strength, 0.05)[piece].max() < 0.05)
+
+    assert not erased((600, 800), np.s_[100:500, 30:36])  # a 1 beside the left edge, stopping 100 px short of both ends
+    assert erased((600, 800), np.s_[300:302, 60:740])  # 85% of the width, 60 px short of both sides
+    dashed = np.zeros((600, 1000), dtype=bool)
+    dashed[300:302, 110:890] = np.arange(110, 890) % 14 < 10  # 10-px dashes, 4-px gaps, 78% of the width
+    assert erased((600, 1000), np.nonzero(dashed))
+
+
 def test_a_thin_grainy_pencil_one_is_not_a_printed_line():
     """A pencil 1 whose grain leaves pits in 15% of its 4-px stroke, 33 times as long as it is wide: the pits are
     closed before its width is measured, so it is not taken for a printed line's piece (40 widths and more)."""

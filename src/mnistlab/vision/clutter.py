@@ -45,7 +45,7 @@ LINE_COVER = 0.5  # of its way across the image; a line's strength passes the le
 LINE_BINS = 5  # px; the least distance between two lines found
 LINE_WIDTH = 0.02  # of the image's shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
 LINE_SPAN = 0.75  # of its way across; a printed line's ink spans more (it crosses the sheet), a digit's stroke less
-LINE_END = 0.1  # of the image's shorter side; a line's end farther from the frame stops inside it
+LINE_END = 0.1  # of the image's height (or width); a line's end farther from the frame it faces stops inside it
 LINE_KEEP = 1.6  # times a line's median strength; stronger pixels on it are ink crossing it
 MAX_LINES = 64  # lines erased at most
 LINE_WORK = 4  # the Hough accumulator may be this many times the image's pixels; a smaller image keeps its lines
@@ -81,8 +81,8 @@ def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
     """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
     LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
     those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image,
-    with paper on both sides (not the sheet's edge) and not a long stroke inside the frame (`_stroke_inside`). A pixel on such a line keeps its strength where it is
-    LINE_KEEP times the line's (ink crossing the line). Work: (pixels over `level`) x (angles tried) plus the
+    with paper on both sides (not the sheet's edge) and not a long stroke inside the frame (`_stroke_inside`). A
+    pixel on such a line keeps its strength where it is LINE_KEEP times the line's (ink crossing the line). Work: (pixels over `level`) x (angles tried) plus the
     pixels; small images and slivers (the accumulator would outgrow them) keep their lines."""
     mask = strength > level
     tilt = np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 1e-9, LINE_STEP))
@@ -128,9 +128,11 @@ def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
 
 def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: float, gap: float, shape) -> bool:
     """Whether the ink on a line found (its pixels' `rows` and `cols`; `angle` as `hough_line` gives it, `across`
-    its way across the image) is a long stroke rather than a printed line: its longest run (breaks under `gap` px
+    its way across the image) is a long stroke rather than a printed line: its longest run (breaks up to `gap` px
     bridged; other lines crossing it add only short runs) spans less than LINE_SPAN of its way across and stops
-    short of the frame at both ends (a printed line that fades still reaches the frame at one)."""
+    short of the frame at both of its ends, measured along it (a printed line that fades still reaches the frame
+    at one). This takes a sheet that fills most of the frame: a ruled line on a sheet well inside the frame, or
+    one dashed with gaps wider than `gap`, is kept too (the clutter rules then judge its pieces)."""
     along = rows * math.cos(angle) - cols * math.sin(angle)
     order = np.argsort(along)
     breaks = np.flatnonzero(np.diff(along[order]) > gap)
@@ -139,8 +141,11 @@ def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: flo
     ends = order[[starts[longest], stops[longest]]]
     if along[ends[1]] - along[ends[0]] >= LINE_SPAN * across:
         return False
-    gaps = np.minimum.reduce([rows[ends], cols[ends], shape[0] - 1 - rows[ends], shape[1] - 1 - cols[ends]])
-    return bool((gaps > LINE_END * min(shape)).all())
+    if abs(math.cos(angle)) >= abs(math.sin(angle)):  # near the columns: its ends face the top and the bottom
+        gaps, size = np.minimum(rows[ends], shape[0] - 1 - rows[ends]), shape[0]
+    else:  # near the rows: its ends face the sides
+        gaps, size = np.minimum(cols[ends], shape[1] - 1 - cols[ends]), shape[1]
+    return bool((gaps > LINE_END * size).all())
 
 
 def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutter_of, select, stroke_width,
@@ -261,8 +266,9 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     box = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     height, width = box.shape
-    # beyond the box is paper (a stroke filling it is no wider); pits of a grainy pencil stroke are closed first,
-    # or they would make it look thinner than it is
+    # beyond the box is paper (a stroke filling it is no wider); pits of a grainy pencil stroke are closed first (a
+    # one-pixel closing, the 3x3 cross), or they would make it look thinner than it is; it also fills one- or
+    # two-pixel gaps between strokes, widening a small tight loop a little
     stroke = max(stroke_width(ndimage.binary_closing(np.pad(box, 2))), 1.0)
     if edge_contrast(digit, strength, stroke) < EDGE_CONTRAST:
         return False

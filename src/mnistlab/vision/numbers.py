@@ -48,7 +48,7 @@ NO_NUMBER = ("no digit found: the image is blank, too faint or only specks; phot
 SMALLEST_DIGIT = 8  # px of the work copy; a number whose digits are shorter is specks or texture (MNIST's are 20)
 READABLE_SHARE = 0.5  # of the ink; components at least SMALLEST_DIGIT tall must carry more than this
 FLAT_HEIGHT, FLAT_WIDTH = 0.25, 1.5  # of the digits' height: a stroke flatter and longer than this is no digit's
-MARK_SHARE = 0.4  # of the digit height; a digit chosen smaller both ways is a mark (a point, a comma, a dash)
+MARK_SHARE = 0.4  # of the digit height; a digit chosen smaller both ways is a mark (a point, a comma)
 LINE_GAP = 0.25  # of the digit height; components farther apart than this vertically are on different lines
 MAX_PIECES = 40  # pieces (components and slices) grouped at most; the lightest beyond are dropped as specks
 OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit's height
@@ -90,14 +90,13 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
     if len(chosen) > MAX_DIGITS:  # a page of writing, a texture or noise: refused, not cut to a guess
         raise PreprocessError(f"found more digit-like marks than the {MAX_DIGITS} digits a number is read up to; "
                               f"crop the image to one number")
-    for index in chosen:  # read as a digit, a point, a comma or a dash would change the number
-        (top, left, bottom, right), _ = crops[index]
-        if max(bottom - top, right - left) < MARK_SHARE * height:
-            raise PreprocessError(f"found a mark much smaller than the digits (a point, a comma or a dash?) at "
-                                  f"x={round(left * scale)}; only digits are read: crop the image to the digits")
     digits = []
     for index in chosen:
         (top, left, bottom, right), image_28 = crops[index]
+        if max(bottom - top, right - left) < MARK_SHARE * height:  # read as a digit, a point would change the number
+            raise PreprocessError(f"found a mark much smaller than the digits (a point or a comma?) at "
+                                  f"x={round(left * scale)} (in the file's pixels); only digits are read: cover the "
+                                  f"mark, or read the digits on either side of it separately")
         digits.append((tuple(round(value * scale) for value in (left, top, right, bottom)), image_28))
     return digits
 
