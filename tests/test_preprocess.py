@@ -447,7 +447,7 @@ def test_a_thin_grainy_pencil_one_is_not_a_printed_line():
 
 def test_a_slanted_stroke_beside_grid_lines_does_not_go_on_as_a_line():
     """A 1 written at 25 degrees on squared paper, its top near the frame: the grid's column and rows it passes on
-    its way on come within a stroke's width of its axis only briefly, so it does not go on as a line; the same
+    its way on come within half a stroke of its axis only briefly, so it does not go on as a line; the same
     stroke with a printed line going on along its own axis does."""
     from mnistlab.vision.clutter import continues
 

@@ -82,8 +82,9 @@ def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
     LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
     those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image,
     with paper on both sides (not the sheet's edge) and not a long stroke inside the frame (`_stroke_inside`). A
-    pixel on such a line keeps its strength where it is LINE_KEEP times the line's (ink crossing the line). Work: (pixels over `level`) x (angles tried) plus the
-    pixels; small images and slivers (the accumulator would outgrow them) keep their lines."""
+    pixel on such a line keeps its strength where it is LINE_KEEP times the line's (ink crossing the line).
+    Work: (pixels over `level`) x (angles tried) plus the pixels, and sorting each line's pixels; small images and
+    slivers (the accumulator would outgrow them) keep their lines."""
     mask = strength > level
     tilt = np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 1e-9, LINE_STEP))
     angles = np.concatenate([tilt, np.pi / 2 + tilt[tilt < 0], -np.pi / 2 + tilt[tilt > 0], [np.pi / 2]])

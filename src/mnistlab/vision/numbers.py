@@ -17,7 +17,8 @@ at half the ink's peak), then split into digits instead of keeping one:
    neighbours, and, when a classifier is given, each run read with confidence;
 4. each digit is cropped with its own gray levels (the faint ink nearest its
    strokes, none of a neighbour's) and normalised like a single digit (stroke
-   width, 20-px box, centre of mass). More than MAX_DIGITS digits are refused, not cut.
+   width, 20-px box, centre of mass). More than MAX_DIGITS digits are refused, not cut, and so is a
+   digit chosen under MARK_SHARE of the digit height both ways (a point or a comma standing apart).
 
     >>> from mnistlab.vision.numbers import segment_number
     >>> digits = segment_number(image)   # [(box (left, top, right, bottom), (28, 28) uint8), ...] left to right
