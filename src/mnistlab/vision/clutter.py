@@ -44,8 +44,8 @@ LINE_TILT, LINE_STEP = 15.0, 0.25  # degrees; printed lines are looked for this 
 LINE_COVER = 0.5  # of its way across the image; a line's strength passes the level over this much of it
 LINE_BINS = 5  # px; the least distance between two lines found
 LINE_WIDTH = 0.02  # of the image's shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
-LINE_SPAN = 0.75  # of its way across; a printed line's ink spans more (it crosses the sheet), a digit's stroke less
-LINE_END = 0.1  # of the image's height (or width); a line's end farther from the frame it faces stops inside it
+STROKE_SPAN = 0.75  # of its way across; a printed line's ink spans more (it crosses the sheet), a digit's stroke less
+STROKE_END = 0.1  # of the image's height (or width); a line's end farther from the frame it faces stops inside it
 LINE_KEEP = 1.6  # times a line's median strength; stronger pixels on it are ink crossing it
 MAX_LINES = 64  # lines erased at most
 LINE_WORK = 4  # the Hough accumulator may be this many times the image's pixels; a smaller image keeps its lines
@@ -130,7 +130,7 @@ def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
 def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: float, gap: float, shape) -> bool:
     """Whether the ink on a line found (its pixels' `rows` and `cols`; `angle` as `hough_line` gives it, `across`
     its way across the image) is a long stroke rather than a printed line: its longest run (breaks up to `gap` px
-    bridged; other lines crossing it add only short runs) spans less than LINE_SPAN of its way across and stops
+    bridged; other lines crossing it add only short runs) spans less than STROKE_SPAN of its way across and stops
     short of the frame at both of its ends, measured along it (a printed line that fades still reaches the frame
     at one). This takes a sheet that fills most of the frame: a ruled line on a sheet well inside the frame, or
     one dashed with gaps wider than `gap`, is kept too (the clutter rules then judge its pieces)."""
@@ -140,13 +140,13 @@ def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: flo
     starts, stops = np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [along.size - 1]])
     longest = int(np.argmax(along[order[stops]] - along[order[starts]]))
     ends = order[[starts[longest], stops[longest]]]
-    if along[ends[1]] - along[ends[0]] >= LINE_SPAN * across:
+    if along[ends[1]] - along[ends[0]] >= STROKE_SPAN * across:
         return False
     if abs(math.cos(angle)) >= abs(math.sin(angle)):  # near the columns: its ends face the top and the bottom
         gaps, size = np.minimum(rows[ends], shape[0] - 1 - rows[ends]), shape[0]
     else:  # near the rows: its ends face the sides
         gaps, size = np.minimum(cols[ends], shape[1] - 1 - cols[ends]), shape[1]
-    return bool((gaps > LINE_END * size).all())
+    return bool((gaps > STROKE_END * size).all())
 
 
 def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutter_of, select, stroke_width,
