@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 from PIL import Image
 from scipy import ndimage
 
@@ -460,3 +461,39 @@ def test_a_slanted_stroke_beside_grid_lines_does_not_go_on_as_a_line():
     unerased = np.where(digit, 0.22, np.where(grid, 0.14, 0.01))
     assert not continues(digit, unerased, 13.0)
     assert continues(digit, np.where((axis_distance <= 1) & ~digit, 0.2, unerased), 13.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(300, 700), width=st.integers(300, 800), share=st.floats(0.52, 0.74),
+       tilt=st.floats(-10, 10), stroke=st.integers(3, 6), shift=st.floats(0.0, 1.0), column=st.floats(0.1, 0.9))
+def test_any_long_stroke_stopping_inside_the_frame_is_kept(height, width, share, tilt, stroke, shift, column):
+    """Any straight stroke within the tilt printed lines are looked for at, covering 52-74% of the height and
+    stopping more than a tenth of the height short of the top and of the bottom, is kept by `erase_lines`."""
+    from mnistlab.vision.clutter import erase_lines
+
+    length = share * height
+    top = 0.1 * height + 2 + shift * (0.8 * height - 4 - length)  # both ends clear of the frame they face
+    rows, cols = np.mgrid[0:height, 0:width]
+    slope = np.tan(np.deg2rad(tilt))
+    centre = column * width + slope * (rows - top)
+    piece = (np.abs(cols - centre) <= stroke / 2) & (rows >= top) & (rows <= top + length)
+    assume(piece.any() and (cols[piece].min() > 0) and (cols[piece].max() < width - 1))
+    strength = np.where(piece, 0.15, 0.01)
+    assert (erase_lines(strength, 0.05)[piece] == 0.15).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(300, 700), width=st.integers(300, 800), share=st.floats(0.55, 1.0),
+       tilt=st.floats(-10, 10), row=st.floats(0.1, 0.9), from_left=st.booleans())
+def test_any_ruled_line_reaching_the_frame_at_one_end_is_erased(height, width, share, tilt, row, from_left):
+    """Any thin printed line within the tilt, running from one side of the frame over 55-100% of the width (fading
+    out before the other side), is erased."""
+    from mnistlab.vision.clutter import erase_lines
+
+    rows, cols = np.mgrid[0:height, 0:width]
+    line_rows = row * height + np.tan(np.deg2rad(tilt)) * (cols - width / 2)
+    reach = (cols < share * width) if from_left else (cols >= (1 - share) * width)
+    piece = (np.abs(rows - line_rows) <= 1) & reach
+    assume(piece.any() and rows[piece].min() > 0 and rows[piece].max() < height - 1)
+    strength = np.where(piece, 0.15, 0.01)
+    assert erase_lines(strength, 0.05)[piece].max() < 0.05
