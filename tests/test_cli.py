@@ -169,6 +169,8 @@ ARGUMENT_ERRORS = [  # flags argparse accepts but the command refuses: each must
     ["export", "no-such.pt", "--out", "digit.onnx"],
     ["card", "no-such.pt"],
     ["compare", "--threads=--"],  # argparse turns an explicit "--" into an empty list
+    ["compare", "--threads", "two"],
+    ["compare", "--threads", "auto", "--ray", "127.0.0.1:1"],
     ["compare", "--seeds=--"],
     ["train", "ann", "--out=--"],
     ["predict", "--number", "--top-k", "3", "cnn.pt", "digit.png"],

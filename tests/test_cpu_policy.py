@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, make_tiny_arrays, write_idx_folder
+from conftest import REPO_ROOT, assert_one_line_error, make_tiny_arrays, run_cli, write_idx_folder
 from mnistlab.common import cpu
 from mnistlab.training.runtime import job_threads, machine_record
 
@@ -55,6 +55,99 @@ def test_workers_share_the_cores_this_process_may_use(monkeypatch):
     assert job_threads(None, workers=3, on_cluster=False) == 2
     assert job_threads(None, workers=12, on_cluster=False) == 1
     assert job_threads(4, workers=3, on_cluster=False) == 4  # --threads wins
+
+
+def proc_stat(ticks: dict[int, tuple[int, ...]]) -> str:
+    """/proc/stat text: an all-CPU line, then one `cpuN user nice system idle iowait irq softirq steal guest
+    guest_nice` line per CPU, then other counters."""
+    total = [sum(column) for column in zip(*ticks.values())]
+    lines = ["cpu  " + " ".join(map(str, total))]
+    lines += [f"cpu{index} " + " ".join(map(str, fields)) for index, fields in ticks.items()]
+    return "\n".join(lines + ["intr 12345 0 0", "ctxt 999", "procs_running 3"]) + "\n"
+
+
+def test_cpu_ticks_count_idle_and_iowait_of_the_given_cpus_only(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text(proc_stat({0: (10, 1, 5, 100, 4, 1, 1, 3, 7, 0), 1: (50, 0, 0, 20, 0, 0, 0, 0, 0, 0),
+                               2: (0, 0, 0, 999, 0, 0, 0, 0, 0, 0)}))
+    assert cpu.cpu_jiffies({0}, stat) == (104, 125)  # guest (7) is inside user already; steal (3) is busy
+    assert cpu.cpu_jiffies({0, 1}, stat) == (124, 195)
+    assert cpu.cpu_jiffies({5}, stat) is None  # a CPU the kernel does not list
+    stat.write_text("cpu0 1 2 x 4 5\n")
+    assert cpu.cpu_jiffies({0}, stat) is None
+    assert cpu.cpu_jiffies({0}, tmp_path / "missing") is None
+
+
+def fake_interval(monkeypatch, tmp_path, busy: dict[int, float], cores: int):
+    """/proc/stat before and after the sampling sleep: CPU i busy for `busy[i]` of 100 ticks, idle the rest."""
+    stat = tmp_path / "stat"
+    stat.write_text(proc_stat({index: (1000, 0, 0, 1000, 0, 0, 0, 0, 0, 0) for index in range(cores)}))
+    after = {index: (1000 + round(100 * busy.get(index, 0)), 0, 0, 1000 + 100 - round(100 * busy.get(index, 0)),
+                     0, 0, 0, 0, 0, 0) for index in range(cores)}
+    monkeypatch.setattr(cpu.time, "sleep", lambda seconds: stat.write_text(proc_stat(after)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    return stat
+
+
+@pytest.mark.parametrize(("busy", "cores", "share", "threads"), [
+    ({}, 2, 1, 2),  # a quiet machine: every core
+    ({0: 1.0}, 2, 1, 1),  # one busy process: the core it leaves
+    ({0: 1.0, 1: 1.0}, 2, 1, 2),  # none idle: every thread shares a core anyway, so one per core
+    ({0: 1.0, 1: 0.7}, 2, 1, 2),
+    ({0: 0.3}, 2, 1, 2),  # a core 30% busy (a browser) still counts as idle
+    ({0: 0.6, 1: 0.6}, 2, 1, 1),  # 0.8 cores idle in all
+    ({0: 1.0}, 8, 2, 3),  # 7 idle cores shared by two workers
+    ({}, 8, 16, 1),
+])
+def test_auto_threads_are_the_idle_cores_rounded_and_shared(monkeypatch, tmp_path, busy, cores, share, threads):
+    stat = fake_interval(monkeypatch, tmp_path, busy, cores)
+    monkeypatch.setattr(cpu, "cgroup_cpu_quota", lambda *paths: None)
+    assert cpu.auto_threads(share=share, proc_stat=stat) == threads
+
+
+@pytest.mark.skipif(not cpu.PROC_STAT.exists(), reason="the kernel's per-CPU counters are Linux's /proc/stat")
+def test_idle_cores_of_this_machine_lie_between_none_and_all():
+    cpus = cpu.affinity()
+    idle = cpu.idle_cores(cpus, sample_seconds=0.05)
+    assert idle is not None and 0 <= idle <= len(cpus)
+
+
+def test_auto_threads_never_pass_the_quota_and_fall_back_to_the_cores_where_the_os_does_not_say(monkeypatch, tmp_path):
+    stat = fake_interval(monkeypatch, tmp_path, {}, 8)
+    monkeypatch.setattr(cpu, "cgroup_cpu_quota", lambda *paths: 3.0)
+    assert cpu.auto_threads(proc_stat=stat) == 3  # 8 idle cores, but a quota of 3 CPUs
+    assert cpu.auto_threads(proc_stat=tmp_path / "no-proc-stat") == 3
+
+
+def test_threads_auto_on_the_command_line_says_its_choice_records_it_and_repeats_as_that_number(
+        monkeypatch, tmp_path, capsys):
+    """The count `auto` chose is printed and recorded with the run, and `--threads N` with that count gives the
+    same numbers bit for bit."""
+    folder = tmp_path / "digits"
+    write_idx_folder(folder, make_tiny_arrays(train=300, test=60))
+    monkeypatch.setattr("mnistlab.cli.main.auto_threads", lambda share=1: 1)
+    runs = {}
+    for threads in ("auto", "1"):
+        out = tmp_path / threads
+        code, _, err = run_cli(capsys, "--threads", threads, "compare", "--dataset", folder, "--models", "ann",
+                               "--epochs", "1", "--out", out)
+        assert code == 0, err
+        assert ("--threads auto chose 1 thread" in err) == (threads == "auto")
+        runs[threads] = (json.loads((out / "metrics.json").read_text()),
+                         torch.load(out / "ann.pt", weights_only=True)["state_dict"])
+    (auto, auto_weights), (one, one_weights) = runs["auto"], runs["1"]
+    assert auto["machine"]["threads"] == one["machine"]["threads"] == 1
+    assert auto_weights.keys() == one_weights.keys()
+    assert all(torch.equal(tensor, one_weights[name]) for name, tensor in auto_weights.items())
+    assert auto["models"]["ann"]["test_loss"] == one["models"]["ann"]["test_loss"]
+
+
+def test_threads_auto_is_refused_for_a_ray_cluster_and_a_bad_count_is_named(capsys):
+    code, _, err = run_cli(capsys, "--threads", "auto", "compare", "--ray", "127.0.0.1:1")
+    assert_one_line_error(code, err, "--threads auto", "Ray cluster", "--threads N")
+    with pytest.raises(SystemExit) as refused:
+        run_cli(capsys, "--threads", "two", "compare")
+    assert refused.value.code == 2 and "'two' is not a thread count" in capsys.readouterr().err
 
 
 def test_passive_waiting_is_chosen_only_before_pytorch_loads_and_never_over_the_users_choice(monkeypatch):

@@ -14,7 +14,7 @@ import warnings
 from mnistlab.cli import commands, image_commands
 from mnistlab.cli.commands import EXIT_USER_ERROR, print_error
 from mnistlab.cli.parser import build_parser
-from mnistlab.common.cpu import available_cores, prefer_passive_waiting
+from mnistlab.common.cpu import auto_threads, available_cores, prefer_passive_waiting
 from mnistlab.common.errors import ConfigError, MnistlabError
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -70,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     args = build_parser().parse_args(argv)
     try:
-        if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
-            raise ConfigError(f"--threads {args.threads} is invalid; give an integer from 1 to {MAX_THREADS}")
+        if isinstance(args.threads, int) and not 1 <= args.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads {args.threads} is invalid; give an integer from 1 to {MAX_THREADS}, or auto")
         if args.command in ARGUMENT_CHECKS:
             ARGUMENT_CHECKS[args.command](args)
+        if args.threads == "auto":
+            args.threads = choose_threads(args)
         with command_runtime(args), warnings.catch_warnings():
             warnings.showwarning = show_warning  # restored when the block ends
             return COMMANDS[args.command](args)
@@ -102,6 +104,23 @@ def command_runtime(args: argparse.Namespace):
     from mnistlab.training.runtime import configured_runtime
 
     return configured_runtime(args.threads or available_cores())
+
+
+def choose_threads(args: argparse.Namespace) -> int | None:
+    """`--threads auto` as a number: the idle cores now, shared among `--workers`; said unless --quiet, since
+    the count is part of the run's numbers (`--threads N` repeats them). None for commands that do not compute."""
+    if args.command in ("models", "data", "runs"):
+        return None
+    if getattr(args, "ray", None):
+        raise ConfigError("--threads auto measures this machine's idle cores, not a Ray cluster's; give --threads N "
+                          "for each job")
+    workers = getattr(args, "workers", None) or 1
+    threads = auto_threads(share=workers)
+    if not args.quiet:
+        each = " per worker" if workers > 1 else ""
+        print(f"mnistlab: --threads auto chose {threads} thread{'s' if threads != 1 else ''}{each} from the idle "
+              f"cores; --threads {threads} repeats this run's numbers", file=sys.stderr)
+    return threads
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -28,6 +28,16 @@ EXAMPLES = """examples:
 """
 
 
+def thread_count(text: str) -> int | str:
+    """`--threads`: a whole number (checked against the limits later, with the other flags) or "auto"."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a thread count; give an integer, or auto") from None
+
+
 def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None:
     """Flags every command takes, before or after its name (a subcommand's copy never overrides with a default)."""
     default = argparse.SUPPRESS if subcommand else None
@@ -35,9 +45,10 @@ def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None
                         help="read-only folder holding <dataset>/<file>.gz (default: $MNISTLAB_DATA_DIR)")
     parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS if subcommand else False,
                         help="no progress bars")
-    parser.add_argument("--threads", type=int, metavar="N", default=default,
+    parser.add_argument("--threads", type=thread_count, metavar="N|auto", default=default,
                         help="PyTorch CPU threads (per job with --workers or --ray); part of what fixes the numbers "
-                             "(default: one per core this process may use, or those cores / workers)")
+                             "(default: one per core this process may use, or those cores / workers; auto: those "
+                             "of the cores that are idle now, for a busy machine; the run records the count)")
     parser.add_argument("--device", default=default,
                         help="where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: cpu)")
 

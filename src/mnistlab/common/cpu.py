@@ -9,6 +9,14 @@ spinning thread burns the core another process, or our own other thread, needs.
 OpenMP reads the setting once, when PyTorch loads it, so only a process entry point
 that has not imported torch yet can choose it; it changes how threads wait, never
 what they compute.
+
+`auto_threads` is `--threads auto`: as many threads as those cores have idle right
+now, measured over a fifth of a second. PyTorch splits each operation evenly among
+its threads, so one thread sharing its core with another process holds all the
+others back at every step; fewer threads that each keep a core lose less. Where no
+core is idle, every thread shares one anyway, and one per core gets the largest share. The
+thread count is part of a run's numbers, so a run records the count it used and
+`--threads N` repeats them.
 """
 
 from __future__ import annotations
@@ -16,23 +24,80 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
+PROC_STAT = Path("/proc/stat")
+IDLE_SAMPLE_SECONDS = 0.2  # long enough to see a busy process, short beside any command that trains
 WAIT_POLICY = "OMP_WAIT_POLICY"
 
 
 def available_cores(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
     """The cores this process may use: its affinity mask, capped by its cgroup's CPU quota (at least 1)."""
-    if hasattr(os, "sched_getaffinity"):
-        cores = len(os.sched_getaffinity(0))
-    else:  # macOS, Windows: no affinity call
-        cores = os.cpu_count() or 1
+    cores = len(affinity())
     quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
     if quota is not None:
         cores = min(cores, math.floor(quota))  # a thread past the quota only waits to be scheduled
     return max(1, cores)
+
+
+def affinity() -> set[int]:
+    """The CPUs this process may run on (all of them where the OS has no affinity call: macOS, Windows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def auto_threads(share: int = 1, sample_seconds: float = IDLE_SAMPLE_SECONDS, proc_stat: Path = PROC_STAT) -> int:
+    """`--threads auto`: the idle cores among those this process may use, rounded, shared among `share` worker
+    processes; at least 1.
+
+    All available cores, as by default, where none is idle (every thread then shares a core whatever the count,
+    and one per core claims a share of each) or where the OS does not say how busy its CPUs are.
+    """
+    cores = available_cores()
+    idle = idle_cores(affinity(), sample_seconds, proc_stat)
+    whole = 0 if idle is None else math.floor(idle + 0.5)
+    usable = min(cores, whole) if whole else cores
+    return max(1, usable // max(1, share))
+
+
+def idle_cores(cpus: set[int], sample_seconds: float = IDLE_SAMPLE_SECONDS, proc_stat: Path = PROC_STAT) -> float | None:
+    """How many of `cpus` were idle over the next `sample_seconds` (while this process sleeps), from the kernel's
+    per-CPU counters; None where they cannot be read."""
+    before = cpu_jiffies(cpus, proc_stat)
+    time.sleep(sample_seconds)
+    after = cpu_jiffies(cpus, proc_stat)
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def cpu_jiffies(cpus: set[int], proc_stat: Path = PROC_STAT) -> tuple[int, int] | None:
+    """(idle, total) clock ticks so far, summed over `cpus`, from /proc/stat's `cpuN` lines; None if unreadable.
+
+    A line reads "cpuN user nice system idle iowait irq softirq steal guest guest_nice". Idle is idle plus
+    iowait; the total leaves out guest and guest_nice, which the kernel already counts in user and nice. Time
+    stolen by a hypervisor counts as busy: those cycles are not this machine's to use.
+    """
+    idle = total = 0
+    try:
+        lines = proc_stat.read_text(encoding="ascii").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        name, *fields = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus) or len(fields) < 5:
+            continue
+        try:
+            ticks = [int(field) for field in fields[:8]]
+        except ValueError:
+            return None
+        idle += ticks[3] + ticks[4]
+        total += sum(ticks)
+    return (idle, total) if total else None
 
 
 def cgroup_cpu_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> float | None:
