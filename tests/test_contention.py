@@ -22,6 +22,11 @@ def test_loads_must_start_quiet(loads, capsys):
     assert "give 0 (quiet) first" in capsys.readouterr().err
 
 
+def test_repeats_must_be_at_least_one(capsys):
+    assert contention.main(["--mnistlab-only", "--repeats", "0"]) == 2
+    assert "--repeats 0: give at least 1" in capsys.readouterr().err
+
+
 def test_busy_processes_run_for_the_block_and_are_stopped(tmp_path):
     with contention.BusyProcesses(2) as busy:
         pids = [process.pid for process in busy.processes]
