@@ -47,6 +47,7 @@ from mnistlab.vision.ink import crop_to_ink, isolate_ink, stroke_width
 STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
 MIN_STROKE, MAX_STROKE = 7.5, 14.5  # px at STROKE_SIZE; the middle 80% of MNIST test digits lie in this range
 STROKE_TARGET = 10.0  # px at STROKE_SIZE; MNIST's median; strokes outside the range above are moved to it
+LOOP_AREA = 16  # px at STROKE_SIZE; a hole in the ink this large is a loop of the digit, a smaller one a pit in the grain
 DIGIT_BOX = 20  # px; the longest side of the digit in an MNIST image
 CENTRE = (14.0, 14.0)  # (row, column) where the centre of mass lands, as in MNIST (pixel-index coordinates)
 
@@ -65,19 +66,36 @@ def normalise_strokes(ink: np.ndarray, thin: bool = True) -> np.ndarray:
     """Cropped ink -> ink at STROKE_SIZE; a stroke width outside MNIST's range (MIN_STROKE..MAX_STROKE) is moved
     to STROKE_TARGET by a grey dilation or erosion with a disc (a round pen); no erosion unless `thin`.
 
-    A scan (an even sheet) is not thinned: its wide strokes are mostly soft edges, blur or a low resolution
-    enlarged, which carry the shape, and an erosion eats their faint parts (an 8x8 scan's 3 read as a 2)."""
+    A thin stroke round a loop, or one that widening to the median would close into a loop, is widened only to
+    MIN_STROKE, the edge of MNIST's range: each pixel of widening narrows a loop from all sides and a gap from
+    both, so a small loop all but closes (the small top of an 8 read as 0) and a narrow gap shuts (an open 4
+    read as 9). A scan (an even sheet) is not thinned: its wide strokes are mostly soft
+    edges, blur or a low resolution enlarged, which carry the shape, and an erosion eats their faint parts (an
+    8x8 scan's 3 read as a 2)."""
     work = _resize(ink, STROKE_SIZE)
     strong = np.percentile(work[work > 0.02], 90) if np.count_nonzero(work > 0.02) else work.max()
     work = np.clip(work / max(float(strong), 1e-6), 0.0, 1.0)  # a thin line shrunk from a big canvas is faint
     width = stroke_width(work > 0.5)
     if width < MIN_STROKE:
-        work = disc_filter(work, STROKE_TARGET - width, largest=True)
+        wider = disc_filter(work, STROKE_TARGET - width, largest=True)
+        if has_loop(work > 0.5) or has_loop(wider > 0.5):
+            wider = disc_filter(work, MIN_STROKE - width, largest=True)
+        work = wider
     elif width > MAX_STROKE and thin:
         thinner = disc_filter(work, width - STROKE_TARGET, largest=False)
         if np.count_nonzero(thinner > 0.5) >= 0.3 * np.count_nonzero(work > 0.5):  # never erase a blob
             work = thinner
     return work
+
+
+def has_loop(mask: np.ndarray) -> bool:
+    """Whether the ink encloses a hole (background, 4-connected, not reaching the frame) of LOOP_AREA pixels or
+    more."""
+    background, count = ndimage.label(~mask)
+    sizes = np.bincount(background.ravel(), minlength=count + 1)
+    sizes[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = 0
+    sizes[0] = 0  # the ink itself
+    return bool(np.any(sizes >= LOOP_AREA))
 
 
 def disc_filter(values: np.ndarray, diameter: float, largest: bool) -> np.ndarray:
