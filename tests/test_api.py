@@ -144,6 +144,17 @@ def test_runtime_sets_threads_for_its_block_only():
     assert torch.get_num_threads() == before
 
 
+def test_runtime_auto_takes_the_idle_cores_and_refuses_other_words(monkeypatch):
+    monkeypatch.setattr("mnistlab.api.auto_threads", lambda: 1)
+    before = torch.get_num_threads()
+    with ml.runtime(threads="auto"):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    for wrong in ("two", 0, 1.5, True):
+        with pytest.raises(ml.MnistlabError, match="threads="):
+            ml.runtime(threads=wrong)
+
+
 @pytest.mark.slow
 def test_the_example_notebook_runs_on_a_real_kernel(real_data_dir, tmp_path, monkeypatch):
     """examples/compare.ipynb, executed cell by cell with nbclient: it compares, tabulates and predicts."""

@@ -17,6 +17,8 @@ import numpy as np
 
 from mnistlab.api.classifier import Classifier, as_images, load
 from mnistlab.api.comparison import Run, TrainedModel, compare, train
+from mnistlab.common.cpu import auto_threads
+from mnistlab.common.errors import ConfigError
 from mnistlab.data.datasets import Dataset
 from mnistlab.data.folders import open_dataset
 from mnistlab.models import MODELS, NUM_CLASSES, build_model
@@ -58,10 +60,17 @@ def preprocess(image) -> np.ndarray:
     return images[0]
 
 
-def runtime(threads: int | None = None):
+def runtime(threads: int | str | None = None):
     """A context manager that fixes the numbers for its block: `threads` CPU threads and deterministic kernels.
 
         with mnistlab.runtime(threads=1):
             ...  # training and inference here repeat bit for bit on this machine
+
+    `threads="auto"` takes the cores idle now (as `--threads auto`); the count is part of the numbers, so read
+    it inside the block (`torch.get_num_threads()`) to repeat them.
     """
+    if threads == "auto":
+        threads = auto_threads()
+    elif threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads={threads!r} is invalid; give a whole number of 1 or more, \"auto\" or None")
     return configured_runtime(threads)
