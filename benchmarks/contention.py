@@ -127,6 +127,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     loads = [int(part) for part in args.loads.split(",")]
+    choices = args.threads.split(",")
+    if len(set(choices)) != len(choices) or not all(
+            choice in (DEFAULT, "auto") or (choice.isdigit() and int(choice) >= 1) for choice in choices):
+        print(f"contention: --threads {args.threads}: give distinct values, each {DEFAULT}, auto or a whole number "
+              f"of 1 or more", file=sys.stderr)
+        return 2
     if args.repeats < 1:
         print(f"contention: --repeats {args.repeats}: give at least 1", file=sys.stderr)
         return 2
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print("contention: --limit-train shortens only mnistlab's runs; add --mnistlab-only", file=sys.stderr)
         return 2
     stacks = {("mnistlab" if threads == DEFAULT else f"mnistlab --threads {threads}"):
-              functools.partial(train_mnistlab, threads=threads) for threads in args.threads.split(",")}
+              functools.partial(train_mnistlab, threads=threads) for threads in choices}
     if not args.mnistlab_only:
         stacks["keras"] = train_keras
     runs = {stack: {busy: [] for busy in loads} for stack in stacks}  # each round's training seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -25,6 +26,32 @@ def test_loads_must_start_quiet(loads, capsys):
 def test_repeats_must_be_at_least_one(capsys):
     assert contention.main(["--mnistlab-only", "--repeats", "0"]) == 2
     assert "--repeats 0: give at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threads", ["2,2", "0", "two", "auto,"])
+def test_thread_choices_must_be_distinct_counts_auto_or_default(threads, capsys):
+    assert contention.main(["--mnistlab-only", "--threads", threads]) == 2
+    assert "give distinct values" in capsys.readouterr().err
+
+
+def test_each_thread_choice_is_a_row_of_medians_over_the_rounds(monkeypatch, capsys):
+    """Fake trainings: each round's seconds depend on the round, so the medians and the row per choice show."""
+    calls = []
+
+    def fake(seed, out, args, threads="default"):
+        calls.append(threads)
+        level = 1.0 + len(calls) // 2 % 3  # rounds differ; the median is the middle one
+        return {"seconds": {"ann": level, "cnn": 10 * level},
+                "machine": {"threads": 1 if threads == "auto" else 2, "cpu_model": "cpu", "cpu_capability": "X",
+                            "cores_available": 2, "cpu_count": 2, "omp_wait_policy": "PASSIVE"}}
+
+    monkeypatch.setattr(contention, "train_mnistlab", fake)
+    monkeypatch.setattr(contention, "BusyProcesses", lambda count: contextlib.nullcontext())
+    assert contention.main(["--mnistlab-only", "--loads", "0", "--repeats", "3", "--threads", "default,auto"]) == 0
+    table = capsys.readouterr().out
+    assert calls == ["default", "auto"] * 3
+    assert "median of 3 rounds" in table and "mnistlab --threads auto: 0: 1/1/1" in table and "mnistlab: 0: 2/2/2" in table
+    assert "| ann | mnistlab | 2.00 |" in table and "| cnn | mnistlab --threads auto | 20.00 |" in table
 
 
 def test_busy_processes_run_for_the_block_and_are_stopped(tmp_path):

@@ -66,16 +66,27 @@ def proc_stat(ticks: dict[int, tuple[int, ...]]) -> str:
     return "\n".join(lines + ["intr 12345 0 0", "ctxt 999", "procs_running 3"]) + "\n"
 
 
-def test_cpu_ticks_count_idle_and_iowait_of_the_given_cpus_only(tmp_path):
+def test_cpu_ticks_count_idle_and_iowait_of_each_cpu(tmp_path):
     stat = tmp_path / "stat"
-    stat.write_text(proc_stat({0: (10, 1, 5, 100, 4, 1, 1, 3, 7, 0), 1: (50, 0, 0, 20, 0, 0, 0, 0, 0, 0),
-                               2: (0, 0, 0, 999, 0, 0, 0, 0, 0, 0)}))
-    assert cpu.cpu_jiffies({0}, stat) == (104, 125)  # guest (7) is inside user already; steal (3) is busy
-    assert cpu.cpu_jiffies({0, 1}, stat) == (124, 195)
-    assert cpu.cpu_jiffies({5}, stat) is None  # a CPU the kernel does not list
+    stat.write_text(proc_stat({0: (10, 1, 5, 100, 4, 1, 1, 3, 7, 0), 1: (50, 0, 0, 20, 0, 0, 0, 0, 0, 0)}))
+    assert cpu.cpu_ticks(stat) == {0: (104, 125), 1: (20, 70)}  # guest (7) is inside user already; steal (3) is busy
+    stat.write_text("\n  \ncpu0 1 2 3 4 5\ncpu1 1 2\n")  # blank lines and short ones are passed over
+    assert cpu.cpu_ticks(stat) == {0: (9, 15)}
     stat.write_text("cpu0 1 2 x 4 5\n")
-    assert cpu.cpu_jiffies({0}, stat) is None
-    assert cpu.cpu_jiffies({0}, tmp_path / "missing") is None
+    assert cpu.cpu_ticks(stat) is None
+    assert cpu.cpu_ticks(tmp_path / "missing") is None
+
+
+def test_idle_cores_need_every_cpu_both_times_and_keep_each_share_within_one(monkeypatch, tmp_path):
+    stat = tmp_path / "stat"
+    readings = iter([{0: (1000, 0, 0, 1000, 50, 0, 0, 0, 0, 0), 1: (1000, 0, 0, 1000, 0, 0, 0, 0, 0, 0)},
+                     {0: (1100, 0, 0, 1010, 10, 0, 0, 0, 0, 0), 1: (1100, 0, 0, 1000, 0, 0, 0, 0, 0, 0)}])
+    stat.write_text(proc_stat(next(readings)))
+    monkeypatch.setattr(cpu.time, "sleep", lambda seconds: stat.write_text(proc_stat(next(readings))))
+    # cpu0: idle + iowait went back by 30 ticks while 70 passed (a tickless kernel's iowait): counted 0, not -0.43
+    assert cpu.idle_cores({0, 1}, proc_stat=stat) == 0.0
+    stat.write_text(proc_stat({0: (1, 0, 0, 1, 0, 0, 0, 0, 0, 0)}))
+    assert cpu.idle_cores({0, 1}, proc_stat=stat) is None  # cpu1 missing: no figure rather than one scaled up
 
 
 def fake_interval(monkeypatch, tmp_path, busy: dict[int, float], cores: int):
@@ -116,7 +127,8 @@ def test_auto_threads_never_pass_the_quota_and_fall_back_to_the_cores_where_the_
     stat = fake_interval(monkeypatch, tmp_path, {}, 8)
     monkeypatch.setattr(cpu, "cgroup_cpu_quota", lambda *paths: 3.0)
     assert cpu.auto_threads(proc_stat=stat) == 3  # 8 idle cores, but a quota of 3 CPUs
-    assert cpu.auto_threads(proc_stat=tmp_path / "no-proc-stat") == 3
+    monkeypatch.setattr(cpu, "cgroup_cpu_quota", lambda *paths: None)
+    assert cpu.auto_threads(proc_stat=tmp_path / "no-proc-stat") == 8
 
 
 def test_threads_auto_on_the_command_line_says_its_choice_records_it_and_repeats_as_that_number(
@@ -142,12 +154,43 @@ def test_threads_auto_on_the_command_line_says_its_choice_records_it_and_repeats
     assert auto["models"]["ann"]["test_loss"] == one["models"]["ann"]["test_loss"]
 
 
+def test_threads_auto_resumes_a_run_with_the_count_it_started_with(monkeypatch, tmp_path, capsys):
+    """Measuring the load again on --resume could choose another count, which the resumed run would refuse."""
+    folder, out = tmp_path / "digits", tmp_path / "run"
+    write_idx_folder(folder, make_tiny_arrays(train=300, test=60))
+    flags = ["compare", "--dataset", folder, "--models", "ann", "--epochs", "1", "--out", out]
+    code, _, err = run_cli(capsys, "--quiet", "--threads", "1", *flags)
+    assert code == 0, err
+    monkeypatch.setattr("mnistlab.cli.main.auto_threads", lambda share=1: 2)  # the machine is quieter now
+    code, _, err = run_cli(capsys, "--quiet", "--threads", "auto", *flags, "--resume")
+    assert code == 0, err
+    assert "chose 1 thread, the count this run started with" in err  # said even with --quiet
+    code, _, err = run_cli(capsys, "--quiet", "--threads", "2", *flags, "--resume")
+    assert_one_line_error(code, err, "was started with different threads")  # what measuring again would meet
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["--threads", "auto", "compare", "--workers", "2"], "chose 3 threads per worker"),
+    (["--threads", "auto", "compare-runs", "a:ann", "b:ann"], None),  # compares recorded numbers: nothing to choose
+])
+def test_threads_auto_is_said_per_worker_and_only_where_numbers_are_computed(monkeypatch, capsys, argv, shown):
+    from mnistlab.cli.main import choose_threads
+    from mnistlab.cli.parser import build_parser
+
+    monkeypatch.setattr("mnistlab.cli.main.auto_threads", lambda share=1: 6 // share)
+    chosen = choose_threads(build_parser().parse_args(argv))
+    err = capsys.readouterr().err
+    assert chosen == (3 if shown else None)
+    assert (shown in err) if shown else err == ""
+
+
 def test_threads_auto_is_refused_for_a_ray_cluster_and_a_bad_count_is_named(capsys):
     code, _, err = run_cli(capsys, "--threads", "auto", "compare", "--ray", "127.0.0.1:1")
     assert_one_line_error(code, err, "--threads auto", "Ray cluster", "--threads N")
-    with pytest.raises(SystemExit) as refused:
-        run_cli(capsys, "--threads", "two", "compare")
-    assert refused.value.code == 2 and "'two' is not a thread count" in capsys.readouterr().err
+    for wrong in ("two", "1_0", "+2", "-1"):
+        with pytest.raises(SystemExit) as refused:
+            run_cli(capsys, "--threads", wrong, "compare")
+        assert refused.value.code == 2 and f"{wrong!r} is not a thread count" in capsys.readouterr().err
 
 
 def test_passive_waiting_is_chosen_only_before_pytorch_loads_and_never_over_the_users_choice(monkeypatch):

@@ -21,6 +21,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a command whose reader went away (| head)
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 MAX_THREADS = 256  # CPU threads per process; more only adds scheduling overhead
+LISTING = ("models", "data", "runs")  # the commands that only list or check files: no PyTorch, no runtime
 
 
 COMMANDS = {  # each command's name -> its function: one library call, then what it prints
@@ -99,7 +100,7 @@ def command_runtime(args: argparse.Namespace):
     """The runtime a command's numbers need (threads, deterministic kernels); none for the commands that only
     list or check files, which so start without importing PyTorch. The default thread count is one per core
     this process may use (affinity, cgroup quota), recorded with the run."""
-    if args.command in ("models", "data", "runs"):
+    if args.command in LISTING:
         return contextlib.nullcontext()
     from mnistlab.training.runtime import configured_runtime
 
@@ -107,20 +108,35 @@ def command_runtime(args: argparse.Namespace):
 
 
 def choose_threads(args: argparse.Namespace) -> int | None:
-    """`--threads auto` as a number: the idle cores now, shared among `--workers`; said unless --quiet, since
-    the count is part of the run's numbers (`--threads N` repeats them). None for commands that do not compute."""
-    if args.command in ("models", "data", "runs"):
+    """`--threads auto` as a number: the idle cores now, shared among `--workers`, or the count a resumed run
+    started with; always said, since the count is part of the run's numbers. None (the default) for the commands
+    whose output no thread count changes."""
+    if args.command in LISTING + ("compare-runs", "report", "card", "track"):
         return None
     if getattr(args, "ray", None):
         raise ConfigError("--threads auto measures this machine's idle cores, not a Ray cluster's; give --threads N "
                           "for each job")
     workers = getattr(args, "workers", None) or 1
-    threads = auto_threads(share=workers)
-    if not args.quiet:
-        each = " per worker" if workers > 1 else ""
-        print(f"mnistlab: --threads auto chose {threads} thread{'s' if threads != 1 else ''}{each} from the idle "
-              f"cores; --threads {threads} repeats this run's numbers", file=sys.stderr)
+    if workers < 1:
+        return None  # refused with its own message when the command checks its placement
+    started = resumed_threads(args)
+    threads = started or auto_threads(share=workers)
+    how = "the count this run started with" if started else "for this machine's load now"
+    each = " per worker" if workers > 1 else ""
+    print(f"mnistlab: --threads auto chose {threads} thread{'s' if threads != 1 else ''}{each}, {how}; "
+          f"--threads {threads} repeats this run's numbers", file=sys.stderr)
     return threads
+
+
+def resumed_threads(args: argparse.Namespace) -> int | None:
+    """The threads per job recorded by the run `--resume` continues (a compare run's plan), if any: measuring the
+    load again could choose another count, which the resumed run would refuse."""
+    if not (getattr(args, "resume", False) and getattr(args, "out", None)):
+        return None
+    from mnistlab.runs.folder import read_plan
+
+    threads = (read_plan(args.out) or {}).get("threads")
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:

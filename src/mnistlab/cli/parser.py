@@ -30,12 +30,12 @@ EXAMPLES = """examples:
 
 def thread_count(text: str) -> int | str:
     """`--threads`: a whole number (checked against the limits later, with the other flags) or "auto"."""
-    if text.strip().lower() == "auto":
+    text = text.strip()
+    if text.lower() == "auto":
         return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a thread count; give an integer, or auto") from None
+    if not text.isascii() or not text.isdigit():  # int() would also take "1_0", "+2" and other digits than 0-9
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a thread count; give a whole number, or auto")
+    return int(text)
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None:

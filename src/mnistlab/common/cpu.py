@@ -66,38 +66,45 @@ def auto_threads(share: int = 1, sample_seconds: float = IDLE_SAMPLE_SECONDS, pr
 
 def idle_cores(cpus: set[int], sample_seconds: float = IDLE_SAMPLE_SECONDS, proc_stat: Path = PROC_STAT) -> float | None:
     """How many of `cpus` were idle over the next `sample_seconds` (while this process sleeps), from the kernel's
-    per-CPU counters; None where they cannot be read."""
-    before = cpu_jiffies(cpus, proc_stat)
-    time.sleep(sample_seconds)
-    after = cpu_jiffies(cpus, proc_stat)
-    if before is None or after is None or after[1] <= before[1]:
+    per-CPU counters; None where they cannot be read for every one of `cpus` both times (not Linux, a CPU taken
+    offline meanwhile, a container whose /proc/stat numbers its CPUs otherwise)."""
+    before = cpu_ticks(proc_stat)
+    if before is None or not cpus <= before.keys():
         return None
-    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+    time.sleep(sample_seconds)
+    after = cpu_ticks(proc_stat)
+    if after is None or not cpus <= after.keys():
+        return None
+    idle = 0.0
+    for cpu in cpus:
+        elapsed = after[cpu][1] - before[cpu][1]
+        if elapsed > 0:  # iowait may run backwards on a tickless kernel: each CPU's share is kept within [0, 1]
+            idle += min(max((after[cpu][0] - before[cpu][0]) / elapsed, 0.0), 1.0)
+    return idle
 
 
-def cpu_jiffies(cpus: set[int], proc_stat: Path = PROC_STAT) -> tuple[int, int] | None:
-    """(idle, total) clock ticks so far, summed over `cpus`, from /proc/stat's `cpuN` lines; None if unreadable.
+def cpu_ticks(proc_stat: Path = PROC_STAT) -> dict[int, tuple[int, int]] | None:
+    """{CPU number: (idle, total) clock ticks so far} from /proc/stat's `cpuN` lines; None if unreadable.
 
     A line reads "cpuN user nice system idle iowait irq softirq steal guest guest_nice". Idle is idle plus
     iowait; the total leaves out guest and guest_nice, which the kernel already counts in user and nice. Time
     stolen by a hypervisor counts as busy: those cycles are not this machine's to use.
     """
-    idle = total = 0
     try:
         lines = proc_stat.read_text(encoding="ascii").splitlines()
     except (OSError, UnicodeDecodeError):
         return None
+    ticks = {}
     for line in lines:
-        name, *fields = line.split()
-        if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus) or len(fields) < 5:
+        parts = line.split()
+        if len(parts) < 6 or not (parts[0].startswith("cpu") and parts[0][3:].isdigit()):
             continue
         try:
-            ticks = [int(field) for field in fields[:8]]
+            fields = [int(field) for field in parts[1:9]]
         except ValueError:
             return None
-        idle += ticks[3] + ticks[4]
-        total += sum(ticks)
-    return (idle, total) if total else None
+        ticks[int(parts[0][3:])] = (fields[3] + fields[4], sum(fields))
+    return ticks or None
 
 
 def cgroup_cpu_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> float | None:
