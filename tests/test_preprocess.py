@@ -12,6 +12,7 @@ from conftest import ARTIFACTS
 from mnistlab.evaluation import photo_eval
 from mnistlab.common.errors import PreprocessError
 from mnistlab.data.decode import decode_image
+from mnistlab.vision.clutter import hole_sizes
 from mnistlab.vision.preprocess import ink_to_mnist, preprocess
 from serve_support import draw_seven, encode, png_header_only, render_like_a_user
 
@@ -96,12 +97,16 @@ def test_thin_strokes_are_thickened(reference_seven):
 
 
 def loops(image: np.ndarray) -> int:
-    """Holes in an MNIST-style image's strokes (pixels under half the peak, 4-connected, not reaching the frame)."""
-    background, count = ndimage.label(image < 128)
-    sizes = np.bincount(background.ravel(), minlength=count + 1)
-    sizes[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = 0
-    sizes[0] = 0
-    return int(np.count_nonzero(sizes))
+    """Holes in an MNIST-style image's strokes (at half the peak)."""
+    return len(hole_sizes(image >= 128))
+
+
+def test_holes_are_the_background_the_ink_encloses():
+    ring = np.zeros((9, 9), dtype=bool)
+    ring[1:8, 1:8], ring[3:6, 3:6] = True, False  # a square ring round a 3 x 3 hole
+    ring[4, 7] = False  # a notch in its outer edge opens to the paper: not a hole
+    assert list(hole_sizes(ring)) == [9]
+    assert list(hole_sizes(np.ones((4, 4), dtype=bool))) == [] == list(hole_sizes(np.zeros((0, 5), dtype=bool)))
 
 
 def thin_eight(top: int, width: int) -> np.ndarray:

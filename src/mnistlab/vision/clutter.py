@@ -294,10 +294,17 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
             return False
     if stroke > BLOB * max(height, width):
         return False
-    paper, _ = ndimage.label(~box)
-    sizes = np.bincount(paper.ravel())
-    sizes[np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])] = 0  # the paper around: no hole
-    sizes[0] = 0
     smallest = max(stroke, GRID_CELL * max(height, width)) ** 2  # a grid's cells; grain's pits in a thick pencil
     # stroke are smaller
-    return np.count_nonzero(sizes >= smallest) <= MOST_HOLES
+    return np.count_nonzero(hole_sizes(box) >= smallest) <= MOST_HOLES
+
+
+def hole_sizes(mask: np.ndarray) -> np.ndarray:
+    """The pixels of each hole in `mask`'s ink: background (4-connected) that does not reach the frame."""
+    if mask.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    background, _ = ndimage.label(~mask)
+    sizes = np.bincount(background.ravel())
+    sizes[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = 0  # around it
+    sizes[0] = 0  # the ink itself
+    return sizes[sizes > 0]

@@ -42,6 +42,7 @@ from scipy import ndimage
 from mnistlab.common.errors import PreprocessError
 from mnistlab.data.registry import IMAGE_SIDE
 from mnistlab.data.decode import MAX_FILE_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes
+from mnistlab.vision.clutter import hole_sizes
 from mnistlab.vision.ink import crop_to_ink, isolate_ink, stroke_width
 
 STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
@@ -89,13 +90,8 @@ def normalise_strokes(ink: np.ndarray, thin: bool = True) -> np.ndarray:
 
 
 def has_loop(mask: np.ndarray) -> bool:
-    """Whether the ink encloses a hole (background, 4-connected, not reaching the frame) of LOOP_AREA pixels or
-    more."""
-    background, count = ndimage.label(~mask)
-    sizes = np.bincount(background.ravel(), minlength=count + 1)
-    sizes[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = 0
-    sizes[0] = 0  # the ink itself
-    return bool(np.any(sizes >= LOOP_AREA))
+    """Whether the ink encloses a hole of LOOP_AREA pixels or more."""
+    return bool(np.any(hole_sizes(mask) >= LOOP_AREA))
 
 
 def disc_filter(values: np.ndarray, diameter: float, largest: bool) -> np.ndarray:
