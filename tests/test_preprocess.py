@@ -491,6 +491,35 @@ def test_a_thin_grainy_pencil_one_is_not_a_printed_line():
     assert looks_like_digit(digit, strength, strength, stroke_width)
 
 
+def digit_in_a_field(field: str):
+    """A 0 (a ring 60 px across, 6 px wide, strength 0.3) on a 300 x 300 sheet, and around it, from 10 px off its
+    box (clear of the ring of paper `edge_contrast` reads), nothing, ruled lines 30 px apart, or a desk's grain:
+    streaks 2 px wide every 3 px, as strong as the ink's faint parts."""
+    rows, cols = np.mgrid[:300, :300]
+    radius = np.hypot(rows - 150, cols - 150)
+    digit = (radius >= 24) & (radius <= 30)
+    strength = np.where(digit, 0.3, 0.01)
+    clear = (abs(rows - 150) <= 40) & (abs(cols - 150) <= 40)
+    if field == "ruled":
+        strength = np.where(~clear & (rows % 30 < 2), 0.2, strength)
+    elif field == "grain":
+        strength = np.where(~clear & (cols % 3 < 2), 0.2, strength)
+    return digit, strength
+
+
+@pytest.mark.parametrize("field, kept", [("paper", True), ("ruled", True), ("grain", False)])
+def test_ink_with_more_of_itself_all_around_is_a_texture_not_a_digit(field, kept):
+    """The desk beyond a blank sheet: a piece of its grain cut out by the threshold is shaped like anything, and
+    edges as sharply as a stroke, but it has more of the same all around it; a digit has paper (and at most the
+    printed lines) around it."""
+    from mnistlab.vision.clutter import busy_around, looks_like_digit
+    from mnistlab.vision.ink import stroke_width
+
+    digit, strength = digit_in_a_field(field)
+    assert looks_like_digit(digit, strength, strength, stroke_width) == kept
+    assert (busy_around(digit, strength) > 0.2) != kept
+
+
 def test_a_slanted_stroke_beside_grid_lines_does_not_go_on_as_a_line():
     """A 1 written at 25 degrees on squared paper, its top near the frame: the grid's column and rows it passes on
     its way on come within half a stroke of its axis only briefly, so it does not go on as a line; the same

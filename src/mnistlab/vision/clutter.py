@@ -15,8 +15,9 @@ peak is the desk's, and the pencil stays under half of it. So:
    (`photo_digit`): its edge falls to the paper within a stroke (a shadow or a desk's grain fades slowly), it is
    not much wider than tall (a ruled line's piece), not one straight stroke far longer than its width or going on
    beyond its ends as a line, not a straight band longer than half the image or from edge to edge (the sheet's
-   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip), not a speck, and
-   not all but touching the frame unless cropped tight (what a threshold leaves of the desk or the sheet's edge).
+   edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip), not a speck,
+   not all but touching the frame unless cropped tight (what a threshold leaves of the desk or the sheet's edge),
+   and not a piece of a texture with more of itself all around (a desk's grain beyond the sheet).
 
 Numbers (`vision.numbers`) take none of this yet.
 """
@@ -69,6 +70,9 @@ EDGE_RING = (2, 4, 8)  # px: the ring of paper around the chosen ink, a stroke w
 # whose strength is compared with the ink's
 EDGE_CONTRAST = 3.0  # the ink's median strength over the ring's; less is a soft shadow or a desk's grain
 BLOB = 0.35  # stroke width over the box's longest side above which the ink is a blob (a shadow), not strokes
+AROUND_REACH = 0.5  # of the box's longest side; the band of paper around the chosen ink's box reaches this far
+AROUND_LEVEL = 0.4  # of the ink's median strength; paper in that band this strong is more of the same texture
+AROUND_BUSY = 0.2  # share of the band; more that strong and the ink is a piece of a texture (a desk's grain)
 
 
 def smooth_grain(strength: np.ndarray) -> np.ndarray:
@@ -229,6 +233,23 @@ def edge_contrast(digit: np.ndarray, strength: np.ndarray, stroke: float) -> flo
     return float(np.median(values[ink])) / max(float(np.median(values[ring])), 1e-6)
 
 
+def busy_around(digit: np.ndarray, strength: np.ndarray) -> float:
+    """The share of a band around the chosen ink's box (AROUND_REACH of its longest side wide, within the image)
+    whose strength passes AROUND_LEVEL of the ink's median. A digit is written on paper, and the paper around it
+    is empty but for printed lines; a piece of a desk's grain or of a dense pattern has more of itself all around.
+    """
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    reach = max(1, round(AROUND_REACH * max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)))
+    top, left = max(rows[0] - reach, 0), max(cols[0] - reach, 0)
+    band = np.ones((min(rows[-1] + reach + 1, digit.shape[0]) - top, min(cols[-1] + reach + 1, digit.shape[1]) - left),
+                   dtype=bool)
+    band[rows[0] - top:rows[-1] + 1 - top, cols[0] - left:cols[-1] + 1 - left] = False  # the box itself
+    if not band.any():
+        return 0.0
+    values = strength[top:top + band.shape[0], left:left + band.shape[1]][band]
+    return float(np.mean(values > AROUND_LEVEL * float(np.median(strength[digit]))))
+
+
 def continues(digit: np.ndarray, unerased: np.ndarray, stroke: float) -> bool:
     """Whether straight ink (H, W) bool goes on beyond its ends as a line of about its strength (a piece of a
     printed line, of the sheet's edge, of a crease), sampled in `unerased` along its long axis as far again as it
@@ -282,6 +303,8 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
     if gap <= FRAME_GAP * max(digit.shape) and box.size < TIGHT_CROP * digit.size:  # at the frame, not cropped
         return False  # tight: what the threshold cut from the frame (a desk's grain, the sheet's edge, a shadow)
     if box.mean() < SPARSE_FILL or (max(height, width) > SPARSE_SIZE * max(digit.shape) and box.mean() < SPARSE_WIDE):
+        return False
+    if busy_around(digit, strength) > AROUND_BUSY:
         return False
     length = np.count_nonzero(box) / stroke
     if length < STRAIGHT * math.hypot(height, width):
