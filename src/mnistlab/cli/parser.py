@@ -48,7 +48,7 @@ def _add_global_flags(parser: argparse.ArgumentParser, subcommand: bool) -> None
     parser.add_argument("--threads", type=thread_count, metavar="N|auto", default=default,
                         help="PyTorch CPU threads (per job with --workers or --ray); part of what fixes the numbers "
                              "(default: one per core this process may use, or those cores / workers; auto: those "
-                             "of the cores that are idle now, for a busy machine; the run records the count)")
+                             "of the cores that are idle now, for a busy machine; the count chosen is printed)")
     parser.add_argument("--device", default=default,
                         help="where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: cpu)")
 

@@ -14,9 +14,9 @@ what they compute.
 now, measured over a fifth of a second. PyTorch splits each operation evenly among
 its threads, so one thread sharing its core with another process holds all the
 others back at every step; fewer threads that each keep a core lose less. Where no
-core is idle, every thread shares one anyway, and one per core gets the largest share. The
-thread count is part of a run's numbers, so a run records the count it used and
-`--threads N` repeats them.
+core is idle, every thread shares one anyway, and one per core gets the largest
+share. The thread count is part of a run's numbers, so a run records the count it
+used and `--threads N` repeats them.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def auto_threads(share: int = 1, sample_seconds: float = IDLE_SAMPLE_SECONDS, pr
     return max(1, usable // max(1, share))
 
 
-def idle_cores(cpus: set[int], sample_seconds: float = IDLE_SAMPLE_SECONDS, proc_stat: Path = PROC_STAT) -> float | None:
+def idle_cores(cpus: set[int], sample_seconds: float = IDLE_SAMPLE_SECONDS,
+               proc_stat: Path = PROC_STAT) -> float | None:
     """How many of `cpus` were idle over the next `sample_seconds` (while this process sleeps), from the kernel's
     per-CPU counters; None where they cannot be read for every one of `cpus` both times (not Linux, a CPU taken
     offline meanwhile, a container whose /proc/stat numbers its CPUs otherwise)."""

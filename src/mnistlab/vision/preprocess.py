@@ -48,7 +48,7 @@ from mnistlab.vision.ink import crop_to_ink, isolate_ink, stroke_width
 STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
 MIN_STROKE, MAX_STROKE = 7.5, 14.5  # px at STROKE_SIZE; the middle 80% of MNIST test digits lie in this range
 STROKE_TARGET = 10.0  # px at STROKE_SIZE; MNIST's median; strokes outside the range above are moved to it
-LOOP_AREA = 16  # px at STROKE_SIZE; a hole in the ink this large is a loop of the digit, a smaller one a pit in the grain
+LOOP_AREA = 16  # px at STROKE_SIZE; a hole in the ink this large is a loop of the digit, a smaller one a grain's pit
 DIGIT_BOX = 20  # px; the longest side of the digit in an MNIST image
 CENTRE = (14.0, 14.0)  # (row, column) where the centre of mass lands, as in MNIST (pixel-index coordinates)
 
@@ -70,9 +70,9 @@ def normalise_strokes(ink: np.ndarray, thin: bool = True) -> np.ndarray:
     A thin stroke round a loop, or one that widening to the median would close into a loop, is widened only to
     MIN_STROKE, the edge of MNIST's range: each pixel of widening narrows a loop from all sides and a gap from
     both, so a small loop all but closes (the small top of an 8 read as 0) and a narrow gap shuts (an open 4
-    read as 9). A scan (an even sheet) is not thinned: its wide strokes are mostly soft
-    edges, blur or a low resolution enlarged, which carry the shape, and an erosion eats their faint parts (an
-    8x8 scan's 3 read as a 2)."""
+    read as 9). A scan (an even sheet) is not thinned: its wide strokes are mostly soft edges, blur or a low
+    resolution enlarged, which carry the shape, and an erosion eats their faint parts (an 8x8 scan's 3 read as
+    a 2)."""
     work = _resize(ink, STROKE_SIZE)
     strong = np.percentile(work[work > 0.02], 90) if np.count_nonzero(work > 0.02) else work.max()
     work = np.clip(work / max(float(strong), 1e-6), 0.0, 1.0)  # a thin line shrunk from a big canvas is faint
