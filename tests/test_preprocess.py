@@ -520,6 +520,27 @@ def test_ink_with_more_of_itself_all_around_is_a_texture_not_a_digit(field, kept
     assert (busy_around(digit, strength) > 0.2) != kept
 
 
+def test_what_a_dark_spot_leaves_of_a_grid_is_the_lines_not_a_digit():
+    """Squared paper with a soft dark spot over one crossing: there the lines are stronger than elsewhere, so
+    `erase_lines` keeps them as ink crossing the lines; lying all on the lines found, that cross is refused, while
+    a 0 written across the same grid (under a fifth of it on the lines) is kept."""
+    from mnistlab.vision.clutter import erase_lines, looks_like_digit
+    from mnistlab.vision.ink import stroke_width
+
+    rows, cols = np.mgrid[:400, :400]
+    grid = ((rows % 40) < 2) | ((cols % 40) < 2)
+    spot = np.hypot(rows - 201, cols - 201) < 24
+    radius = np.hypot(rows - 180, cols - 180)
+    for strength, kept in [(np.where(grid, np.where(spot, 0.3, 0.1), 0.01), False),
+                           (np.where((radius >= 40) & (radius <= 46), 0.3, np.where(grid, 0.1, 0.01)), True)]:
+        lines = np.zeros(strength.shape, dtype=bool)
+        cleaned = erase_lines(strength, 0.05, lines)
+        assert lines[grid].all()  # every pixel of every line found, kept or not
+        chosen = cleaned > 0.2
+        assert looks_like_digit(chosen, cleaned, strength, stroke_width, lines) == kept
+        assert looks_like_digit(chosen, cleaned, strength, stroke_width)  # without the lines it passes
+
+
 def test_a_slanted_stroke_beside_grid_lines_does_not_go_on_as_a_line():
     """A 1 written at 25 degrees on squared paper, its top near the frame: the grid's column and rows it passes on
     its way on come within half a stroke of its axis only briefly, so it does not go on as a line; the same

@@ -17,7 +17,8 @@ peak is the desk's, and the pencil stays under half of it. So:
    beyond its ends as a line, not a straight band longer than half the image or from edge to edge (the sheet's
    edge, a desk's strip), not a sparse network or a lattice (a grid), not a blob (a shadow's tip), not a speck,
    not all but touching the frame unless cropped tight (what a threshold leaves of the desk or the sheet's edge),
-   and not a piece of a texture with more of itself all around (a desk's grain beyond the sheet).
+   not a piece of a texture with more of itself all around (a desk's grain beyond the sheet), and not all on
+   the printed lines found (what a dark spot left of them).
 
 Numbers (`vision.numbers`) take none of this yet.
 """
@@ -73,6 +74,7 @@ BLOB = 0.35  # stroke width over the box's longest side above which the ink is a
 AROUND_REACH = 0.5  # of the box's longest side; the band of paper around the chosen ink's box reaches this far
 AROUND_LEVEL = 0.4  # of the ink's median strength; paper in that band this strong is more of the same texture
 AROUND_BUSY = 0.2  # share of the band; more that strong and the ink is a piece of a texture (a desk's grain)
+ON_LINES = 0.95  # share of the chosen ink on printed lines found, from which it is the lines, not a digit crossing them
 
 
 def smooth_grain(strength: np.ndarray) -> np.ndarray:
@@ -81,12 +83,13 @@ def smooth_grain(strength: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(strength, GRAIN_SIGMA, truncate=3.0)
 
 
-def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
+def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = None) -> np.ndarray:
     """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
     LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
     those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image,
     with paper on both sides (not the sheet's edge) and not a long stroke inside the frame (`_stroke_inside`). A
     pixel on such a line keeps its strength where it is LINE_KEEP times the line's (ink crossing the line).
+    `lines`, a bool (H, W) array if given, is set True on every pixel of the lines found (kept or not).
     Work: (pixels over `level`) x (angles tried) plus the pixels, and sorting each line's pixels; small images and
     slivers (the accumulator would outgrow them) keep their lines."""
     mask = strength > level
@@ -126,6 +129,8 @@ def erase_lines(strength: np.ndarray, level: float) -> np.ndarray:
         if _stroke_inside(rows[on], cols[on], angle, across, widest, strength.shape):
             continue
         keep &= ~on | (values > LINE_KEEP * float(np.median(values[on])))
+        if lines is not None:
+            lines[rows[on], cols[on]] = True
     cleaned = strength.copy()
     cleaned[rows[~keep], cols[~keep]] = 0.0
     return cleaned
@@ -154,15 +159,16 @@ def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: flo
 
 
 def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutter_of, select, stroke_width,
-                message: str) -> tuple[np.ndarray, float]:
+                message: str, lines: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """A photo's digit (H, W) bool and its ink threshold, or `PreprocessError(message)`.
 
     `threshold_of(values)` gives the threshold of a strength array (raising "no digit found" when nothing stands
     out); `clutter_of(mask)` the pixels of a mask's components that are not the digit (touching the frame, printed
     lines); `select(mask)` the digit among a mask's components. Ink chosen that does not look like a digit
-    (`looks_like_digit`; `unerased` is the strength before `erase_lines`) is set aside as well and the next choice tried, DIGIT_TRIES times at most."""
+    (`looks_like_digit`; `unerased` is the strength before `erase_lines`, `lines` the printed lines it found) is
+    set aside as well and the next choice tried, DIGIT_TRIES times at most."""
     def is_digit(ink: np.ndarray) -> bool:
-        return looks_like_digit(ink, strength, unerased, stroke_width)
+        return looks_like_digit(ink, strength, unerased, stroke_width, lines)
 
     aside = np.zeros(strength.shape, dtype=bool)
     margin = max(1, round(CLUTTER_MARGIN * max(strength.shape)))
@@ -283,8 +289,10 @@ def continues(digit: np.ndarray, unerased: np.ndarray, stroke: float) -> bool:
     return outside == 2 and stroke < FRAME_LINE * min(digit.shape)
 
 
-def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarray, stroke_width) -> bool:
-    """Whether the chosen ink (H, W) bool looks like a digit rather than clutter (see the module's notes)."""
+def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarray, stroke_width,
+                     lines: np.ndarray | None = None) -> bool:
+    """Whether the chosen ink (H, W) bool looks like a digit rather than clutter (see the module's notes); `lines`
+    marks the printed lines `erase_lines` found, if any."""
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     box = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     height, width = box.shape
@@ -306,6 +314,8 @@ def looks_like_digit(digit: np.ndarray, strength: np.ndarray, unerased: np.ndarr
         return False
     if busy_around(digit, strength) > AROUND_BUSY:
         return False
+    if lines is not None and lines[digit].mean() >= ON_LINES:  # what shading left of printed lines, where it made
+        return False  # them stronger than they are elsewhere (a grid's crossing in a dark spot)
     length = np.count_nonzero(box) / stroke
     if length < STRAIGHT * math.hypot(height, width):
         if max(height, width) > LINE_LENGTH * stroke or continues(digit, unerased, stroke):

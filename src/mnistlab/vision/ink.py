@@ -238,11 +238,12 @@ def _photo_ink(strength: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """A photo's ink strength (H, W) -> the strength with its grain averaged and printed lines erased, the digit's
     pixels (H, W) bool, and its threshold (`clutter.photo_digit`); `PreprocessError` when no ink looks like a digit."""
     strength = smooth_grain(strength)
-    unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST))
+    lines = np.zeros(strength.shape, dtype=bool)
+    unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST), lines)
     digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST,
                                                                                faintest=PHOTO_FAINTEST),
                                    lambda mask: frame_clutter(mask, strength),
-                                   lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT)
+                                   lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT, lines)
     return strength, digit, threshold
 
 
