@@ -541,6 +541,49 @@ def test_what_a_dark_spot_leaves_of_a_grid_is_the_lines_not_a_digit():
         assert looks_like_digit(chosen, cleaned, strength, stroke_width)  # without the lines it passes
 
 
+@settings(max_examples=40, deadline=None)
+@given(radius=st.integers(15, 45), width=st.integers(3, 8), spacing=st.integers(20, 60), line=st.integers(1, 3),
+       period=st.integers(2, 5), level=st.floats(0.15, 0.3), across=st.booleans())
+def test_any_digit_on_ruled_paper_is_kept_and_any_piece_of_a_dense_grain_is_not(radius, width, spacing, line,
+                                                                              period, level, across):
+    """A 0 of any size and stroke (strength 0.3) with ruled lines of any spacing over 20 px around it passes
+    `busy_around`; the same ink inside streaks covering half or more of the paper around it does not, whatever
+    their period, strength (half the ink's and more) or direction."""
+    from mnistlab.vision.clutter import AROUND_BUSY, busy_around
+
+    rows, cols = np.mgrid[:300, :300]
+    distance = np.hypot(rows - 150, cols - 150)
+    digit = (distance >= radius - width) & (distance <= radius)
+    along = cols if across else rows
+    ruled = np.where(~digit & (along % spacing < line), 0.2, np.where(digit, 0.3, 0.01))
+    grain = np.where(~digit & (along % period < (period + 1) // 2), level, np.where(digit, 0.3, 0.01))
+    assert busy_around(digit, ruled) <= AROUND_BUSY
+    assert busy_around(digit, grain) > AROUND_BUSY
+
+
+@settings(max_examples=15, deadline=None)
+@given(spacing=st.integers(30, 60), line=st.integers(1, 3), crossing=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+       radius=st.integers(25, 45))
+def test_any_crossing_a_dark_spot_leaves_is_refused_and_any_0_across_the_grid_is_kept(spacing, line, crossing,
+                                                                                       radius):
+    """Squared paper of any spacing and line width, a soft dark spot over any crossing: what `erase_lines` keeps
+    there lies all on the lines found and is refused; a 0 of any size written across the same grid is kept."""
+    from mnistlab.vision.clutter import ON_LINES, erase_lines
+
+    rows, cols = np.mgrid[:400, :400]
+    grid = ((rows % spacing) < line) | ((cols % spacing) < line)
+    top, left = (min(index, 380 // spacing) * spacing for index in crossing)  # a crossing inside the frame
+    spot = np.hypot(rows - top, cols - left) < spacing * 0.6
+    distance = np.hypot(rows - 200, cols - 200)
+    zero = (distance >= radius - 6) & (distance <= radius)
+    for strength, refused in [(np.where(grid, np.where(spot, 0.3, 0.1), 0.01), True),
+                              (np.where(zero, 0.3, np.where(grid, 0.1, 0.01)), False)]:
+        lines = np.zeros(strength.shape, dtype=bool)
+        chosen = erase_lines(strength, 0.05, lines) > 0.2
+        assert chosen.any()
+        assert (lines[chosen].mean() >= ON_LINES) == refused
+
+
 def test_a_slanted_stroke_beside_grid_lines_does_not_go_on_as_a_line():
     """A 1 written at 25 degrees on squared paper, its top near the frame: the grid's column and rows it passes on
     its way on come within half a stroke of its axis only briefly, so it does not go on as a line; the same
