@@ -32,7 +32,9 @@ BUILT_IN = {entry.name: entry for entry in (
                                      "pool, conv 120@5x5, 84, 10."),
     CatalogueEntry("cnn-fast", 12_858, "A speed recipe: the study's CNN shape, 16 and 32 channels, batch norm, a "
                                        "one-cycle schedule, 2 epochs.", recipe={
-        "epochs": 2, "batch_size": 128, "learning_rate": 1e-2,  # peak rate of the one-cycle schedule
+        # Batch 192 with the peak rate scaled by 1.5 reaches batch 128's accuracy in about a tenth less time
+        # (fewer, fuller steps for the 2-core CPU); batch 256 drops seeds below 99%.
+        "epochs": 2, "batch_size": 192, "learning_rate": 1.5e-2,  # peak rate of the one-cycle schedule
         "schedule": "onecycle", "warmup_fraction": 0.2,
     }),
     CatalogueEntry("cnn-strong", 197_802, "A modern small CNN: 32-32 and 64-64 channel 3x3 conv pairs, batch norm, "
