@@ -635,3 +635,38 @@ def test_any_ruled_line_reaching_the_frame_at_one_end_is_erased(height, width, s
     assume(piece.any() and rows[piece].min() > 0 and rows[piece].max() < height - 1)
     strength = np.where(piece, 0.15, 0.01)
     assert erase_lines(strength, 0.05)[piece].max() < 0.05
+
+
+@settings(max_examples=30, deadline=None)
+@given(where=st.integers(20, 600), line=st.integers(1, 3), gap=st.integers(4, 12), spacing=st.integers(30, 60))
+def test_a_margins_double_line_is_erased_like_the_rulings(where, line, gap, spacing):
+    """Ruled paper with a margin's double line (two lines of any width with paper between them, more than LINE_BINS
+    apart: closer ones are one Hough peak) at any place: both margin lines are found and erased like the rulings.
+    Before, a second line within LINE_BINS of the first was taken for the desk beyond a sheet's edge, so neither
+    was erased, and a piece of them could be read as a 1."""
+    from mnistlab.vision.clutter import LINE_BINS, erase_lines
+
+    assume(line + gap > LINE_BINS)
+    rows, cols = np.mgrid[:500, :700]
+    margin = (cols >= where) & (cols < where + line) | (cols >= where + line + gap) & (cols < where + 2 * line + gap)
+    ruled = (rows % spacing < 2) & (rows > 10)
+    strength = np.where(margin | ruled, 0.15, 0.01)
+    lines = np.zeros(strength.shape, dtype=bool)
+    cleaned = erase_lines(strength, 0.05, lines)
+    assert lines[margin].all() and cleaned[margin].max() < 0.05
+
+
+def test_the_desk_beyond_a_sheets_edge_and_a_grains_stripes_are_not_printed_lines():
+    """Strength that goes on beside a line is not a printed line: the desk beyond the sheet's edge (a ramp up to a
+    band), and stripes of a wood grain closer than LINE_BINS (lines with more lines beside them) are kept; a lone
+    line is erased. (Both held before the margin's double line was told apart from them.)"""
+    from mnistlab.vision.clutter import erase_lines
+
+    rows, cols = np.mgrid[:500, :700]
+    desk = np.where(cols >= 560, 0.2, np.where(cols >= 540, 0.01 + (cols - 540) * 0.0095, 0.01))
+    assert (erase_lines(desk, 0.05)[:, 560:] == 0.2).all()
+    stripes = np.where((cols // 3) % 2 == 0, 0.15, 0.01)  # 3-px stripes, 3 px apart
+    stripes[:, 200:] = 0.01
+    stripes[:, 400:403] = 0.15  # a lone printed line
+    cleaned = erase_lines(stripes, 0.05)
+    assert (cleaned[:, 18:180] == stripes[:, 18:180]).all() and cleaned[:, 400:403].max() < 0.05

@@ -112,7 +112,8 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
             continue
         column = accumulator[:, int(np.argmin(np.abs(theta - angle)))]
         peak = int(np.argmin(np.abs(distances - distance)))
-        near = column[max(peak - round(widest), 0):peak + round(widest) + 1] >= 0.5 * votes
+        half = 0.5 * votes
+        near = column[max(peak - round(widest), 0):peak + round(widest) + 1] >= half
         if near.all():  # as thick as a stroke of a digit cropped tight: not a printed line
             continue
         low, high = peak - max(peak - round(widest), 0), peak - max(peak - round(widest), 0)
@@ -121,9 +122,7 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
         while high < near.size - 1 and near[high + 1]:
             high += 1
         start = max(peak - round(widest), 0)
-        sides = np.concatenate([column[max(start + low - LINE_BINS, 0):start + low],
-                                column[start + high + 1:start + high + 1 + LINE_BINS]])
-        if sides.max(initial=0) >= 0.5 * votes:  # strength goes on beside it: the sheet's edge, not a printed line
+        if _goes_on_beside(column, start + low, start + high, half, widest):  # the sheet's edge, not a line
             continue
         on = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance) <= (high - low + 1) / 2 + 1.5
         if _stroke_inside(rows[on], cols[on], angle, across, widest, strength.shape):
@@ -134,6 +133,27 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
     cleaned = strength.copy()
     cleaned[rows[~keep], cols[~keep]] = 0.0
     return cleaned
+
+
+def _goes_on_beside(column: np.ndarray, low: int, high: int, half: float, widest: float) -> bool:
+    """Whether strength goes on beside a line found in bins `low`..`high` of its angle's Hough `column` (`half`:
+    half its peak's votes): a run of bins with `half` votes or more starts within LINE_BINS of it, and starts
+    right beside it (a ramp up to the desk beyond a sheet's edge), is wider than `widest`, or has more strength
+    within twice `widest` beyond it (a wood grain's stripes). One second line beside it, past a gap of paper, as
+    thin as a line and with paper beyond it (a margin's double line), does not count."""
+    beside = 0
+    reach = LINE_BINS + round(3 * widest) + 1  # bins looked at on each side: bounded work
+    for bins in (column[max(low - reach, 0):low][::-1], column[high + 1:high + 1 + reach]):
+        strong = bins >= half
+        if not strong[:LINE_BINS].any():
+            continue
+        first = int(np.argmax(strong))
+        width = int(np.argmin(strong[first:])) if not strong[first:].all() else strong.size - first
+        beyond = strong[first + width:first + width + round(2 * widest)]
+        if first == 0 or width > widest or first + width >= strong.size or beyond.any():
+            return True  # no paper between (a ramp), wide, to the end, or more after it
+        beside += 1
+    return beside > 1
 
 
 def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: float, gap: float, shape) -> bool:
