@@ -227,6 +227,25 @@ def test_a_pencil_digit_in_a_large_soft_shadow_is_read(depth, softness, centre, 
     assert similarity(preprocess(photographed(sheet * (1 - depth * shade), 4)), preprocess(photographed(sheet, 4))) > 0.98
 
 
+@pytest.mark.parametrize("depth, radius", [(0.3, 90), (0.4, 100), (0.4, 80)])
+def test_a_pencil_digit_in_a_soft_dark_spot_on_an_evenly_lit_photo_is_read(depth, radius):
+    """A pencil 7 inside a soft dark spot (a fifth to a quarter of the photo wide, 30-40% darker) narrower than the
+    window the paper's map is taken in, on a photo lit evenly otherwise: the map's closing fills the spot, so the
+    map is one level, and the spot must still be followed as shade, or the paper around the 7 looks like ink and
+    the 7 like a shadow's texture ("no digit found")."""
+    box, rows, cols = (330, 240, 420, 370), *np.mgrid[0:600, 0:800]
+    sheet = np.asarray(draw_seven(box=box, width=6, ink=150, paper=230), dtype=np.float32)
+    spot = ndimage.gaussian_filter(((rows - 300) ** 2 + (cols - 375) ** 2 < radius ** 2) * 1.0, 15)
+    noise = np.random.default_rng(4).normal(0, 2.0, sheet.shape)
+    light = 1.0 - 0.03 * cols / 800  # light falling off by 3%: not one level at the border (a photo), but the
+    # paper's map stays within UNIFORM_SPREAD (one level)
+
+    def photo(gray: np.ndarray) -> bytes:
+        return encode(Image.fromarray(np.clip(gray * light + noise, 0, 255).astype(np.uint8)))
+
+    assert similarity(preprocess(photo(sheet * (1 - depth * spot))), preprocess(photo(sheet))) > 0.98
+
+
 @pytest.mark.parametrize("contrast", [0.13, 0.15])
 def test_a_faint_digit_on_an_evenly_lit_grainy_sheet_is_read(contrast):
     """A faint 7 (13-15% darker than the paper) on a sheet lit evenly all round, as a scan is, with single-pixel specks

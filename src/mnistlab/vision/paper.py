@@ -101,8 +101,10 @@ def ink_strength(gray: np.ndarray, paper: Paper | None = None) -> tuple[np.ndarr
 
 def shaded_strength(gray: np.ndarray, paper: Paper) -> np.ndarray | None:
     """`ink_strength` of a photo's dark ink against paper that follows the large, soft shade the first map misses
-    (`follow_shade`); None where there is no such shade (the strength would be the same) or it is no such photo."""
-    if not paper.dark_ink or paper.even or paper.flat:
+    (`follow_shade`); None where there is no such shade (the strength would be the same) or it is no such photo.
+    A photo whose map is one level (`flat`) is followed too: the closing fills a soft dark spot narrower than its
+    window, which would leave the spot in the strength around a digit written on it."""
+    if not paper.dark_ink or paper.even:
         return None
     background = follow_shade(paper.small, paper.background)
     return None if background is None else _strength(gray, paper.at(gray.shape, background), paper.dark_ink)
