@@ -470,7 +470,7 @@ def test_a_long_one_on_ruled_paper_is_not_a_printed_line(length_share, tilt):
 def test_printed_lines_that_fade_out_at_one_end_are_erased_and_a_long_stroke_is_not():
     """Ruled lines that reach the frame at one end and fade out after 60% of the width are erased like lines that
     cross the whole sheet; a stroke as long, stopping well inside the frame at both ends, is kept."""
-    from mnistlab.vision.clutter import erase_lines
+    from mnistlab.vision.lines import erase_lines
 
     strength = np.full((600, 800), 0.01)
     strength[40::45, :480] = 0.15  # ruled lines from the left edge, fading out at 60%
@@ -483,7 +483,7 @@ def test_which_long_straight_ink_is_a_printed_line():
     """A long stroke near a side of the frame still stops inside it along its own way (kept); a line spanning most
     of the way with both ends inside the frame, and a line broken by gaps narrower than a printed line's width
     bound, are printed lines (erased)."""
-    from mnistlab.vision.clutter import erase_lines
+    from mnistlab.vision.lines import erase_lines
 
     def erased(shape, piece) -> bool:
         strength = np.full(shape, 0.01)
@@ -543,7 +543,8 @@ def test_what_a_dark_spot_leaves_of_a_grid_is_the_lines_not_a_digit():
     """Squared paper with a soft dark spot over one crossing: there the lines are stronger than elsewhere, so
     `erase_lines` keeps them as ink crossing the lines; lying all on the lines found, that cross is refused, while
     a 0 written across the same grid (under a fifth of it on the lines) is kept."""
-    from mnistlab.vision.clutter import erase_lines, looks_like_digit
+    from mnistlab.vision.clutter import looks_like_digit
+    from mnistlab.vision.lines import erase_lines
     from mnistlab.vision.ink import stroke_width
 
     rows, cols = np.mgrid[:400, :400]
@@ -587,7 +588,8 @@ def test_any_crossing_a_dark_spot_leaves_is_refused_and_any_0_across_the_grid_is
                                                                                        radius):
     """Squared paper of any spacing and line width, a soft dark spot over any crossing: what `erase_lines` keeps
     there lies all on the lines found and is refused; a 0 of any size written across the same grid is kept."""
-    from mnistlab.vision.clutter import ON_LINES, erase_lines
+    from mnistlab.vision.clutter import ON_LINES
+    from mnistlab.vision.lines import erase_lines
 
     rows, cols = np.mgrid[:400, :400]
     grid = ((rows % spacing) < line) | ((cols % spacing) < line)
@@ -626,7 +628,7 @@ def test_a_slanted_stroke_beside_grid_lines_does_not_go_on_as_a_line():
 def test_any_long_stroke_stopping_inside_the_frame_is_kept(height, width, share, tilt, stroke, shift, column):
     """Any straight stroke within the tilt printed lines are looked for at, covering 52-74% of the height and
     stopping more than a tenth of the height short of the top and of the bottom, is kept by `erase_lines`."""
-    from mnistlab.vision.clutter import erase_lines
+    from mnistlab.vision.lines import erase_lines
 
     length = share * height
     top = 0.1 * height + 2 + shift * (0.8 * height - 4 - length)  # both ends clear of the frame they face
@@ -645,7 +647,7 @@ def test_any_long_stroke_stopping_inside_the_frame_is_kept(height, width, share,
 def test_any_ruled_line_reaching_the_frame_at_one_end_is_erased(height, width, share, tilt, row, from_left):
     """Any thin printed line within the tilt, running from one side of the frame over 55-100% of the width (fading
     out before the other side), is erased."""
-    from mnistlab.vision.clutter import erase_lines
+    from mnistlab.vision.lines import erase_lines
 
     rows, cols = np.mgrid[0:height, 0:width]
     line_rows = row * height + np.tan(np.deg2rad(tilt)) * (cols - width / 2)
@@ -663,7 +665,7 @@ def test_a_margins_double_line_is_erased_like_the_rulings(where, line, gap, spac
     apart: closer ones are one Hough peak) at any place: both margin lines are found and erased like the rulings.
     Before, a second line within LINE_BINS of the first was taken for the desk beyond a sheet's edge, so neither
     was erased, and a piece of them could be read as a 1."""
-    from mnistlab.vision.clutter import LINE_BINS, erase_lines
+    from mnistlab.vision.lines import LINE_BINS, erase_lines
 
     assume(line + gap > LINE_BINS)
     rows, cols = np.mgrid[:500, :700]
@@ -679,7 +681,7 @@ def test_the_desk_beyond_a_sheets_edge_and_a_grains_stripes_are_not_printed_line
     """Strength that goes on beside a line is not a printed line: the desk beyond the sheet's edge (a ramp up to a
     band), and stripes of a wood grain closer than LINE_BINS (lines with more lines beside them) are kept; a lone
     line is erased. (Both held before the margin's double line was told apart from them.)"""
-    from mnistlab.vision.clutter import erase_lines
+    from mnistlab.vision.lines import erase_lines
 
     rows, cols = np.mgrid[:500, :700]
     desk = np.where(cols >= 560, 0.2, np.where(cols >= 540, 0.01 + (cols - 540) * 0.0095, 0.01))

@@ -8,7 +8,7 @@ averaged over a pixel or two (the grain, not the stroke, goes), and the least co
 tip), and the threshold at half the ink's peak fails where a desk in the frame is darker than any pencil: the
 peak is the desk's, and the pencil stays under half of it. So:
 
-1. printed lines and creases that cross the image are erased first (`erase_lines`, a Hough transform);
+1. printed lines and creases that cross the image are erased first (`vision.lines.erase_lines`);
 2. what carries the peak but is not a digit (components touching the frame, printed lines crossing the image,
    specks) is set aside, and the threshold is taken again from the rest, a few rounds at most (`_photo_threshold`);
 3. the ink chosen must look like a digit (`looks_like_digit`), or it is set aside too and the next choice tried
@@ -29,7 +29,6 @@ import math
 
 import numpy as np
 from scipy import ndimage
-from skimage.transform import hough_line, hough_line_peaks
 
 from mnistlab.common.errors import PreprocessError
 
@@ -42,16 +41,6 @@ TIGHT_CROP = 0.25  # of the image's area; the box of a digit cropped tight cover
 FRAME_GAP = 0.01  # of the image's longest side; ink this near the frame is clutter unless cropped tight
 CLUTTER_LEVEL = 0.5  # of the threshold; clutter is found above this level (a desk's grain reaches under the threshold)
 CLUTTER_MARGIN = 0.01  # of the image's longest side; set-aside clutter is widened this much (its soft edges)
-LINE_TILT, LINE_STEP = 15.0, 0.25  # degrees; printed lines are looked for this far from the rows and columns
-LINE_COVER = 0.5  # of its way across the image; a line's strength passes the level over this much of it
-LINE_BINS = 5  # px; the least distance between two lines found
-LINE_WIDTH = 0.02  # of the image's shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
-STROKE_SPAN = 0.75  # of its way across; a printed line's ink spans more (it crosses the sheet), a digit's stroke less
-STROKE_END = 0.1  # of the image's height (or width); a line's end farther from the frame it faces stops inside it
-LINE_KEEP = 1.6  # times a line's median strength; stronger pixels on it are ink crossing it
-MAX_LINES = 64  # lines erased at most
-LINE_WORK = 4  # the Hough accumulator may be this many times the image's pixels; a smaller image keeps its lines
-LINE_MASK = 0.5  # share of the image over the level above which lines are not looked for (noise everywhere)
 WIDEST_DIGIT = 2.5  # box width over height; wider ink is a line's piece or an edge, not one digit
 SMALLEST_DIGIT = 0.025  # of the image's longest side; a smaller box is a speck or a grain of noise
 LINE_LENGTH = 40.0  # a single straight stroke longer than this many times its width is a printed line or an edge
@@ -81,101 +70,6 @@ def smooth_grain(strength: np.ndarray) -> np.ndarray:
     """A photo's ink strength (H, W) averaged over GRAIN_SIGMA px: graphite's grain and sensor noise go, strokes
     stay (work and memory linear in the pixels)."""
     return ndimage.gaussian_filter(strength, GRAIN_SIGMA, truncate=3.0)
-
-
-def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = None) -> np.ndarray:
-    """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
-    LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
-    those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image,
-    with paper on both sides (not the sheet's edge) and not a long stroke inside the frame (`_stroke_inside`). A
-    pixel on such a line keeps its strength where it is LINE_KEEP times the line's (ink crossing the line).
-    `lines`, a bool (H, W) array if given, is set True on every pixel of the lines found (kept or not).
-    Work: (pixels over `level`) x (angles tried) plus the pixels, and sorting each line's pixels; small images and
-    slivers (the accumulator would outgrow them) keep their lines."""
-    mask = strength > level
-    tilt = np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 1e-9, LINE_STEP))
-    angles = np.concatenate([tilt, np.pi / 2 + tilt[tilt < 0], -np.pi / 2 + tilt[tilt > 0], [np.pi / 2]])
-    height, width = strength.shape
-    bins = angles.size * 2 * (height + width)  # the Hough accumulator's size, at most
-    if not mask.any() or bins > LINE_WORK * strength.size or mask.mean() > LINE_MASK:  # a small image or a sliver
-        return strength  # (its accumulator would outgrow it), or noise everywhere: no line can be told
-    accumulator, theta, distances = hough_line(mask, theta=angles)
-    rows, cols = np.nonzero(mask)
-    values = strength[rows, cols]
-    keep = np.ones(rows.size, dtype=bool)
-    peaks = hough_line_peaks(accumulator, theta, distances, min_distance=LINE_BINS, min_angle=1,
-                             threshold=LINE_COVER * min(height, width), num_peaks=MAX_LINES)
-    widest = max(LINE_BINS, LINE_WIDTH * min(height, width))
-    for votes, angle, distance in zip(*peaks):
-        across = min(width / max(abs(math.sin(angle)), 1e-6), height / max(abs(math.cos(angle)), 1e-6))
-        if votes < LINE_COVER * across:  # a short line: a stroke, or a line that does not cross the image
-            continue
-        column = accumulator[:, int(np.argmin(np.abs(theta - angle)))]
-        peak = int(np.argmin(np.abs(distances - distance)))
-        half = 0.5 * votes
-        near = column[max(peak - round(widest), 0):peak + round(widest) + 1] >= half
-        if near.all():  # as thick as a stroke of a digit cropped tight: not a printed line
-            continue
-        low, high = peak - max(peak - round(widest), 0), peak - max(peak - round(widest), 0)
-        while low > 0 and near[low - 1]:
-            low -= 1
-        while high < near.size - 1 and near[high + 1]:
-            high += 1
-        start = max(peak - round(widest), 0)
-        if _goes_on_beside(column, start + low, start + high, half, widest):  # the sheet's edge, not a line
-            continue
-        on = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance) <= (high - low + 1) / 2 + 1.5
-        if _stroke_inside(rows[on], cols[on], angle, across, widest, strength.shape):
-            continue
-        keep &= ~on | (values > LINE_KEEP * float(np.median(values[on])))
-        if lines is not None:
-            lines[rows[on], cols[on]] = True
-    cleaned = strength.copy()
-    cleaned[rows[~keep], cols[~keep]] = 0.0
-    return cleaned
-
-
-def _goes_on_beside(column: np.ndarray, low: int, high: int, half: float, widest: float) -> bool:
-    """Whether strength goes on beside a line found in bins `low`..`high` of its angle's Hough `column` (`half`:
-    half its peak's votes): a run of bins with `half` votes or more starts within LINE_BINS of it, and starts
-    right beside it (a ramp up to the desk beyond a sheet's edge), is wider than `widest`, or has more strength
-    within twice `widest` beyond it (a wood grain's stripes). One second line beside it, past a gap of paper, as
-    thin as a line and with paper beyond it (a margin's double line), does not count."""
-    beside = 0
-    reach = LINE_BINS + round(3 * widest) + 1  # bins looked at on each side: bounded work
-    for bins in (column[max(low - reach, 0):low][::-1], column[high + 1:high + 1 + reach]):
-        strong = bins >= half
-        if not strong[:LINE_BINS].any():
-            continue
-        first = int(np.argmax(strong))
-        width = int(np.argmin(strong[first:])) if not strong[first:].all() else strong.size - first
-        beyond = strong[first + width:first + width + round(2 * widest)]
-        if first == 0 or width > widest or first + width >= strong.size or beyond.any():
-            return True  # no paper between (a ramp), wide, to the end, or more after it
-        beside += 1
-    return beside > 1
-
-
-def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: float, gap: float, shape) -> bool:
-    """Whether the ink on a line found (its pixels' `rows` and `cols`; `angle` as `hough_line` gives it, `across`
-    its way across the image) is a long stroke rather than a printed line: its longest run (breaks up to `gap` px
-    bridged; other lines crossing it add only short runs) spans less than STROKE_SPAN of its way across and stops
-    short of the frame at both of its ends, measured along it (a printed line that fades still reaches the frame
-    at one). This takes a sheet that fills most of the frame: a ruled line on a sheet well inside the frame, or
-    one dashed with gaps wider than `gap`, is kept too (the clutter rules then judge its pieces)."""
-    along = rows * math.cos(angle) - cols * math.sin(angle)
-    order = np.argsort(along)
-    breaks = np.flatnonzero(np.diff(along[order]) > gap)
-    starts, stops = np.concatenate([[0], breaks + 1]), np.concatenate([breaks, [along.size - 1]])
-    longest = int(np.argmax(along[order[stops]] - along[order[starts]]))
-    ends = order[[starts[longest], stops[longest]]]
-    if along[ends[1]] - along[ends[0]] >= STROKE_SPAN * across:
-        return False
-    if abs(math.cos(angle)) >= abs(math.sin(angle)):  # near the columns: its ends face the top and the bottom
-        gaps, size = np.minimum(rows[ends], shape[0] - 1 - rows[ends]), shape[0]
-    else:  # near the rows: its ends face the sides
-        gaps, size = np.minimum(cols[ends], shape[1] - 1 - cols[ends]), shape[1]
-    return bool((gaps > STROKE_END * size).all())
 
 
 def photo_digit(strength: np.ndarray, unerased: np.ndarray, threshold_of, clutter_of, select, stroke_width,

@@ -18,7 +18,8 @@ import numpy as np
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
-from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, erase_lines, photo_digit, smooth_grain
+from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, photo_digit, smooth_grain
+from mnistlab.vision.lines import erase_lines
 from mnistlab.vision.paper import estimate_background, ink_strength, shaded_strength
 
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
