@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from mnistlab.common.errors import ConfigError, first_line
-from mnistlab.tracking.hooks import Tracker
+from mnistlab.tracking.tracker import Tracker
 
 HTTP_RETRIES = "1"  # MLflow's HTTP retries per call (its default, 7 with backoff, can wait minutes)
 HTTP_TIMEOUT = "30"  # seconds per HTTP call

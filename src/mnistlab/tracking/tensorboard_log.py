@@ -18,7 +18,7 @@ import numpy as np
 
 from mnistlab.common.errors import ConfigError
 from mnistlab.runs.claim import check_folder_writable
-from mnistlab.tracking.hooks import Tracker
+from mnistlab.tracking.tracker import Tracker
 
 SCALARS = {"train_loss": "loss/train", "val_loss": "loss/validation", "train_accuracy": "accuracy/train",
            "val_accuracy": "accuracy/validation"}
