@@ -106,8 +106,9 @@ def format_table(summary: dict, seeds: list[int]) -> str:
             f"{inference['onnx_latency']['p99_ms']:.3f} | {keras['predict_latency_p50_ms']['median']:.1f} |")
     if "fast" in summary:
         fast = summary["fast"]
-        lines += ["", f"cnn-fast ({fast['precision']}) over seeds {fast['seeds']}: test accuracy {100 * fast['test_accuracy']['mean']:.2f}% "
-                      f"+- {100 * fast['test_accuracy']['std']:.2f} (min {100 * fast['test_accuracy']['min']:.2f}), "
+        lines += ["", f"cnn-fast ({fast['precision']}) over seeds {fast['seeds']}: test accuracy "
+                      f"{100 * fast['test_accuracy']['mean']:.2f}% +- {100 * fast['test_accuracy']['std']:.2f} "
+                      f"(min {100 * fast['test_accuracy']['min']:.2f}), "
                       f"training {fast['train_seconds']['median']:.1f} s median "
                       f"({fast['train_seconds']['min']:.1f}-{fast['train_seconds']['max']:.1f})"]
     return "\n".join(lines)
