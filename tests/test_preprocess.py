@@ -659,19 +659,22 @@ def test_any_ruled_line_reaching_the_frame_at_one_end_is_erased(height, width, s
 
 
 @settings(max_examples=30, deadline=None)
-@given(where=st.integers(20, 600), line=st.integers(1, 3), gap=st.integers(4, 12), spacing=st.integers(30, 60))
-def test_a_margins_double_line_is_erased_like_the_rulings(where, line, gap, spacing):
-    """Ruled paper with a margin's double line (two lines of any width with paper between them, more than LINE_BINS
-    apart: closer ones are one Hough peak) at any place: both margin lines are found and erased like the rulings.
-    Before, a second line within LINE_BINS of the first was taken for the desk beyond a sheet's edge, so neither
-    was erased, and a piece of them could be read as a 1."""
-    from mnistlab.vision.lines import LINE_BINS, erase_lines
+@given(where=st.integers(20, 600), line=st.integers(1, 3), gap=st.integers(2, 12), spacing=st.integers(30, 60),
+       across=st.booleans())
+def test_a_double_line_is_erased_like_the_rulings(where, line, gap, spacing, across):
+    """Ruled paper with a double line (two lines of any width with paper between them, however close: a margin's,
+    or squared paper's lines printed in pairs) at any place, down the sheet or across it: both lines are found and
+    erased like the rulings. Before, a second line within LINE_BINS of the first was taken for the desk beyond a
+    sheet's edge, so neither was erased, and a piece of them could be read as a 1; and a second line closer than
+    that, one Hough peak with the first, was left when the first was erased."""
+    from mnistlab.vision.lines import erase_lines
 
-    assume(line + gap > LINE_BINS)
     rows, cols = np.mgrid[:500, :700]
     margin = (cols >= where) & (cols < where + line) | (cols >= where + line + gap) & (cols < where + 2 * line + gap)
     ruled = (rows % spacing < 2) & (rows > 10)
     strength = np.where(margin | ruled, 0.15, 0.01)
+    if across:  # the same sheet turned: the double line runs across it
+        strength, margin = strength.T, margin.T
     lines = np.zeros(strength.shape, dtype=bool)
     cleaned = erase_lines(strength, 0.05, lines)
     assert lines[margin].all() and cleaned[margin].max() < 0.05

@@ -65,9 +65,13 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
         while high < near.size - 1 and near[high + 1]:
             high += 1
         start = max(peak - round(widest), 0)
-        if _goes_on_beside(column, start + low, start + high, half, widest):  # the sheet's edge, not a line
+        found = _line_bins(column, start + low, start + high, half, widest)
+        if found is None:  # strength goes on beside it: the sheet's edge, not a printed line
             continue
-        on = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance) <= (high - low + 1) / 2 + 1.5
+        if found != (start + low, start + high):  # a second line beside it: the band covers both
+            distance = (distances[found[0]] + distances[found[1]]) / 2
+        across_line = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance)
+        on = across_line <= (found[1] - found[0] + 1) / 2 + 1.5
         if _stroke_inside(rows[on], cols[on], angle, across, widest, strength.shape):
             continue
         keep &= ~on | (values > LINE_KEEP * float(np.median(values[on])))
@@ -78,15 +82,18 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
     return cleaned
 
 
-def _goes_on_beside(column: np.ndarray, low: int, high: int, half: float, widest: float) -> bool:
-    """Whether strength goes on beside a line found in bins `low`..`high` of its angle's Hough `column` (`half`:
-    half its peak's votes): a run of bins with `half` votes or more starts within LINE_BINS of it, and starts
-    right beside it (a ramp up to the desk beyond a sheet's edge), is wider than `widest`, or has more strength
-    within twice `widest` beyond it (a wood grain's stripes). One second line beside it, past a gap of paper, as
-    thin as a line and with paper beyond it (a margin's double line), does not count."""
+def _line_bins(column: np.ndarray, low: int, high: int, half: float, widest: float) -> tuple[int, int] | None:
+    """The bins of a line found in bins `low`..`high` of its angle's Hough `column` (`half`: half its peak's
+    votes), widened to a second line beside it (a margin's double line); None where strength goes on beside it.
+
+    A run of bins with `half` votes or more that starts within LINE_BINS of the line goes on (the desk beyond a
+    sheet's edge, a wood grain's stripes) where it starts right beside it (a ramp up to a band), is wider than
+    `widest`, or has more strength within twice `widest` beyond it; and so do runs on both sides. One run past a
+    gap of paper, as thin as a line and with paper beyond it, is the second line of a pair."""
+    found = [low, high]
     beside = 0
     reach = LINE_BINS + round(3 * widest) + 1  # bins looked at on each side: bounded work
-    for bins in (column[max(low - reach, 0):low][::-1], column[high + 1:high + 1 + reach]):
+    for side, bins in ((0, column[max(low - reach, 0):low][::-1]), (1, column[high + 1:high + 1 + reach])):
         strong = bins >= half
         if not strong[:LINE_BINS].any():
             continue
@@ -94,9 +101,10 @@ def _goes_on_beside(column: np.ndarray, low: int, high: int, half: float, widest
         width = int(np.argmin(strong[first:])) if not strong[first:].all() else strong.size - first
         beyond = strong[first + width:first + width + round(2 * widest)]
         if first == 0 or width > widest or first + width >= strong.size or beyond.any():
-            return True  # no paper between (a ramp), wide, to the end, or more after it
+            return None  # no paper between (a ramp), wide, to the end, or more after it
         beside += 1
-    return beside > 1
+        found[side] += (first + width) * (1 if side else -1)
+    return None if beside > 1 else (found[0], found[1])
 
 
 def _stroke_inside(rows: np.ndarray, cols: np.ndarray, angle: float, across: float, gap: float, shape) -> bool:
