@@ -544,8 +544,8 @@ def test_what_a_dark_spot_leaves_of_a_grid_is_the_lines_not_a_digit():
     `erase_lines` keeps them as ink crossing the lines; lying all on the lines found, that cross is refused, while
     a 0 written across the same grid (under a fifth of it on the lines) is kept."""
     from mnistlab.vision.clutter import looks_like_digit
-    from mnistlab.vision.lines import erase_lines
     from mnistlab.vision.ink import stroke_width
+    from mnistlab.vision.lines import erase_lines
 
     rows, cols = np.mgrid[:400, :400]
     grid = ((rows % 40) < 2) | ((cols % 40) < 2)
