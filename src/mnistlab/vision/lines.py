@@ -30,8 +30,9 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
     """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
     LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
     those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image,
-    with paper on both sides (not the sheet's edge) and not a long stroke inside the frame (`_stroke_inside`). A
-    pixel on such a line keeps its strength where it is LINE_KEEP times the line's (ink crossing the line).
+    with paper on both sides (not the sheet's edge; a second printed line beside it is erased with it,
+    `_line_bins`) and not a long stroke inside the frame (`_stroke_inside`). A pixel on such a line keeps its
+    strength where it is LINE_KEEP times the line's (ink crossing the line).
     `lines`, a bool (H, W) array if given, is set True on every pixel of the lines found (kept or not).
     Work: (pixels over `level`) x (angles tried) plus the pixels, and sorting each line's pixels; small images and
     slivers (the accumulator would outgrow them) keep their lines."""

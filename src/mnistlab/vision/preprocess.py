@@ -78,8 +78,8 @@ def normalise_strokes(ink: np.ndarray, thin: bool = True) -> np.ndarray:
     work = np.clip(work / max(float(strong), 1e-6), 0.0, 1.0)  # a thin line shrunk from a big canvas is faint
     width = stroke_width(work > 0.5)
     if width < MIN_STROKE:
-        wider = disc_filter(work, STROKE_TARGET - width, largest=True)
-        if has_loop(work > 0.5) or has_loop(wider > 0.5):
+        wider = None if has_loop(work > 0.5) else disc_filter(work, STROKE_TARGET - width, largest=True)
+        if wider is None or has_loop(wider > 0.5):  # a loop already, or one the widening would close
             wider = disc_filter(work, MIN_STROKE - width, largest=True)
         work = wider
     elif width > MAX_STROKE and thin:
