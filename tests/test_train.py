@@ -186,6 +186,42 @@ def test_fused_adam_is_the_plain_adam_update():
     assert not torch.equal(fast.fc.weight, initial.fc.weight)  # the steps did move the weights
 
 
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_the_eager_optimisers_are_pytorchs_bit_for_bit(kind):
+    """`training.optim`'s Adam and AdamW (stepped without importing PyTorch's compiler) make PyTorch's updates
+    exactly, under a schedule, and their state dicts load into PyTorch's and back: checkpoints stay interchangeable."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from mnistlab.training import optim
+
+    torch.manual_seed(0)
+    ours, theirs = build_model("ann"), None
+    theirs = copy.deepcopy(ours)
+    options = dict(lr=1e-2, fused=True, **({"weight_decay": 0.05} if kind == "adamw" else {}))
+    classes = (optim.AdamW, torch.optim.AdamW) if kind == "adamw" else (optim.Adam, torch.optim.Adam)
+    pairs = []
+    for model, cls in zip((ours, theirs), classes):
+        optimizer = cls(model.parameters(), **options)
+        pairs.append((model, optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=20)))
+    images, labels = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    for step in range(8):
+        for model, optimizer, scheduler in pairs:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            scheduler.step()
+        if step == 3:  # swap the optimisers' states halfway: each must take the other's
+            (_, first, _), (_, second, _) = pairs
+            mine, pytorchs = first.state_dict(), second.state_dict()
+            first.load_state_dict(pytorchs)
+            second.load_state_dict(mine)
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        assert torch.equal(a, b), name
+    assert pairs[0][1].state_dict()["state"][0]["step"] == 8
+
+
 @pytest.mark.parametrize("name", ["cnn", "cnn-strong"])
 def test_training_without_the_nan_fill_gives_the_same_numbers(name):
     """Skipping deterministic mode's NaN fill of new tensors is safe only if no kernel reads unwritten memory.

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mnistlab.training.config import TrainConfig
+from mnistlab.training.optim import Adam, AdamW
 from mnistlab.data.datasets import Dataset
 from mnistlab.data.splits import split_indices
 from mnistlab.common.errors import ConfigError, TrainingDiverged
@@ -138,14 +139,14 @@ def restore_training_state(state: dict, model, optimizer, scheduler, generator) 
 def build_optimizer(
     model: nn.Module, config: TrainConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The optimiser and per-step learning-rate schedule that `config` names."""
+    """The optimiser and per-step learning-rate schedule that `config` names (PyTorch's, stepped without its
+    compiler: `training.optim`)."""
     # fused=True runs each parameter's whole Adam update in one kernel: the same update rule,
     # a third less time per step for the ANN, whose steps are dominated by such small operations.
     if config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                                      fused=True)
+        optimizer = AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
+        optimizer = Adam(model.parameters(), lr=config.learning_rate, fused=True)
     if config.schedule == "onecycle":
         if config.warmup_fraction * total_steps == 1:  # PyTorch divides by (warm-up steps - 1): it cannot run
             raise ConfigError(f"a one-cycle schedule over {total_steps} steps with warmup_fraction "
