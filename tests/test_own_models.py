@@ -15,6 +15,7 @@ from hypothesis import given, strategies as st
 from PIL import Image
 
 from conftest import assert_one_line_error, run_cli
+from mnistlab.models import MODELS
 from test_scale_out import numbers
 
 MODEL_FILE = textwrap.dedent('''
@@ -327,6 +328,38 @@ def test_multiply_adds_are_counted_per_image():
 
     assert multiply_adds(build_model("logreg")) == 784 * 10
     assert multiply_adds(build_model("ann")) == 784 * 128 + 128 * 64 + 64 * 10
+
+
+class _Attending(torch.nn.Module):
+    """Products that are not layers: a matmul, an einsum, attention and a bias-free linear on image rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.query = torch.nn.Linear(28, 16, bias=False)
+        self.head = torch.nn.Linear(28 * 16, 10)
+
+    def forward(self, images):
+        rows = images.flatten(0, 1)  # (B, 28, 28)
+        query = self.query(rows)
+        mixed = torch.nn.functional.scaled_dot_product_attention(query, query, query)
+        scores = torch.einsum("brd,bsd->brs", mixed, query) @ query
+        return self.head(scores.flatten(1))
+
+
+@pytest.mark.parametrize("name", [*MODELS, "attending"])
+def test_multiply_adds_are_pytorchs_flop_count(name):
+    """The counter behind `cost.multiply_adds` (which keeps PyTorch's compiler unimported) counts what PyTorch's
+    FlopCounterMode counts, for every registered model and for one built of bare products and attention."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mnistlab.evaluation.cost import multiply_adds
+    from mnistlab.models import build_model
+
+    model = _Attending() if name == "attending" else build_model(name)
+    image = torch.rand(1, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.eval()(image)
+    assert multiply_adds(model) == counter.get_total_flops() // 2 > 0
 
 
 @given(st.dictionaries(st.sampled_from("abcdefgh"), st.tuples(st.floats(0, 1), st.integers(1, 10**9)), min_size=1))
