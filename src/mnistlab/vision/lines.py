@@ -17,6 +17,8 @@ from skimage.transform import hough_line, hough_line_peaks
 LINE_TILT, LINE_STEP = 15.0, 0.25  # degrees; printed lines are looked for this far from the rows and columns
 LINE_COVER = 0.5  # of its way across the image; a line's strength passes the level over this much of it
 LINE_BINS = 5  # px; the least distance between two lines found
+LINE_SPLIT = 0.5  # a line tilted between two angles tried may get this share of its votes at either (peaks kept)
+LINE_REFINE = 8  # steps between two angles tried at which such a line's votes are counted again
 LINE_WIDTH = 0.02  # of the image's shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
 STROKE_SPAN = 0.75  # of its way across; a printed line's ink spans more (it crosses the sheet), a digit's stroke less
 STROKE_END = 0.1  # of the image's height (or width); a line's end farther from the frame it faces stops inside it
@@ -29,13 +31,15 @@ LINE_MASK = 0.5  # share of the image over the level above which lines are not l
 def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = None) -> np.ndarray:
     """`strength` (H, W) with the printed lines and creases that cross the image taken out: straight, within
     LINE_TILT degrees of the rows or the columns, found where the strength passes `level` (a Hough transform, on
-    those pixels only), each covering at least LINE_COVER of its way across, thinner than LINE_WIDTH of the image,
+    those pixels only), each covering at least LINE_COVER of its way across (counted again at its own angle where
+    that falls between two tried, `_at_own_angle`), thinner than LINE_WIDTH of the image,
     with paper on both sides (not the sheet's edge; a second printed line beside it is erased with it,
     `_line_bins`) and not a long stroke inside the frame (`_stroke_inside`). A pixel on such a line keeps its
     strength where it is LINE_KEEP times the line's (ink crossing the line).
     `lines`, a bool (H, W) array if given, is set True on every pixel of the lines found (kept or not).
-    Work: (pixels over `level`) x (angles tried) plus the pixels, and sorting each line's pixels; small images and
-    slivers (the accumulator would outgrow them) keep their lines."""
+    Work: (pixels over `level`) x (angles tried), plus for each of at most MAX_LINES peaks the pixels near it
+    LINE_REFINE + 1 times and sorting its pixels; small images and slivers (the accumulator would outgrow them)
+    keep their lines."""
     mask = strength > level
     tilt = np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 1e-9, LINE_STEP))
     angles = np.concatenate([tilt, np.pi / 2 + tilt[tilt < 0], -np.pi / 2 + tilt[tilt > 0], [np.pi / 2]])
@@ -48,14 +52,18 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
     values = strength[rows, cols]
     keep = np.ones(rows.size, dtype=bool)
     peaks = hough_line_peaks(accumulator, theta, distances, min_distance=LINE_BINS, min_angle=1,
-                             threshold=LINE_COVER * min(height, width), num_peaks=MAX_LINES)
+                             threshold=LINE_SPLIT * LINE_COVER * min(height, width), num_peaks=MAX_LINES)
     widest = max(LINE_BINS, LINE_WIDTH * min(height, width))
     for votes, angle, distance in zip(*peaks):
         across = min(width / max(abs(math.sin(angle)), 1e-6), height / max(abs(math.cos(angle)), 1e-6))
-        if votes < LINE_COVER * across:  # a short line: a stroke, or a line that does not cross the image
-            continue
-        column = accumulator[:, int(np.argmin(np.abs(theta - angle)))]
-        peak = int(np.argmin(np.abs(distances - distance)))
+        column, bins = accumulator[:, int(np.argmin(np.abs(theta - angle)))], distances
+        if votes < LINE_COVER * across:  # perhaps a line tilted between two angles tried: counted at its own
+            angle, column, bins, peak = _at_own_angle(rows, cols, angle, distance, LINE_BINS + 4 * widest + 1,
+                                                      strength.shape)
+            votes, distance = int(column[peak]), float(bins[peak])
+            if votes < LINE_COVER * across:
+                continue  # a short line: a stroke, or a line that does not cross the image
+        peak = int(np.argmin(np.abs(bins - distance)))
         half = 0.5 * votes
         near = column[max(peak - round(widest), 0):peak + round(widest) + 1] >= half
         if near.all():  # as thick as a stroke of a digit cropped tight: not a printed line
@@ -70,7 +78,7 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
         if found is None:  # strength goes on beside it: the sheet's edge, not a printed line
             continue
         if found != (start + low, start + high):  # a second line beside it: the band covers both
-            distance = (distances[found[0]] + distances[found[1]]) / 2
+            distance = (bins[found[0]] + bins[found[1]]) / 2
         across_line = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance)
         on = across_line <= (found[1] - found[0] + 1) / 2 + 1.5
         if _stroke_inside(rows[on], cols[on], angle, across, widest, strength.shape):
@@ -81,6 +89,36 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
     cleaned = strength.copy()
     cleaned[rows[~keep], cols[~keep]] = 0.0
     return cleaned
+
+
+def _at_own_angle(rows: np.ndarray, cols: np.ndarray, angle: float, distance: float, reach: float,
+                  shape: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray, int]:
+    """A line found at `angle` and `distance` as the Hough transform would see it at its own angle: of LINE_REFINE
+    + 1 angles spanning LINE_STEP around `angle`, turned about the line's point nearest the image's centre, the one
+    at which the line's bin (within LINE_BINS / 2 of it) gets the most votes from the pixels (`rows`, `cols`)
+    within `reach` of the line; with its votes per bin, the bins' distances at that angle and the line's bin. A line
+    tilted between two angles tried drifts across the distance bins at both, so its peak undercounts it (by over a
+    tenth for a 3-px line) and its band looks wider; at its own angle one bin holds it. Work: those pixels,
+    LINE_REFINE + 1 times."""
+    normal = np.array([math.sin(angle), math.cos(angle)])  # (row, col) of the line's normal
+    centre = np.array([(shape[0] - 1) / 2, (shape[1] - 1) / 2])
+    pivot = centre + (distance - centre @ normal) * normal  # on the line, nearest the centre
+    near = np.abs((rows - pivot[0]) * normal[0] + (cols - pivot[1]) * normal[1]) <= reach
+    rows, cols = rows[near] - pivot[0], cols[near] - pivot[1]
+    best, most = (angle, np.zeros(1, dtype=np.int64), np.array([distance]), 0), -1
+    for tried in angle + np.linspace(-0.5, 0.5, LINE_REFINE + 1) * math.radians(LINE_STEP):
+        bins = np.round(cols * math.cos(tried) + rows * math.sin(tried)).astype(np.int64)  # 0: through the pivot
+        if bins.size == 0:
+            break
+        column = np.bincount(bins - bins.min())
+        first = max(-(LINE_BINS // 2) - int(bins.min()), 0)
+        line = column[first:max(LINE_BINS // 2 - int(bins.min()) + 1, 0)]
+        if line.size and line.max() > most:
+            most = int(line.max())
+            through = pivot[1] * math.cos(tried) + pivot[0] * math.sin(tried)  # the pivot's distance at this angle
+            best = (float(tried), column, through + np.arange(bins.min(), bins.min() + column.size),
+                    first + int(np.argmax(line)))
+    return best
 
 
 def _line_bins(column: np.ndarray, low: int, high: int, half: float, widest: float) -> tuple[int, int] | None:
