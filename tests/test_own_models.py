@@ -346,16 +346,29 @@ class _Attending(torch.nn.Module):
         return self.head(scores.flatten(1))
 
 
-@pytest.mark.parametrize("name", [*MODELS, "attending"])
+class _Branching(torch.nn.Module):
+    """A higher-order operator: `torch.cond` picks one of two heads."""
+
+    def __init__(self):
+        super().__init__()
+        self.small, self.large = torch.nn.Linear(784, 10), torch.nn.Linear(784, 100)
+
+    def forward(self, images):
+        flat = images.flatten(1)
+        return torch.cond(flat.sum() > 0, lambda x: self.small(x), lambda x: self.large(x)[:, :10], (flat,))
+
+
+@pytest.mark.parametrize("name", [*MODELS, "attending", "branching"])
 def test_multiply_adds_are_pytorchs_flop_count(name):
     """The counter behind `cost.multiply_adds` (which keeps PyTorch's compiler unimported) counts what PyTorch's
-    FlopCounterMode counts, for every registered model and for one built of bare products and attention."""
+    FlopCounterMode counts, for every registered model, for one built of bare products and attention, and for one
+    with a higher-order operator (counted by FlopCounterMode itself)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from mnistlab.evaluation.cost import multiply_adds
     from mnistlab.models import build_model
 
-    model = _Attending() if name == "attending" else build_model(name)
+    model = {"attending": _Attending, "branching": _Branching}.get(name, lambda: build_model(name))()
     image = torch.rand(1, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model.eval()(image)

@@ -4,19 +4,21 @@
 `torch.compile` leaves them alone; the first call of each imports `torch._dynamo`, about as long again as
 `import torch` itself, which every `train` paid before its first step. Eager training never compiles them, so
 these classes call the functions those wrappers wrap (`functools.wraps` keeps them as `__wrapped__`), with the
-gradient off during a step as the wrapper does. The update is PyTorch's own, bit for bit, and the state dicts are
+gradient mode a step sets as the wrapper does. The update is PyTorch's own, bit for bit, and the state dicts are
 interchangeable with `torch.optim.Adam`'s and `AdamW`'s (tested). Where a PyTorch release has no such wrapper, its
 method is called as it is.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch.optim import Optimizer
 
 
 def _unwrapped(method):
-    return getattr(method, "__wrapped__", method)
+    return inspect.unwrap(method)  # every layer: PyTorch's profiling hook may wrap `step` again
 
 
 class _Eager:
@@ -35,8 +37,10 @@ class _Eager:
         _unwrapped(Optimizer.load_state_dict)(self, state_dict)
 
     def step(self, closure=None):
-        with torch.no_grad():  # what the wrapper does for a non-differentiable optimizer
-            return _unwrapped(torch.optim.Adam.step)(self, closure)
+        mro = type(self).__mro__
+        own = next(cls for cls in mro[mro.index(_Eager) + 1:] if "step" in vars(cls))  # the PyTorch class's step
+        with torch.set_grad_enabled(self.defaults["differentiable"]):  # what the wrapper does
+            return _unwrapped(vars(own)["step"])(self, closure)
 
 
 class Adam(_Eager, torch.optim.Adam):
