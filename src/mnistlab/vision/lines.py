@@ -17,9 +17,10 @@ from skimage.transform import hough_line, hough_line_peaks
 LINE_TILT, LINE_STEP = 15.0, 0.25  # degrees; printed lines are looked for this far from the rows and columns
 LINE_COVER = 0.5  # of its way across the image; a line's strength passes the level over this much of it
 LINE_BINS = 5  # px; the least distance between two lines found
-LINE_SPLIT = 0.5  # a line tilted between two angles tried may get this share of its votes at either (peaks kept)
+LINE_SPLIT = 0.75  # peaks with this share of LINE_COVER's votes are counted again at their own angle (a line
+# tilted between two angles tried loses up to a tenth of its votes at either when 3 px wide, a 1-px line more)
 LINE_REFINE = 8  # steps between two angles tried at which such a line's votes are counted again
-LINE_WIDTH = 0.02  # of the image's shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
+LINE_WIDTH = 0.02  # of the shorter side (LINE_BINS at least); a printed line is thinner, a tight crop's stroke not
 STROKE_SPAN = 0.75  # of its way across; a printed line's ink spans more (it crosses the sheet), a digit's stroke less
 STROKE_END = 0.1  # of the image's height (or width); a line's end farther from the frame it faces stops inside it
 LINE_KEEP = 1.6  # times a line's median strength; stronger pixels on it are ink crossing it
@@ -57,8 +58,10 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
     for votes, angle, distance in zip(*peaks):
         across = min(width / max(abs(math.sin(angle)), 1e-6), height / max(abs(math.cos(angle)), 1e-6))
         column, bins = accumulator[:, int(np.argmin(np.abs(theta - angle)))], distances
+        if votes < LINE_SPLIT * LINE_COVER * across:  # short even if its votes were split between two angles
+            continue
         if votes < LINE_COVER * across:  # perhaps a line tilted between two angles tried: counted at its own
-            angle, column, bins, peak = _at_own_angle(rows, cols, angle, distance, LINE_BINS + 4 * widest + 1,
+            angle, column, bins, peak = _at_own_angle(rows, cols, angle, distance, LINE_BINS + 4 * widest + 3,
                                                       strength.shape)
             votes, distance = int(column[peak]), float(bins[peak])
             if votes < LINE_COVER * across:
@@ -93,32 +96,39 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
 
 def _at_own_angle(rows: np.ndarray, cols: np.ndarray, angle: float, distance: float, reach: float,
                   shape: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray, int]:
-    """A line found at `angle` and `distance` as the Hough transform would see it at its own angle: of LINE_REFINE
-    + 1 angles spanning LINE_STEP around `angle`, turned about the line's point nearest the image's centre, the one
-    at which the line's bin (within LINE_BINS / 2 of it) gets the most votes from the pixels (`rows`, `cols`)
-    within `reach` of the line; with its votes per bin, the bins' distances at that angle and the line's bin. A line
-    tilted between two angles tried drifts across the distance bins at both, so its peak undercounts it (by over a
-    tenth for a 3-px line) and its band looks wider; at its own angle one bin holds it. Work: those pixels,
-    LINE_REFINE + 1 times."""
+    """A line found at `angle` and `distance` as the Hough transform would see it at its own angle and offset.
+    Of LINE_REFINE + 1 angles spanning LINE_STEP around `angle` (turned about the line's point nearest the image's
+    centre, so the count stays on this line) and bins shifted by 0 or half a bin, the one where a bin within
+    LINE_BINS / 2 of the line gets the most of its pixels' (`rows`, `cols`) votes; returned as that angle, the
+    votes per bin of every pixel within `reach` of the line at it (zeros where there are none, as in the Hough
+    accumulator), the bins' distances, and the line's bin. A line tilted between two angles tried drifts across
+    the distance bins at both, and a thin one whose centre lies on a bin's edge splits between two, so its peak
+    undercounts it (by over a tenth for a 3-px line) and its band looks wider; at its own angle and offset one bin
+    holds it. Work: the pixels within LINE_BINS of the line 2 (LINE_REFINE + 1) times, and those within
+    `reach` once."""
     normal = np.array([math.sin(angle), math.cos(angle)])  # (row, col) of the line's normal
     centre = np.array([(shape[0] - 1) / 2, (shape[1] - 1) / 2])
     pivot = centre + (distance - centre @ normal) * normal  # on the line, nearest the centre
-    near = np.abs((rows - pivot[0]) * normal[0] + (cols - pivot[1]) * normal[1]) <= reach
-    rows, cols = rows[near] - pivot[0], cols[near] - pivot[1]
-    best, most = (angle, np.zeros(1, dtype=np.int64), np.array([distance]), 0), -1
+    width = math.ceil(reach)
+    across = np.abs(cols * normal[1] + rows * normal[0] - distance)
+    near = np.flatnonzero(across <= width + 3)  # the rest cannot reach the bins looked at
+    rows, cols, across = rows[near] - pivot[0], cols[near] - pivot[1], across[near]
+    side = LINE_BINS // 2
+    close = across <= side + 3  # the line's own pixels, at any angle tried (turning moves them a pixel or two)
+    best, most = (angle, 0.0), -1
     for tried in angle + np.linspace(-0.5, 0.5, LINE_REFINE + 1) * math.radians(LINE_STEP):
-        bins = np.round(cols * math.cos(tried) + rows * math.sin(tried)).astype(np.int64)  # 0: through the pivot
-        if bins.size == 0:
-            break
-        column = np.bincount(bins - bins.min())
-        first = max(-(LINE_BINS // 2) - int(bins.min()), 0)
-        line = column[first:max(LINE_BINS // 2 - int(bins.min()) + 1, 0)]
-        if line.size and line.max() > most:
-            most = int(line.max())
-            through = pivot[1] * math.cos(tried) + pivot[0] * math.sin(tried)  # the pivot's distance at this angle
-            best = (float(tried), column, through + np.arange(bins.min(), bins.min() + column.size),
-                    first + int(np.argmax(line)))
-    return best
+        along = cols[close] * math.cos(tried) + rows[close] * math.sin(tried)  # 0: through the pivot
+        for offset in (0.0, 0.5):
+            bins = np.round(along + offset).astype(np.int64)
+            votes = np.bincount(bins[np.abs(bins) <= side] + side, minlength=2 * side + 1).max()
+            if votes > most:
+                best, most = (float(tried), offset), int(votes)
+    tried, offset = best
+    bins = np.round(cols * math.cos(tried) + rows * math.sin(tried) + offset).astype(np.int64)
+    column = np.bincount(bins[np.abs(bins) <= width] + width, minlength=2 * width + 1)
+    through = pivot[1] * math.cos(tried) + pivot[0] * math.sin(tried)  # the pivot's distance at this angle
+    distances = through - offset + np.arange(-width, width + 1)
+    return tried, column, distances, width - side + int(np.argmax(column[width - side:width + side + 1]))
 
 
 def _line_bins(column: np.ndarray, low: int, high: int, half: float, widest: float) -> tuple[int, int] | None:
