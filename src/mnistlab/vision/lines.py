@@ -117,9 +117,9 @@ def _at_own_angle(rows: np.ndarray, cols: np.ndarray, angle: float, distance: fl
     close = across <= side + 3  # the line's own pixels, at any angle tried (turning moves them a pixel or two)
     best, most = (angle, 0.0), -1
     for tried in angle + np.linspace(-0.5, 0.5, LINE_REFINE + 1) * math.radians(LINE_STEP):
-        along = cols[close] * math.cos(tried) + rows[close] * math.sin(tried)  # 0: through the pivot
+        apart = cols[close] * math.cos(tried) + rows[close] * math.sin(tried)  # from the line through the pivot
         for offset in (0.0, 0.5):
-            bins = np.round(along + offset).astype(np.int64)
+            bins = np.round(apart + offset).astype(np.int64)
             votes = np.bincount(bins[np.abs(bins) <= side] + side, minlength=2 * side + 1).max()
             if votes > most:
                 best, most = (float(tried), offset), int(votes)
