@@ -197,7 +197,7 @@ def test_the_eager_optimisers_are_pytorchs_bit_for_bit(kind):
     from mnistlab.training import optim
 
     torch.manual_seed(0)
-    ours, theirs = build_model("ann"), None
+    ours = build_model("ann")
     theirs = copy.deepcopy(ours)
     options = dict(lr=1e-2, fused=True, **({"weight_decay": 0.05} if kind == "adamw" else {}))
     classes = (optim.AdamW, torch.optim.AdamW) if kind == "adamw" else (optim.Adam, torch.optim.Adam)
