@@ -110,11 +110,11 @@ def _at_own_angle(rows: np.ndarray, cols: np.ndarray, angle: float, distance: fl
     centre = np.array([(shape[0] - 1) / 2, (shape[1] - 1) / 2])
     pivot = centre + (distance - centre @ normal) * normal  # on the line, nearest the centre
     width = math.ceil(reach)
-    across = np.abs(cols * normal[1] + rows * normal[0] - distance)
-    near = np.flatnonzero(across <= width + 3)  # the rest cannot reach the bins looked at
-    rows, cols, across = rows[near] - pivot[0], cols[near] - pivot[1], across[near]
+    off_line = np.abs(cols * normal[1] + rows * normal[0] - distance)  # at `angle`
+    near = np.flatnonzero(off_line <= width + 3)  # the rest cannot reach the bins looked at
+    rows, cols, off_line = rows[near] - pivot[0], cols[near] - pivot[1], off_line[near]
     side = LINE_BINS // 2
-    close = across <= side + 3  # the line's own pixels, at any angle tried (turning moves them a pixel or two)
+    close = off_line <= side + 3  # the line's own pixels, at any angle tried (turning moves them a pixel or two)
     best, most = (angle, 0.0), -1
     for tried in angle + np.linspace(-0.5, 0.5, LINE_REFINE + 1) * math.radians(LINE_STEP):
         apart = cols[close] * math.cos(tried) + rows[close] * math.sin(tried)  # from the line through the pivot
