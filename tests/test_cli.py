@@ -52,6 +52,7 @@ def test_same_seed_twice_gives_identical_numbers(real_data_dir, tmp_path, capsys
             result["cost"].pop("inference")  # measured speeds
             for record in [result, *result["seeds"]]:  # wall-clock fields, top level and per seed
                 record.pop("train_seconds")
+                record.pop("evaluate_seconds", None)  # per seed only
                 for epoch in record["history"]:
                     epoch.pop("seconds")
         results.append(metrics["models"])
@@ -206,6 +207,18 @@ def test_commands_import_only_what_they_use(command, unused, real_data_dir, tmp_
             f"print(code, sorted(({{m.split('.')[0] for m in sys.modules}} | set(sys.modules)) & set({sorted(unused)!r})))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr[-2000:]
+
+
+def test_only_the_console_script_freezes_the_garbage_collector(real_data_dir, tmp_path):
+    """The console script, whose process ends with its command, freezes the objects its imports made, so that full
+    collections skip PyTorch's; a caller of `main` that goes on afterwards (a notebook, a test) keeps its collector."""
+    argv = ["--quiet", "--data-dir", str(real_data_dir), "train", "ann", "--out", "m.pt", *QUICK]
+    code = ("import gc\nfrom mnistlab.cli.main import main\n"
+            f"print(main({argv!r}), gc.get_freeze_count(), gc.isenabled())\n"
+            f"print(main({argv!r} + ['--force'], own_process=True), gc.get_freeze_count() > 100_000, gc.isenabled())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    printed = [line for line in result.stdout.splitlines() if line.startswith("0 ")]  # not what train prints
+    assert printed == ["0 0 True", "0 True True"], result.stdout + result.stderr[-2000:]
 
 
 def test_deterministic_mode_is_set_without_the_compiler_stack():
