@@ -22,7 +22,7 @@ def without_timings(metrics: dict) -> dict:
     """metrics.json minus wall-clock fields, which differ between any two runs."""
     def strip(value):
         if isinstance(value, dict):
-            return {key: strip(item) for key, item in value.items() if key not in ("seconds", "train_seconds", "created", "inference", "checkpoint_bytes")}
+            return {key: strip(item) for key, item in value.items() if key not in ("seconds", "train_seconds", "evaluate_seconds", "created", "inference", "checkpoint_bytes")}
         if isinstance(value, list):
             return [strip(item) for item in value]
         return value

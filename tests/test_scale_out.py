@@ -24,7 +24,7 @@ def numbers(run_dir: Path) -> dict:
     def strip(value):
         if isinstance(value, dict):
             return {key: strip(item) for key, item in value.items()
-                    if key not in ("seconds", "train_seconds", "created", "machine", "inference", "checkpoint_bytes", "reason")}
+                    if key not in ("seconds", "train_seconds", "evaluate_seconds", "created", "machine", "inference", "checkpoint_bytes", "reason")}
         return [strip(item) for item in value] if isinstance(value, list) else value
 
     metrics = strip(json.loads((run_dir / "metrics.json").read_text()))

@@ -43,7 +43,8 @@ class NonEmpty:
 
 SCORES = {"nll": NUMBER, "ece": NUMBER, "brier": NUMBER}
 EPOCH = {"train_loss": NUMBER, "train_accuracy": NUMBER, "val_loss": NUMBER, "val_accuracy": NUMBER}
-SEED_RECORD = {"history": NonEmpty([EPOCH]), "checkpoint": str, "?calibration": {"temperature": POSITIVE}}
+SEED_RECORD = {"history": NonEmpty([EPOCH]), "checkpoint": str, "?calibration": {"temperature": POSITIVE},
+               "?evaluate_seconds": NUMBER}
 MODEL = {
     "params": int, "test_accuracy": NUMBER, "test_loss": NUMBER, "train_seconds": NUMBER,
     "?accuracy": {"std": OPTIONAL_NUMBER, "ci_low": OPTIONAL_NUMBER, "ci_high": OPTIONAL_NUMBER},

@@ -79,9 +79,11 @@ def finish_job(job: Job, result: TrainResult, dataset: Dataset,
                non_digits: dict[str, np.ndarray] | None = None) -> JobResult:
     """Test and assess a job's trained model; its record, per-image outputs and checkpoint contents."""
     seed = job.config.seed
+    start = time.perf_counter()
     evaluation = evaluate(result.model, dataset.test_images, dataset.test_labels, dataset.class_names,
                           precision=job.config.precision)
     assessed = assess_job(result.model, dataset, job.config, evaluation.logits, job.robustness, non_digits)
+    evaluate_seconds = time.perf_counter() - start  # testing and assessing, the imports they need included
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
               **evaluation.metrics, "history": result.history, "not_sure_threshold": assessed.not_sure_threshold}
     record = {
@@ -89,6 +91,7 @@ def finish_job(job: Job, result: TrainResult, dataset: Dataset,
         **{key: scores[key] for key in ("test_accuracy", "test_loss", "train_seconds", "params", "history")},
         "train_size": result.train_size,
         "validation_size": result.validation_size,
+        "evaluate_seconds": evaluate_seconds,
         **assessed.record,
     }
     outputs = {"predicted": evaluation.predictions.astype(np.uint8),
