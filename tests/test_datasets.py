@@ -9,7 +9,7 @@ import pytest
 
 from conftest import snapshot
 from mnistlab.data import datasets, registry
-from mnistlab.data.datasets import cache_dir, fetch_dataset, load_dataset
+from mnistlab.data.datasets import cache_dir, fetch_dataset, load_dataset, load_test_images
 from mnistlab.common.errors import DatasetError
 from mnistlab.data.idx import encode_idx
 
@@ -63,6 +63,23 @@ def test_each_corruption_is_one_clear_error(tiny_dataset, case):
         load_dataset("tiny", data_dir)
     assert str(caught.value).startswith(f"{path}: ")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case", ["wrong-size", "checksum", "truncated-test"])
+def test_test_images_alone_are_checked_as_the_whole_dataset_is(tiny_dataset, case):
+    """`load_test_images` (what the not-a-digit check reads of Fashion-MNIST) returns `load_dataset`'s test images,
+    refuses a bad test-image file with the same one-line error, and never reads the other three files."""
+    _, data_dir, arrays, _ = tiny_dataset
+    np.testing.assert_array_equal(load_test_images("tiny", data_dir), load_dataset("tiny", data_dir).test_images)
+    for role in ("train_images", "train_labels", "test_labels"):
+        _corrupt(data_dir, role, arrays, b"not an IDX file")
+    np.testing.assert_array_equal(load_test_images("tiny", data_dir), arrays["test_images"])
+    role, payload, message = {**_corruptions(arrays), "truncated-test": (
+        "test_images", encode_idx(arrays["test_images"])[:-100], "truncated")}[case]
+    path = _corrupt(data_dir, role, arrays, payload)
+    with pytest.raises(DatasetError, match=message) as caught:
+        load_test_images("tiny", data_dir)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

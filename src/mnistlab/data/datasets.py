@@ -140,6 +140,17 @@ def load_dataset(
     return read_dataset_files(spec, paths)
 
 
+def load_test_images(name: str, data_dir: str | os.PathLike | None = None, download: bool | None = None,
+                     progress: bool = True) -> np.ndarray:
+    """The test images (N, 28, 28) of the registered dataset `name`, found and checked as by `load_dataset`,
+    without reading its other three files (the training images are six times as large)."""
+    spec = get_dataset_spec(name)
+    path = locate_file(spec, "test_images", resolve_data_dir(data_dir), download, progress=progress)
+    images, _ = read_verified(spec.files["test_images"], path, idx_ndim("test_images"))
+    check_image_side(images, path)
+    return images
+
+
 def read_dataset_files(spec: DatasetSpec, paths: dict[str, Path]) -> Dataset:
     """Read and check the four files (role -> path) of `spec` into a `Dataset`."""
     arrays, checksums, sources = {}, {}, {}
@@ -152,15 +163,20 @@ def read_dataset_files(spec: DatasetSpec, paths: dict[str, Path]) -> Dataset:
                    **arrays)
 
 
+def check_image_side(images: np.ndarray, path) -> None:
+    """Raise `DatasetError` unless the images read from `path` are 28x28."""
+    if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DatasetError(
+            f"{path}: images are {images.shape[1]}x{images.shape[2]}, MNIST format needs "
+            f"{IMAGE_SIDE}x{IMAGE_SIDE}; point MNISTLAB_DATA_DIR at the right files"
+        )
+
+
 def check_pair(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray, sources: dict) -> None:
     """Raise `DatasetError` unless a split's images are 28x28, match its labels in count, and labels fit the classes."""
     image_path = sources[spec.files[f"{split}_images"].name]
     label_path = sources[spec.files[f"{split}_labels"].name]
-    if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DatasetError(
-            f"{image_path}: images are {images.shape[1]}x{images.shape[2]}, MNIST format needs "
-            f"{IMAGE_SIDE}x{IMAGE_SIDE}; point MNISTLAB_DATA_DIR at the right files"
-        )
+    check_image_side(images, image_path)
     if len(labels) != len(images):
         raise DatasetError(
             f"{label_path}: {len(labels)} labels for {len(images)} images in {image_path}; "

@@ -24,7 +24,7 @@ from mnistlab.evaluation import calibration
 from mnistlab.evaluation import ood
 from mnistlab.evaluation import robustness
 from mnistlab.training.config import TrainConfig
-from mnistlab.data.datasets import Dataset, find_local_copy, load_dataset
+from mnistlab.data.datasets import Dataset, find_local_copy, load_test_images
 from mnistlab.runs.arrays import stored_log_probabilities, stored_probabilities
 from mnistlab.data.splits import split_indices
 
@@ -96,7 +96,7 @@ def non_digit_sets(dataset_name: str, data_dir: str | os.PathLike | None) -> dic
     """Test images of each `NON_DIGIT_SETS` entry with a local copy, for MNIST runs only (never downloads)."""
     if dataset_name != "mnist":
         return {}
-    return {name: load_dataset(name, data_dir, download=False, progress=False).test_images
+    return {name: load_test_images(name, data_dir, download=False, progress=False)
             for name in NON_DIGIT_SETS if find_local_copy(name, data_dir) is not None}
 
 
