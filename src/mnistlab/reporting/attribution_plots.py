@@ -13,7 +13,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
-from mnistlab.reporting.plots import _save
+from mnistlab.reporting.plots import save_figure
 
 MAP_COLOURS = "bwr"  # blue (lowers the logit), white (no effect), red (raises it)
 
@@ -37,7 +37,7 @@ def plot_attribution(image: np.ndarray, maps: dict[str, np.ndarray], title: str,
     for position, (name, values) in enumerate(panels, start=1):
         _draw_map(figure.add_subplot(1, len(panels), position), image, values, name)
     figure.suptitle(title, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray], captions: list[str], title: str,
@@ -53,7 +53,7 @@ def plot_attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray], capti
             if column == 0:
                 axes.text(-4, 14, name, rotation=90, ha="right", va="center", fontsize=7)
     figure.suptitle(title, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_class_means(means: np.ndarray, class_names: list[str], title: str, path: str | os.PathLike) -> None:
@@ -68,4 +68,4 @@ def plot_class_means(means: np.ndarray, class_names: list[str], title: str, path
         axes.set_title(class_names[index] if index < len(class_names) else str(index), fontsize=8)
         axes.imshow(values, cmap=MAP_COLOURS, vmin=-scale, vmax=scale, interpolation="nearest")
     figure.suptitle(title, fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)

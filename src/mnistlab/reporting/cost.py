@@ -11,9 +11,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mnistlab.common.atomic import atomic_path
 from mnistlab.evaluation.cost import best_trade_offs
 from mnistlab.reporting.document import FigureRef, Section, Table, percent
+from mnistlab.reporting.plots import save_figure
 from mnistlab.runs.folder import COST_PLOT
 
 
@@ -57,8 +57,7 @@ def plot_accuracy_against_cost(metrics: dict, path: str | os.PathLike) -> None:
     axes.set_title("Accuracy against cost" + (f" (bars: 95% interval over {seeds} seeds)" if seeds > 1 else ""))
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
+    save_figure(figure, path)
 
 
 def cost_section(metrics: dict) -> Section:

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mnistlab.reporting.document import FigureRef, Section, Table, format_p, percent
-from mnistlab.reporting.plots import _save
+from mnistlab.reporting.plots import save_figure
 
 
 def plot_learning_curves(sweep: dict, path: str | os.PathLike) -> None:
@@ -36,7 +36,7 @@ def plot_learning_curves(sweep: dict, path: str | os.PathLike) -> None:
     axes.set_title(f"Learning curves on {sweep['dataset']} ({band})")
     axes.grid(alpha=0.3)
     axes.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def learning_curve_rows(sweep: dict) -> list[list[str]]:

@@ -12,7 +12,8 @@ from mnistlab.common.atomic import atomic_path
 DPI = 120
 
 
-def _save(figure: Figure, path: str | os.PathLike) -> None:
+def save_figure(figure: Figure, path: str | os.PathLike) -> None:
+    """Write `figure` to `path` as a PNG cropped to what it draws; whole or not at all (see `atomic_path`)."""
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight")
 
@@ -30,7 +31,7 @@ def plot_validation_accuracy(histories: dict[str, list[dict]], path: str | os.Pa
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     axes.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_confusion_matrix(
@@ -54,7 +55,7 @@ def plot_confusion_matrix(
         text = (f"{value:.1f}" if value >= 0.05 else "0") if normalised else str(value)
         axes.text(column, row, text, ha="center", va="center", fontsize=6 if normalised else 7,
                   color="white" if value > threshold else "black")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_training_curves(curves: dict[str, dict[str, tuple]], title: str, path: str | os.PathLike) -> None:
@@ -72,7 +73,7 @@ def plot_training_curves(curves: dict[str, dict[str, tuple]], title: str, path: 
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(title)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_image_gallery(images: np.ndarray, captions: list[str], title: str, path: str | os.PathLike,
@@ -99,4 +100,4 @@ def plot_image_gallery(images: np.ndarray, captions: list[str], title: str, path
     if len(images) == 0:
         axes.text(canvas.shape[1] / 2, canvas.shape[0] / 2, "none", ha="center", va="center")
     figure.suptitle(title)
-    _save(figure, path)
+    save_figure(figure, path)

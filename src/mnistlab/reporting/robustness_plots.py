@@ -11,13 +11,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
-from mnistlab.common.atomic import atomic_path
-from mnistlab.reporting.plots import DPI
-
-
-def _save(figure: Figure, path: str | os.PathLike) -> None:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight")
+from mnistlab.reporting.plots import save_figure
 
 
 def plot_sweep(amounts, bands: dict[str, tuple], xlabel: str, title: str, path: str | os.PathLike) -> None:
@@ -38,7 +32,7 @@ def plot_sweep(amounts, bands: dict[str, tuple], xlabel: str, title: str, path: 
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_reliability_diagram(panels: dict[str, dict], title: str, path: str | os.PathLike) -> None:
@@ -66,4 +60,4 @@ def plot_reliability_diagram(panels: dict[str, dict], title: str, path: str | os
         axes.set_title(label if "ece" not in table else f"{label}: ECE {100 * table['ece']:.2f}%")
         axes.legend(loc="upper left")
     figure.suptitle(title)
-    _save(figure, path)
+    save_figure(figure, path)

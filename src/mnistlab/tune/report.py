@@ -17,7 +17,8 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
-from mnistlab.common.atomic import atomic_path, write_text_atomic
+from mnistlab.common.atomic import write_text_atomic
+from mnistlab.reporting.plots import save_figure
 from mnistlab.training.config import TrainConfig
 from mnistlab.runs.folder import (TUNE_BEST, TUNE_DATABASE, TUNE_HISTORY_PLOT, TUNE_IMPORTANCE_PLOT, TUNE_SUMMARY,
                                  TUNE_TRIALS)
@@ -117,11 +118,6 @@ def trials_csv(trials: list[FrozenTrial], parameter_names: list[str]) -> str:
     return buffer.getvalue()
 
 
-def _save(figure: Figure, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
-
-
 def plot_optimization_history(trials: list[FrozenTrial], title: str, path: Path) -> None:
     """Each trial's validation accuracy (pruned ones at their last reported epoch), and the best so far."""
     figure = Figure(figsize=(6, 4))
@@ -145,7 +141,7 @@ def plot_optimization_history(trials: list[FrozenTrial], title: str, path: Path)
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     axes.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_param_importances(importances: dict[str, float], title: str, path: Path) -> None:
@@ -157,7 +153,7 @@ def plot_param_importances(importances: dict[str, float], title: str, path: Path
     axes.set_xlabel("importance (share of variance explained)")
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3, axis="x")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def summary_markdown(summary: dict, task, config: TrainConfig) -> str:
