@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed-bfloat16", action="store_true",
                         help="train and predict under Keras's mixed_bfloat16 policy (bf16 compute, fp32 weights)")
     args = parser.parse_args(argv)
+    if args.latency_repeats < 0:
+        parser.error(f"--latency-repeats {args.latency_repeats}: give 0 or more")
 
     import keras
 
