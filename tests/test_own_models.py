@@ -377,7 +377,7 @@ def test_multiply_adds_are_pytorchs_flop_count(name):
 
 @given(st.dictionaries(st.sampled_from("abcdefgh"), st.tuples(st.floats(0, 1), st.integers(1, 10**9)), min_size=1))
 def test_best_trade_offs_are_exactly_the_undominated_models(points):
-    from mnistlab.evaluation.cost import best_trade_offs
+    from mnistlab.reporting.cost import best_trade_offs
 
     front = best_trade_offs(points)
 

@@ -22,6 +22,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as shells report a command whose reader went away (| head)
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 MAX_THREADS = 256  # CPU threads per process; more only adds scheduling overhead
+DRAWS_REPORT = ("compare", "report")  # the commands that draw a run's figures
 LISTING = ("models", "data", "runs")  # the commands that only list or check files: no PyTorch, no runtime
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None, own_process: bool = False) -> int:
             ARGUMENT_CHECKS[args.command](args)
         if args.threads == "auto":
             args.threads = choose_threads(args)
-        with command_runtime(args), warnings.catch_warnings():
+        with figures_beside(args, own_process), command_runtime(args), warnings.catch_warnings():
             if own_process:
                 gc.freeze()
             warnings.showwarning = show_warning  # restored when the block ends
@@ -103,6 +104,17 @@ def main(argv: list[str] | None = None, own_process: bool = False) -> int:
     except KeyboardInterrupt:
         print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def figures_beside(args: argparse.Namespace, own_process: bool):
+    """For the commands that write a report, in the console script on more than one core: a helper process that
+    imports the plotting libraries while this one imports PyTorch, and draws half the figures
+    (`reporting.drawing`). Started first, so its imports overlap the runtime's."""
+    if not (own_process and args.command in DRAWS_REPORT and available_cores() > 1):
+        return contextlib.nullcontext()
+    from mnistlab.reporting.drawing import figure_helper
+
+    return figure_helper()
 
 
 def command_runtime(args: argparse.Namespace):

@@ -102,12 +102,3 @@ def model_cost(model: nn.Module, checkpoint: str | os.PathLike | None, threads: 
     return {"params": count_parameters(model), "multiply_adds": multiply_adds(model),
             "checkpoint_bytes": os.path.getsize(checkpoint) if checkpoint is not None else None,
             "inference": inference_speed(model, threads)}
-
-
-def best_trade_offs(points: dict[str, tuple[float, float]]) -> list[str]:
-    """Names whose (accuracy, multiply-adds) no other model beats on both: at least as accurate and at most as
-    costly, and strictly better on one (the Pareto front), in order of cost."""
-    front = [name for name, (accuracy, cost) in points.items()
-             if not any(other_accuracy >= accuracy and other_cost <= cost and (other_accuracy, other_cost) != (accuracy, cost)
-                        for other, (other_accuracy, other_cost) in points.items() if other != name)]
-    return sorted(front, key=lambda name: points[name][1])

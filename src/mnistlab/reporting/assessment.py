@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab.evaluation.calibration import apply_temperature, expected_calibration_error, reliability_bins
+from mnistlab.reporting.drawing import draw
 from mnistlab.reporting.document import FigureRef, Section, Table, format_p, percent
 from mnistlab.reporting.robustness_plots import plot_reliability_diagram, plot_sweep
 from mnistlab.runs.arrays import RunArrays, stored_probabilities
@@ -32,19 +33,19 @@ def draw_assessment_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> 
         panels = {label: {**reliability_bins(values, pooled), "ece": expected_calibration_error(values, pooled)}
                   for label, values in (("before temperature scaling", before), ("after", after))}
         seeds = f", {len(log_probabilities)} seeds pooled" if len(log_probabilities) > 1 else ""
-        plot_reliability_diagram(panels, f"{name}: reliability on the test set{seeds}",
-                                 run_dir / reliability_plot_name(name))
+        draw(plot_reliability_diagram, panels, f"{name}: reliability on the test set{seeds}",
+             run_dir / reliability_plot_name(name))
     robustness = metrics.get("robustness")
     if robustness:
         def band(sweep: dict) -> dict:
             return {name: (entry["mean"], entry["std"]) for name, entry in sweep["models"].items()}
 
-        plot_sweep(robustness["shift_sweep"]["pixels"], band(robustness["shift_sweep"]),
-                   "shift (pixels; mean of right, left, down, up)", "Accuracy against shift (band: +-1 std over seeds)",
-                   run_dir / SHIFT_SWEEP_PLOT)
-        plot_sweep(robustness["rotation_sweep"]["degrees"], band(robustness["rotation_sweep"]),
-                   "rotation (degrees, counter-clockwise)", "Accuracy against rotation (band: +-1 std over seeds)",
-                   run_dir / ROTATION_SWEEP_PLOT)
+        draw(plot_sweep, robustness["shift_sweep"]["pixels"], band(robustness["shift_sweep"]),
+             "shift (pixels; mean of right, left, down, up)", "Accuracy against shift (band: +-1 std over seeds)",
+             run_dir / SHIFT_SWEEP_PLOT)
+        draw(plot_sweep, robustness["rotation_sweep"]["degrees"], band(robustness["rotation_sweep"]),
+             "rotation (degrees, counter-clockwise)", "Accuracy against rotation (band: +-1 std over seeds)",
+             run_dir / ROTATION_SWEEP_PLOT)
 
 
 def assessment_sections(metrics: dict) -> list[Section]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mnistlab.evaluation.cost import best_trade_offs
+from mnistlab.reporting.drawing import draw
 from mnistlab.reporting.document import FigureRef, Section, Table, percent
 from mnistlab.reporting.plots import save_figure
 from mnistlab.runs.folder import COST_PLOT
@@ -27,9 +27,19 @@ def trade_off_points(metrics: dict) -> dict[str, tuple[float, float]]:
             for name, result in metrics["models"].items()}
 
 
+def best_trade_offs(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Names whose (accuracy, multiply-adds) no other model beats on both: at least as accurate and at most as
+    costly, and strictly better on one (the Pareto front), in order of cost. It lives here, not beside the cost
+    measurement, so that a process drawing the figure never imports PyTorch (see `reporting.drawing`)."""
+    front = [name for name, (accuracy, cost) in points.items()
+             if not any(other_accuracy >= accuracy and other_cost <= cost and (other_accuracy, other_cost) != (accuracy, cost)
+                        for other, (other_accuracy, other_cost) in points.items() if other != name)]
+    return sorted(front, key=lambda name: points[name][1])
+
+
 def draw_cost_figure(run_dir: Path, metrics: dict) -> None:
     if has_costs(metrics):
-        plot_accuracy_against_cost(metrics, run_dir / COST_PLOT)
+        draw(plot_accuracy_against_cost, metrics, run_dir / COST_PLOT)
 
 
 def plot_accuracy_against_cost(metrics: dict, path: str | os.PathLike) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from mnistlab.evaluation.hard_digits import error_share_in_hardest, hardest_first, wrong_counts
 from mnistlab.reporting.attribution_plots import plot_attribution_grid, plot_class_means
+from mnistlab.reporting.drawing import draw
 from mnistlab.reporting.document import FigureRef, Section, Table, percent
 from mnistlab.reporting.plots import plot_image_gallery
 from mnistlab.runs.arrays import RunArrays
@@ -47,9 +48,9 @@ def hard_digits_section(run_dir: Path, metrics: dict, arrays: RunArrays) -> Sect
     captions = [f"true {_class_name(names, arrays.labels[i])}, {counts[i]}/{runs} wrong\n" +
                 " ".join(f"{name}: {_class_name(names, np.bincount(predicted[name][:, i]).argmax())}"
                          for name in models) for i in shown]
-    plot_image_gallery(arrays.images_at(shown), captions,
-                       f"The {len(shown)} hardest test images: most of the {runs} runs (models x seeds) get them wrong",
-                       run_dir / HARD_DIGITS_PLOT)
+    draw(plot_image_gallery, arrays.images_at(shown), captions,
+         f"The {len(shown)} hardest test images: most of the {runs} runs (models x seeds) get them wrong",
+         run_dir / HARD_DIGITS_PLOT)
     share = error_share_in_hardest(arrays.labels, predicted, order, HARDEST_FRACTION)
     hardest = max(1, int(np.ceil(HARDEST_FRACTION * len(arrays.labels))))
     table = Table(["model", "errors (all seeds)", f"on the {hardest:,} hardest images", "share of its errors (%)"],
@@ -84,12 +85,11 @@ def attribution_section(run_dir: Path, metrics: dict, columns: dict[str, np.ndar
         predicted = columns[f"predicted__{name}"]
         captions = [f"{_class_name(names, label)}→{_class_name(names, guess)}"
                     for label, guess in zip(labels, predicted)]
-        plot_attribution_grid(images, {"IG": columns[f"integrated_gradients__{name}"],
-                                       "occlusion": columns[f"occlusion__{name}"]}, captions,
-                              f"{name}: attributions for its predicted class (true→predicted)",
-                              run_dir / attribution_plot_name(name))
-        plot_class_means(columns[f"class_means__{name}"], names, f"{name}: mean Integrated Gradients per class",
-                         run_dir / attribution_plot_name(name, per_class=True))
+        draw(plot_attribution_grid, images, {"IG": columns[f"integrated_gradients__{name}"],
+                                            "occlusion": columns[f"occlusion__{name}"]}, captions,
+             f"{name}: attributions for its predicted class (true→predicted)", run_dir / attribution_plot_name(name))
+        draw(plot_class_means, columns[f"class_means__{name}"], names, f"{name}: mean Integrated Gradients per class",
+             run_dir / attribution_plot_name(name, per_class=True))
         blocks += [
             FigureRef(attribution_plot_name(name), f"{name}: {len(labels)} test digits in columns with their true and "
                                                    f"predicted class; below each, its Integrated Gradients and "

@@ -20,6 +20,7 @@ from mnistlab.reporting.plots import (plot_confusion_matrix, plot_image_gallery,
                                       plot_validation_accuracy)
 from mnistlab.reporting.assessment import assessment_sections, draw_assessment_figures
 from mnistlab.reporting.cost import cost_section, draw_cost_figure, has_costs
+from mnistlab.reporting.drawing import draw, finish_drawing
 from mnistlab.reporting.explain_report import explain_sections
 from mnistlab.reporting.document import FigureRef, Section, Table, cell_text, format_p, percent
 from mnistlab.runs.arrays import RunArrays
@@ -46,6 +47,7 @@ def write_report(run_dir: str | os.PathLike, metrics: dict | None = None) -> Non
     draw_cost_figure(run_dir, metrics)
     sections = report_sections(metrics)
     sections[-1:-1] = explain_sections(run_dir, metrics, arrays)  # before the provenance
+    finish_drawing()  # the HTML report embeds the figures
     write_text_atomic(run_dir / REPORT_MARKDOWN, render_markdown(report_title(metrics), sections))
     write_text_atomic(run_dir / REPORT_HTML, render_html(report_title(metrics), sections, run_dir))
 
@@ -67,31 +69,31 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
 
     def class_name(index) -> str:  # run folders written before class counts followed the data: 10 outputs, fewer names
         return names[index] if index < len(names) else str(int(index))
-    plot_validation_accuracy({name: result["history"] for name, result in models.items()}, run_dir / ACCURACY_PLOT)
+    draw(plot_validation_accuracy, {name: result["history"] for name, result in models.items()},
+         run_dir / ACCURACY_PLOT)
     for name, result in models.items():
         histories = [record["history"] for record in result["seeds"]]
         seeds = len(histories)
         pooled = f" ({seeds} seeds pooled)" if seeds > 1 else ""
         title = f"{name}: confusion matrix on the {dataset['name']} test set{pooled}"
-        plot_confusion_matrix(result["confusion_matrix"], names, title, run_dir / confusion_plot_name(name))
-        plot_confusion_matrix(row_normalise(result["confusion_matrix"]), names,
-                              f"{name}: share of each true class (%){pooled}",
-                              run_dir / confusion_plot_name(name, normalised=True), normalised=True)
+        draw(plot_confusion_matrix, result["confusion_matrix"], names, title, run_dir / confusion_plot_name(name))
+        draw(plot_confusion_matrix, row_normalise(result["confusion_matrix"]), names,
+             f"{name}: share of each true class (%){pooled}", run_dir / confusion_plot_name(name, normalised=True),
+             normalised=True)
         curves = {
             panel: {f"{split} ({name})": curve_band(histories, f"{prefix}_{key}")
                     for split, prefix in (("train", "train"), ("validation", "val"))}
             for panel, key in (("loss", "loss"), ("accuracy", "accuracy"))
         }
         band = f", mean and +-1 std over {seeds} seeds" if seeds > 1 else ""
-        plot_training_curves(curves, f"{name}: training curves{band}", run_dir / curves_plot_name(name))
+        draw(plot_training_curves, curves, f"{name}: training curves{band}", run_dir / curves_plot_name(name))
     for name in models:
         predicted, confidence = arrays.predicted[name][0], arrays.confidence[name][0]
         chosen = select_misclassified(arrays.labels, predicted, confidence, GALLERY_SIZE)
         captions = [f"true {class_name(arrays.labels[i])}\npred {class_name(predicted[i])} ({100 * confidence[i]:.0f}%)"
                     for i in chosen]
-        plot_image_gallery(arrays.images_at(chosen), captions,
-                           f"{name}: most confident mistakes (seed {metrics['seeds'][0]})",
-                           run_dir / errors_plot_name(name))
+        draw(plot_image_gallery, arrays.images_at(chosen), captions,
+             f"{name}: most confident mistakes (seed {metrics['seeds'][0]})", run_dir / errors_plot_name(name))
     if len(models) > 1:
         predicted = {name: arrays.predicted[name][0] for name in models}
         confidence = {name: arrays.confidence[name][0] for name in models}
@@ -99,8 +101,8 @@ def draw_figures(run_dir: Path, metrics: dict, arrays: RunArrays) -> None:
         captions = ["\n".join([f"true {class_name(arrays.labels[i])}"] +
                               [f"{name}: {class_name(predicted[name][i])} ({100 * confidence[name][i]:.0f}%)"
                                for name in models]) for i in chosen]
-        plot_image_gallery(arrays.images_at(chosen), captions, "Test images on which the models disagree (first seed)",
-                           run_dir / DISAGREEMENT_PLOT)
+        draw(plot_image_gallery, arrays.images_at(chosen), captions,
+             "Test images on which the models disagree (first seed)", run_dir / DISAGREEMENT_PLOT)
 
 
 SUMMARY_HEADER = ("model", "parameters", "multiply-adds", "test accuracy (%)", "std (points)", "95% CI (%)",

@@ -29,7 +29,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mnistlab.common.atomic import atomic_path, write_text_atomic
 from mnistlab.common.errors import ConfigError, MnistlabError
@@ -183,6 +182,8 @@ def check_plan(run_dir: str | os.PathLike, plan: dict) -> None:
 
 def save_epoch_state(run_dir: str | os.PathLike, model_name: str, seed: int, state: dict) -> None:
     """Save a `train.training_state` dict, replacing the previous epoch's."""
+    import torch  # here, not at the top: reading a run folder, and drawing its figures, needs no PyTorch
+
     with atomic_path(_state_path(run_dir, model_name, seed, ".epoch.pt")) as temporary:
         torch.save(state, temporary)
 
@@ -192,6 +193,8 @@ def load_epoch_state(run_dir: str | os.PathLike, model_name: str, seed: int) -> 
     path = _state_path(run_dir, model_name, seed, ".epoch.pt")
     if not path.is_file():
         return None
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises many types for a damaged file; the job restarts from its first epoch
