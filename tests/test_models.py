@@ -1,6 +1,7 @@
 """Every registered model: shapes, gradients, parameter counts, and equivalence with the plain layout."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -86,6 +87,25 @@ def test_images_to_tensor_scales_to_unit_range():
     tensor = images_to_tensor(images)
     assert tensor.shape == (2, 1, 28, 28) and tensor.dtype == torch.float32
     assert tensor[0].max() == 0 and tensor[1].min() == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_images_to_tensor_is_numpys_division_and_leaves_the_images_alone(dtype):
+    """Whatever the dtype, layout or writability of the images: float32(images) / 255, the images unchanged, and no
+    warning (a dataset's arrays are read-only)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 28, 56)).astype(dtype)[:, :, ::2]  # not contiguous
+    for writable in (True, False):
+        images.flags.writeable = writable
+        before = images.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tensor = images_to_tensor(images)
+        expected = torch.from_numpy(images.astype(np.float32)).div_(255.0).unsqueeze(1)
+        assert torch.equal(tensor, expected) and tensor.is_contiguous(memory_format=torch.channels_last)
+        assert np.array_equal(images, before)
+        tensor.fill_(7)  # the tensor is a copy: writing to it leaves the images alone
+        assert np.array_equal(images, before)
 
 
 def test_unknown_model_names_the_choices():
