@@ -42,7 +42,7 @@ FIXED_SECONDS = 3.0  # generous for a busy 2-core machine; the old code took 5-2
 CAN_RESET_PEAK = os.access("/proc/self/clear_refs", os.W_OK)
 EXTREME_SHAPES = [(100000, 1), (1, 100000), (20000, 5), (5, 20000), (50, 1), (51, 1), (1, 1), (2, 2), (28, 28),
                   (1000, 20), (800, 600)]
-CONTENTS = ("uniform", "noise", "stripes", "checker", "rings", "blob", "dots", "near-uniform")
+CONTENTS = ("uniform", "noise", "stripes", "checker", "rings", "blob", "dots", "near-uniform", "desk")
 
 
 def render(content: str, width: int, height: int, level: int, seed: int) -> np.ndarray:
@@ -58,6 +58,7 @@ def render(content: str, width: int, height: int, level: int, seed: int) -> np.n
         "checker": lambda: ((x // period + y // period) % 2) * 255,
         "rings": lambda: (np.hypot(x - width / 2, y - height / 2).astype(int) // period % 2) * 255,
         "blob": lambda: np.where((abs(y - height / 2) < height / 3) & (abs(x - width / 2) < width / 3), 0, 255),
+        "desk": lambda: np.where(x < width / 3, 50 + (y // period % 2) * 40 + 0 * x, 220 + 0 * y),  # grain, then a sheet
         "dots": lambda: 255 - ((x % period == 0) & (y % period == 0)) * 255,
     }[content]()
     return np.clip(values, 0, 255).astype(np.uint8)

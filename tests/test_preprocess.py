@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import assume, example, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -13,7 +13,9 @@ from mnistlab.evaluation import photo_eval
 from mnistlab.common.errors import PreprocessError
 from mnistlab.data.decode import decode_image
 from mnistlab.vision.clutter import hole_sizes
+from mnistlab.vision.paper import estimate_background
 from mnistlab.vision.preprocess import ink_to_mnist, preprocess
+from mnistlab.vision.sheet import find_desk
 from serve_support import draw_seven, encode, png_header_only, render_like_a_user
 
 # The pipeline before issue 13 (commit 7b955ff) with the seed-protocol cnn on the held-out part's clean renderings
@@ -174,6 +176,59 @@ def test_the_table_beside_the_sheet_is_not_the_digit(reference_seven, side):
     sheet += np.random.default_rng(5).normal(0, 3, sheet.shape)
     image = preprocess(encode(Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8))))
     assert similarity(image, reference_seven) > 0.95
+
+
+def sheet_on_a_desk(side: str, share: float, tilt: float, desk: float, paper: float, shade: bool,
+                    seed: int = 0) -> np.ndarray:
+    """A 600x800 photo of a blank sheet (gray `paper`, sensor noise) with the desk beyond its edge along `side`:
+    `share` of the frame at the edge's middle, the edge tilted `tilt` degrees, the desk `desk` gray with a grain;
+    with `shade`, the sheet darkens softly toward the edge by up to 10%, as where it curls."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:600, 0:800].astype(np.float32)
+    along, across = {"left": (rows / 600, cols / 800), "right": (rows / 600, 1 - cols / 800),
+                     "top": (cols / 800, rows / 600), "bottom": (cols / 800, 1 - rows / 600)}[side]
+    beyond = share + np.tan(np.radians(tilt)) * (along - 0.5) - across  # > 0 on the desk
+    grain = 12 * np.sin(across * 400 + 3 * np.sin(along * 20))  # a wood-like grain along the edge
+    sheet = paper * (1 - (0.1 * np.exp(beyond / 0.03) if shade else 0) * (beyond < 0))
+    values = np.where(beyond > 0, desk + grain, sheet) + rng.normal(0, 3, rows.shape)
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
+DESK_CASES = dict(side=st.sampled_from(["left", "right", "top", "bottom"]), share=st.floats(0.04, 0.3),
+                  tilt=st.floats(-8, 8), desk=st.floats(30, 120), paper=st.floats(170, 235), shade=st.booleans())
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(side="left", share=0.05, tilt=6.0, desk=90.0, paper=200.0, shade=True)
+@given(**DESK_CASES)
+def test_a_blank_sheet_beside_the_desk_is_no_digit(side, share, tilt, desk, paper, shade):
+    """Whatever side the desk lies on, however wide, tilted, dark or grained, and with the sheet shaded toward its
+    edge: neither the edge nor the grain is read as a digit."""
+    with pytest.raises(PreprocessError, match="no digit found"):
+        preprocess(encode(Image.fromarray(sheet_on_a_desk(side, share, tilt, desk, paper, shade))))
+
+
+CENTRED_SEVEN = dict(box=(300, 200, 500, 420), width=16)  # clear of the desk however wide, up to 20% of the frame
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**{**DESK_CASES, "share": st.floats(0.04, 0.2)})
+def test_a_digit_on_a_sheet_beside_the_desk_is_read(side, share, tilt, desk, paper, shade):
+    """The same photos with a 7 written on the sheet: the desk is set aside and the 7 read as on a bare sheet."""
+    photo = np.minimum(sheet_on_a_desk(side, share, tilt, desk, paper, shade), np.asarray(draw_seven(**CENTRED_SEVEN)))
+    reference = preprocess(encode(draw_seven(**CENTRED_SEVEN)))
+    assert similarity(preprocess(encode(Image.fromarray(photo))), reference) > 0.95
+
+
+def test_a_shadow_reaching_the_frame_is_not_taken_for_the_desk():
+    """A hand's shadow as dark as a desk but with a soft edge: shade, so nothing is set aside as desk."""
+    gray = np.full((600, 800), 0.8, dtype=np.float32)
+    gray[:, :200] = 0.35
+    gray = ndimage.gaussian_filter(gray, 12) + np.random.default_rng(1).normal(0, 0.01, gray.shape).astype(np.float32)
+    assert find_desk(estimate_background(gray), gray.shape) is None
+    gray[:, :200] = 0.35  # the same darkness ending in a cut edge: the desk
+    found = find_desk(estimate_background(gray), gray.shape)
+    assert found is not None and found.desk[:, :190].mean() > 0.95 and found.desk[:, 230:].mean() < 0.01
 
 
 def test_a_digit_cropped_tight_to_the_frame_is_kept(reference_seven):

@@ -138,7 +138,8 @@ def figure_helper(enabled: bool = True) -> Iterator[FigureHelper | None]:
 
 
 def draw(function: Callable, *arguments, **keywords) -> None:
-    """`function(*arguments, **keywords)`, a plot that writes one file: here, or in the helper if one is open and idle."""
+    """`function(*arguments, **keywords)`, a plot that writes one file: here, or in the helper if one is open and
+    idle."""
     helper = _helper.get()
     if helper is None:
         function(*arguments, **keywords)

@@ -21,6 +21,7 @@ from mnistlab.common.errors import PreprocessError
 from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, photo_digit, smooth_grain
 from mnistlab.vision.lines import erase_lines
 from mnistlab.vision.paper import estimate_background, ink_strength, shaded_strength
+from mnistlab.vision.sheet import Desk, find_desk, read_beside_desk
 
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
 EVEN_MIN_CONTRAST = 0.1  # the same on an even canvas (a scan, a drawing app), where no shading can pass for ink
@@ -81,9 +82,11 @@ def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None 
     return max(0.5 * peak, floor)
 
 
-def select_digit(mask: np.ndarray, strength: np.ndarray, faint: np.ndarray | None = None) -> np.ndarray:
+def select_digit(mask: np.ndarray, strength: np.ndarray, faint: np.ndarray | None = None,
+                 edge: np.ndarray | None = None) -> np.ndarray:
     """The digit's pixels (H, W) bool: the heaviest connected component and the heavy ones near it, or joined to
     it by fainter ink (`faint`, bool (H, W), a superset of `mask`: a soft stroke dips under the threshold).
+    Ink on `edge` (bool (H, W), the sheet's edge where a desk lies beyond it: `sheet.find_desk`) touches the frame.
 
     Lines that cross the whole image (ruled or squared paper, a crease) are dropped first, and components that
     touch the frame (the sheet's edge, the table beyond it) when one inside the frame carries at least
@@ -98,7 +101,7 @@ def select_digit(mask: np.ndarray, strength: np.ndarray, faint: np.ndarray | Non
     mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]  # ink per component
     frame = np.array(mask.shape)
     _drop_rulings(labels, starts, stops, mass)
-    touches = (starts == 0).any(axis=1) | (stops == frame).any(axis=1)
+    touches = _touches_frame(labels, count, starts, stops, edge)
     if mass[~touches].max(initial=0) >= SPECK_SHARE * mass.max():  # a digit inside: the rest is the sheet's edge
         mass[touches] = 0
     main = int(np.argmax(mass))
@@ -129,16 +132,26 @@ def select_digit(mask: np.ndarray, strength: np.ndarray, faint: np.ndarray | Non
     return np.isin(labels, keep)
 
 
-def frame_clutter(mask: np.ndarray, strength: np.ndarray) -> np.ndarray:
-    """The pixels of `mask` (H, W) bool in components that touch the frame or are printed lines (`_drop_rulings`)."""
+def frame_clutter(mask: np.ndarray, strength: np.ndarray, edge: np.ndarray | None = None) -> np.ndarray:
+    """The pixels of `mask` (H, W) bool in components that touch the frame (or the sheet's `edge`, as in
+    `select_digit`) or are printed lines (`_drop_rulings`)."""
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         return mask
     starts, stops = _bounding_boxes(labels, count)
     mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]
     _drop_rulings(labels, starts, stops, mass)
-    clutter = (starts == 0).any(axis=1) | (stops == np.array(mask.shape)).any(axis=1) | (mass <= 0)
+    clutter = _touches_frame(labels, count, starts, stops, edge) | (mass <= 0)
     return np.concatenate([[False], clutter])[labels]
+
+
+def _touches_frame(labels: np.ndarray, count: int, starts: np.ndarray, stops: np.ndarray,
+                   edge: np.ndarray | None) -> np.ndarray:
+    """(count,) bool: which components reach the image's border, or the sheet's `edge` where one is given."""
+    touches = (starts == 0).any(axis=1) | (stops == np.array(labels.shape)).any(axis=1)
+    if edge is not None:
+        touches |= np.bincount(labels[edge], minlength=count + 1)[1:] > 0
+    return touches
 
 
 def _bounding_boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +232,12 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
             even = False  # pencil, whose grain breaks the strokes into specks; it is read as a photo (which may refuse)
     if not even:  # a photo: grain averaged, the desk and printed lines set aside, and what is chosen must look like a digit
         shaded = shaded_strength(gray, paper)  # against paper that follows a hand's or a phone's shadow, if any
-        strength, digit, threshold = _photo_ink(strength if shaded is None else shaded)
+        strength = strength if shaded is None else shaded
+        desk = find_desk(paper, gray.shape) if paper.dark_ink else None  # the desk beyond the sheet, if in view
+        if desk is None:
+            strength, digit, threshold = _photo_ink(strength)
+        else:
+            strength, digit, threshold = read_beside_desk(_photo_ink, strength, desk)
         floor = FAINT_SHARE * threshold  # shading can reach it: faint ink is followed only a little beyond the strokes
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     margin = EDGE_MARGIN + round((1.0 if even else FAINT_REACH) * max(rows[-1] - rows[0], cols[-1] - cols[0]))
@@ -235,16 +253,18 @@ def isolate_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     return crop_to_ink(ink * support), even
 
 
-def _photo_ink(strength: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def _photo_ink(strength: np.ndarray, desk: Desk | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """A photo's ink strength (H, W) -> the strength with its grain averaged and printed lines erased, the digit's
-    pixels (H, W) bool, and its threshold (`clutter.photo_digit`); `PreprocessError` when no ink looks like a digit."""
-    strength = smooth_grain(strength)
+    pixels (H, W) bool, and its threshold (`clutter.photo_digit`); `PreprocessError` when no ink looks like a digit.
+    Beyond the sheet (`desk`) nothing is ink, and ink at its edge is clutter like ink at the frame."""
+    edge = None if desk is None else desk.edge
+    strength = smooth_grain(strength if desk is None else np.where(desk.desk, 0.0, strength))
     lines = np.zeros(strength.shape, dtype=bool)
     unerased, strength = strength, erase_lines(strength, ink_floor(strength, PHOTO_MIN_CONTRAST), lines)
     digit, threshold = photo_digit(strength, unerased, lambda values: ink_threshold(values, least=PHOTO_MIN_CONTRAST,
                                                                                faintest=PHOTO_FAINTEST),
-                                   lambda mask: frame_clutter(mask, strength),
-                                   lambda mask: select_digit(mask, strength), stroke_width, NO_DIGIT, lines)
+                                   lambda mask: frame_clutter(mask, strength, edge),
+                                   lambda mask: select_digit(mask, strength, edge=edge), stroke_width, NO_DIGIT, lines)
     return strength, digit, threshold
 
 
