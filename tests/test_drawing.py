@@ -79,6 +79,58 @@ def test_a_failing_block_stops_the_helper_after_the_figures_it_was_sent(tmp_path
     assert (tmp_path / "0.png").read_bytes() == (tmp_path / "alone.png").read_bytes()
 
 
+def test_a_figure_that_cannot_be_sent_is_drawn_here(tmp_path):
+    def plot(path):  # a local function: it cannot be pickled for the helper
+        plot_validation_accuracy(HISTORIES, path)
+
+    with figure_helper() as helper:
+        draw(plot, tmp_path / "here.png")
+        finish_drawing()
+        assert helper.process.is_alive()
+    assert (tmp_path / "here.png").stat().st_size > 0
+
+
+def test_without_a_helper_process_every_figure_is_drawn_here(tmp_path, monkeypatch):
+    def no_process():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr("mnistlab.reporting.drawing.FigureHelper", no_process)
+    with figure_helper() as helper:
+        assert helper is None
+        draw(plot_validation_accuracy, HISTORIES, tmp_path / "here.png")
+    assert (tmp_path / "here.png").is_file()
+
+
+HELPER_SCRIPT = """
+import os, signal, sys
+from mnistlab.reporting.drawing import draw, figure_helper
+from mnistlab.reporting.plots import plot_validation_accuracy
+
+if __name__ == "__main__":
+    with figure_helper() as helper:
+        if sys.argv[1] == "interrupt":  # Ctrl-C while the helper's interpreter starts
+            os.kill(helper.process.pid, signal.SIGINT)
+        draw(plot_validation_accuracy, {"ann": [{"epoch": 1, "val_accuracy": 0.9}]}, sys.argv[2])
+        if sys.argv[1] == "killed":  # the command dies while the helper draws
+            os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("event", ["interrupt", "killed"])
+def test_the_helper_prints_nothing_when_interrupted_or_left_behind(tmp_path, event):
+    """Ctrl-C reaching the helper as it starts, or the command killed while the helper draws: no traceback on the
+    terminal (the helper's stderr is the command's), and the figure is whole or absent, never half-written."""
+    script = tmp_path / "helper_script.py"
+    script.write_text(HELPER_SCRIPT)
+    figure = tmp_path / "figure.png"
+    result = subprocess.run([sys.executable, str(script), event, str(figure)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert not list(tmp_path.glob(".*.part"))
+    if event == "interrupt":
+        assert figure.stat().st_size > 0
+
+
 def test_the_helper_imports_no_pytorch():
     """Every module whose plots a helper draws loads without PyTorch: otherwise the helper would spend seconds
     importing it while the command trains."""

@@ -220,6 +220,19 @@ def test_a_digit_on_a_sheet_beside_the_desk_is_read(side, share, tilt, desk, pap
     assert similarity(preprocess(encode(Image.fromarray(photo))), reference) > 0.95
 
 
+@pytest.mark.parametrize("side", ["bottom", "left", "top"])
+def test_a_digit_written_in_a_hard_edged_shadow_is_read(side):
+    """A shadow with a cut edge (a phone's, a ruler's) darkens a third of the sheet, the 7 partly in it: it has
+    writing on it, so it is the sheet in shade, not the desk, and the 7 is read whole."""
+    photo = np.asarray(draw_seven(**CENTRED_SEVEN), dtype=np.float32)
+    reference = preprocess(encode(draw_seven(**CENTRED_SEVEN)))
+    rows, cols = np.mgrid[0:600, 0:800]
+    shade = {"bottom": rows > 390, "left": cols < 320, "top": rows < 230}[side]
+    photo = np.where(shade, photo * 0.55, photo) + np.random.default_rng(2).normal(0, 2, photo.shape)
+    image = preprocess(encode(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))))
+    assert similarity(image, reference) > 0.95
+
+
 def test_a_shadow_reaching_the_frame_is_not_taken_for_the_desk():
     """A hand's shadow as dark as a desk but with a soft edge: shade, so nothing is set aside as desk."""
     gray = np.full((600, 800), 0.8, dtype=np.float32)

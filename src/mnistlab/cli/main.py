@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None, own_process: bool = False) -> int:
 
 def figures_beside(args: argparse.Namespace, own_process: bool):
     """For the commands that write a report, in the console script on more than one core: a helper process that
-    imports the plotting libraries while this one imports PyTorch, and draws half the figures
+    imports the plotting libraries while this one imports PyTorch, and draws figures beside this one
     (`reporting.drawing`). Started first, so its imports overlap the runtime's."""
     if not (own_process and args.command in DRAWS_REPORT and available_cores() > 1):
         return contextlib.nullcontext()

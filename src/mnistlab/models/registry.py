@@ -64,8 +64,12 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 images (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], channels-last; `images` is never changed.
 
     PyTorch converts to float, into memory from its own allocator: for a training set, NumPy's `astype` into fresh
-    pages took about ten times as long. A read-only array (a dataset's) is copied first, since PyTorch cannot wrap it.
+    pages is several times slower (docs/performance.md). A read-only array (a dataset's) is copied first, since
+    PyTorch wraps one only with a warning, and so is one of the other byte order, which it does not wrap.
     """
+    images = np.asarray(images)
+    if not images.dtype.isnative:
+        images = images.astype(images.dtype.newbyteorder("="))
     source = torch.from_numpy(np.require(images, requirements=["C", "W"]))
     tensor = source.unsqueeze(1).to(torch.float32, copy=True).div_(255.0)  # a copy even when already float32
     return tensor.contiguous(memory_format=torch.channels_last)

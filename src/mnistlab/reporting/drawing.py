@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import multiprocessing
 import signal
+import threading
 import warnings
 from typing import Callable, Iterator
 
@@ -48,9 +49,13 @@ def _serve(connection) -> None:
         function, arguments, keywords = task
         try:
             function(*arguments, **keywords)
-            connection.send(True)
+            drawn = True
         except Exception:  # drawn again by the command, where the error is its to report
-            connection.send(False)
+            drawn = False
+        try:
+            connection.send(drawn)
+        except OSError:  # the command is gone (killed): nothing is left to draw for
+            return
 
 
 def _warm_up() -> None:
@@ -74,8 +79,16 @@ class FigureHelper:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: PyTorch's threads may be live here
         self.connection, child_end = context.Pipe()
         self.process = context.Process(target=_serve, args=(child_end,), daemon=True, name="mnistlab-figures")
-        self.process.start()
-        child_end.close()
+        # Ctrl-C while the new interpreter starts up would kill it or print its traceback: it starts with SIGINT
+        # ignored (an ignored signal stays ignored across exec), as this process is for those few milliseconds
+        here = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if here else None
+        try:
+            self.process.start()
+        finally:
+            if here:  # None: a handler not set from Python, which cannot be put back; the default stands in
+                signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+            child_end.close()
         self.pending: collections.deque[tuple[Callable, tuple, dict]] = collections.deque()
 
     def draw(self, function: Callable, arguments: tuple, keywords: dict) -> None:
@@ -87,6 +100,8 @@ class FigureHelper:
                 self.connection.send((function, arguments, keywords))
             except OSError:  # the helper is gone: this process draws from now on
                 self.process.kill()
+            except Exception:  # the figure's arguments do not pickle (nothing was sent): drawn here
+                pass
             else:
                 self.pending.append((function, arguments, keywords))
                 return
@@ -125,10 +140,13 @@ _helper: contextvars.ContextVar[FigureHelper | None] = contextvars.ContextVar("f
 def figure_helper(enabled: bool = True) -> Iterator[FigureHelper | None]:
     """Within the block, a helper process draws figures beside this one (see the module docstring); the block gets
     the helper, or None when not `enabled`."""
-    if not enabled:
+    try:
+        helper = FigureHelper() if enabled else None
+    except OSError:  # no process could be started (a limit on processes, no memory): everything is drawn here
+        helper = None
+    if helper is None:
         yield None
         return
-    helper = FigureHelper()
     token = _helper.set(helper)
     try:
         yield helper

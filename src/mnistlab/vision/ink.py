@@ -6,7 +6,8 @@ the paper's noise, and the heaviest connected component and those near it are ke
 or a 7 can be two strokes), dropping specks and lines that cross the image. An even sheet
 (a scan, a drawing app's canvas) takes its border as the paper and follows faint strokes
 further; on a photo the ink is measured against paper that follows a large shadow where
-there is one (`vision.paper`), and its clutter is set aside first (`vision.clutter`).
+there is one (`vision.paper`), the desk beyond the sheet is left out (`vision.sheet`), and
+its clutter is set aside first (`vision.clutter`).
 Work and memory are linear in the pixels whatever the image holds.
 """
 

@@ -5,16 +5,18 @@ A phone photo of a sheet often shows the desk along a side or at a corner. Again
 paper the desk is dark, and the step at the sheet's cut edge is as strong as a stroke: a
 piece of it, or of the desk's grain, can pass for a 1 or a 7 on a blank sheet, and a faint
 digit near the edge can lose to it. The desk is found on the paper's small copy
-(`paper.Paper.small`, at most a few hundred pixels, so the work is bounded whatever the
-photo's size):
+(`paper.Paper.small`: 160 px on its longest side, or a strip's 40 rows, so the work is
+bounded whatever the photo's size):
 
-1. brightness is split in two (Otsu's threshold); the dark part, opened wider than a
-   stroke or a printed line, leaves only solid regions;
+1. brightness is split in two (Otsu's threshold); unless the dark part is DESK_LEAST to
+   DESK_MOST of the frame, there is no desk; opened wider than a stroke or a printed
+   line, it leaves only solid regions;
 2. a region is desk when it touches the frame, covers DESK_LEAST to DESK_LARGEST of it,
    is DESK_CONTRAST darker than the paper, and ends in a step: across its edge the
    brightness climbs most of the way to the paper's within a pixel or two. A shadow's
    edge (a hand's, a phone's, a gradient of light) is a slope over many pixels, so
-   shade is never taken for the desk;
+   shade is never taken for the desk; nor is a region with writing in it (pixels far
+   darker than its own level), which is the sheet in shade;
 3. the desk grows back over what the opening took off its edge and its narrow strips,
    through pixels at the desk's own brightness only (not ink, which is darker, nor
    paper), DESK_REACH at most;
@@ -42,6 +44,8 @@ DESK_LEAST = 0.01  # of the small copy; smaller dark regions (a digit at the bor
 DESK_MOST = 0.7  # of the small copy; a dark part larger than this is the paper in shade or a dark page, not a desk
 DESK_LARGEST = 0.4  # of the small copy; a larger dark region is the sheet half in a hard shadow, not the desk
 SOLID = 7  # px of the small copy; the dark part is opened this wide: strokes and printed lines are thinner
+DESK_INK = 0.7  # of the contrast; pixels this much darker than a region's median are ink (a desk's grain is not)
+WRITING = 4  # px of the small copy; a region with this much ink in it has writing on it
 STEEPEST = 75  # percentile of the brightness gradient along a region's edge that measures how steep it is
 STEP = 0.28  # of the region's contrast, per pixel; an edge at least this steep is the sheet's cut edge
 DESK_LEVEL = 0.35  # of the contrast; pixels within this of the desk's median brightness can be more of the desk
@@ -80,9 +84,12 @@ def find_desk(paper: Paper, shape: tuple[int, int]) -> Desk | None:
     desk = np.zeros(small.shape, dtype=bool)
     for label in candidates:  # at most 1 / DESK_LEAST of them, each on the small copy: bounded work
         region = regions == label
-        contrast = paper_level - float(np.median(small[region]))
+        level = float(np.median(small[region]))
+        contrast = paper_level - level
         if contrast < DESK_CONTRAST * paper_level:
             continue
+        if np.count_nonzero(region & (small < level - DESK_INK * contrast)) >= WRITING:
+            continue  # writing on it: the sheet in shade, with the digit, not the desk beyond the sheet
         edge = ndimage.binary_dilation(region, iterations=EDGE_WIDTH) & ~ndimage.binary_erosion(
             region, iterations=EDGE_WIDTH) & ~frame
         if edge.any() and float(np.percentile(steepness[edge], STEEPEST)) >= STEP * contrast:
