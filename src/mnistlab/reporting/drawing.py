@@ -4,8 +4,9 @@ Drawing is most of what writing a report costs (matplotlib lays out every label
 of every figure), and each figure is a function of plain numbers that writes one
 PNG, so any process can draw it. Report code draws through `draw(plot, *arguments)`.
 Inside `figure_helper()`, a helper process started when the block opens takes
-each figure while it is idle, and this process draws the rest; `finish_drawing()`
-waits for the helper's figure before a report reads the files.
+each figure while it has fewer than HELPER_QUEUE queued, and this process draws
+the rest; `finish_drawing()` waits for the helper's figures before a report reads
+the files.
 
 The console script opens the block before it imports PyTorch, so the helper's
 own imports (NumPy, matplotlib) run on another core while this process loads
@@ -85,6 +86,9 @@ class FigureHelper:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if here else None
         try:
             self.process.start()
+        except BaseException:
+            self.connection.close()
+            raise
         finally:
             if here:  # None: a handler not set from Python, which cannot be put back; the default stands in
                 signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
@@ -157,7 +161,7 @@ def figure_helper(enabled: bool = True) -> Iterator[FigureHelper | None]:
 
 def draw(function: Callable, *arguments, **keywords) -> None:
     """`function(*arguments, **keywords)`, a plot that writes one file: here, or in the helper if one is open and
-    idle."""
+    has room in its queue."""
     helper = _helper.get()
     if helper is None:
         function(*arguments, **keywords)

@@ -23,6 +23,9 @@ bounded whatever the photo's size):
 4. it is widened by DESK_MARGIN, so that the soft edge between desk and paper goes too,
    and a band EDGE_BAND wide along it is returned as the sheet's edge: ink touching it is
    treated like ink touching the frame.
+
+A bold digit cropped so tight that a stroke looks like the desk is still read
+(`read_beside_desk`).
 """
 
 from __future__ import annotations
