@@ -141,11 +141,11 @@ _helper: contextvars.ContextVar[FigureHelper | None] = contextvars.ContextVar("f
 
 
 @contextlib.contextmanager
-def figure_helper(enabled: bool = True) -> Iterator[FigureHelper | None]:
+def figure_helper() -> Iterator[FigureHelper | None]:
     """Within the block, a helper process draws figures beside this one (see the module docstring); the block gets
-    the helper, or None when not `enabled`."""
+    the helper, or None where no process could be started."""
     try:
-        helper = FigureHelper() if enabled else None
+        helper = FigureHelper()
     except OSError:  # no process could be started (a limit on processes, no memory): everything is drawn here
         helper = None
     if helper is None:

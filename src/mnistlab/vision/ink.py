@@ -100,7 +100,6 @@ def select_digit(mask: np.ndarray, strength: np.ndarray, faint: np.ndarray | Non
         raise PreprocessError(NO_DIGIT)
     starts, stops = _bounding_boxes(labels, count)  # (count, 2) each: [top, left], [bottom, right)
     mass = np.bincount(labels[mask], weights=strength[mask], minlength=count + 1)[1:]  # ink per component
-    frame = np.array(mask.shape)
     _drop_rulings(labels, starts, stops, mass)
     touches = _touches_frame(labels, count, starts, stops, edge)
     if mass[~touches].max(initial=0) >= SPECK_SHARE * mass.max():  # a digit inside: the rest is the sheet's edge

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
@@ -104,7 +103,8 @@ def find_desk(paper: Paper, shape: tuple[int, int]) -> Desk | None:
     desk = ndimage.binary_dilation(desk, iterations=DESK_REACH, mask=like_desk)
     desk = ndimage.binary_dilation(desk, iterations=DESK_MARGIN)
     edge = ndimage.binary_dilation(desk, iterations=EDGE_BAND) & ~desk
-    return Desk(_enlarge(desk, shape), _enlarge(edge, shape))
+    # every pixel of the photo that the small copy's mask covers in part
+    return Desk(paper.at(shape, desk) > 0.01, paper.at(shape, edge) > 0.01)
 
 
 def read_beside_desk(read: Callable, strength: np.ndarray, desk: Desk):
@@ -134,9 +134,3 @@ def read_beside_desk(read: Callable, strength: np.ndarray, desk: Desk):
 def _fills_frame(digit: np.ndarray) -> bool:
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     return np.ptp(rows) * np.ptp(cols) >= TIGHT_CROP * digit.size
-
-
-def _enlarge(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A mask of the small copy at the photo's `shape`: every pixel it partly covers."""
-    values = Image.fromarray(mask.astype(np.float32)).resize(shape[::-1], Image.Resampling.BILINEAR)
-    return np.asarray(values, dtype=np.float32) > 0.01
