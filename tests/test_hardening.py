@@ -271,6 +271,22 @@ def test_ctrl_c_at_any_moment_is_exit_130_and_the_run_resumes(real_data_dir, tmp
     assert len(metrics["models"]["ann"]["history"]) == 3 and (out / "report.html").is_file()
 
 
+def test_ctrl_c_inside_code_run_from_a_string_is_still_exit_130(tmp_path):
+    """A Ctrl-C that lands while a module builds a dataclass or namedtuple (`exec` of source text) is caught like
+    any other, yet CPython remembers it as unhandled and, under `python -m`, would end the process by SIGINT (-2)."""
+    (tmp_path / "interrupt_in_exec.py").write_text(
+        "import mnistlab.cli.main as cli\n"
+        "def command(own_process):\n"
+        "    exec('import os, signal; os.kill(os.getpid(), signal.SIGINT)', {})\n"
+        "cli.main = command\n"
+        "cli.entry()\n")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run([sys.executable, "-m", "interrupt_in_exec"], capture_output=True, text=True,
+                            env=environment, timeout=120, check=False)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip() == "" and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(("mirror", "fragments"), [
     ("notaurl", ["--mirror notaurl", "not an http:// or https:// base URL"]),
     ("ftp://example.org/mnist/", ["--mirror ftp://example.org/mnist/", "http"]),

@@ -196,4 +196,9 @@ def entry() -> None:
         print("mnistlab: interrupted; a compare or tune run continues with --resume", file=sys.stderr)
         code = EXIT_INTERRUPTED
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit code is decided; a late Ctrl-C cannot change it
+    # A KeyboardInterrupt that ended code run from a string (`exec` of source text, as dataclasses and namedtuple
+    # do while a module loads) leaves CPython's "Ctrl-C went unhandled" flag set even though it was caught here,
+    # and under `python -m mnistlab` the interpreter then ends itself by SIGINT instead of with this code. Any
+    # string evaluation that ends normally clears the flag.
+    exec("None")
     sys.exit(code)
