@@ -28,6 +28,7 @@ MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) t
 EVEN_MIN_CONTRAST = 0.1  # the same on an even canvas (a scan, a drawing app), where no shading can pass for ink
 BLANK_FLOORS = 3.0  # the ink's peak must be this many times the noise floor below, or the image is blank
 NOISE_SIGMAS = 4.0  # ink candidates stand this many standard deviations of the paper's noise above it
+EVEN_BAND = 0.02  # of the longest side; on an even sheet the frame's outer band this wide is paper
 FAINT_SIGMAS = 12.0  # a photo's faint ink must peak this many standard deviations of the paper's noise above it
 FAINT_SHARE = 0.5  # of the ink threshold; weaker values are paper, stronger ones ramp up to the ink's peak
 EVEN_FAINT_SHARE = 0.4  # the same on an even sheet, where only ink departs from the paper: a soft stroke's edges
@@ -47,22 +48,34 @@ MAX_GROW_ROUNDS = 64  # rounds of joining nearby components to the digit; photos
 NO_DIGIT = "no digit found: the image is blank or has too little contrast; draw or photograph one digit, dark on light or light on dark"
 
 
-def ink_floor(strength: np.ndarray, least: float) -> float:
-    """The least strength that can be ink: NOISE_SIGMAS times the paper's noise (a robust spread of the whole
-    image, sampled), and half the `least` contrast a digit may have."""
-    return max(NOISE_SIGMAS * paper_noise(strength), least / 2)
+def ink_floor(strength: np.ndarray, least: float, even: bool = False) -> float:
+    """The least strength that can be ink: NOISE_SIGMAS times the paper's noise (`paper_noise`), and half the
+    `least` contrast a digit may have."""
+    return max(NOISE_SIGMAS * paper_noise(strength, even), least / 2)
 
 
-def paper_noise(strength: np.ndarray) -> float:
-    """The paper's noise in `strength` (H, W): a robust standard deviation of the whole image, sampled."""
-    sample = strength[::4, ::4]
-    return 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+def paper_noise(strength: np.ndarray, even: bool = False) -> float:
+    """The paper's noise in `strength` (H, W): a robust standard deviation of the whole image, sampled. On an
+    `even` sheet the frame's border is paper (`paper.estimate_background`), and its spread is taken where it is
+    smaller: ink covering half the frame or more (a digit cropped tight whose soft edges fill the rest, as in a
+    scan enlarged from 8x8 pixels) would otherwise count as the paper's noise, and the digit as blank."""
+    noise = _spread(strength[::4, ::4])
+    if even:
+        band = max(1, math.ceil(EVEN_BAND * max(strength.shape)))
+        noise = min(noise, _spread(np.concatenate([strength[:band].ravel(), strength[-band:].ravel(),
+                                                   strength[:, :band].ravel(), strength[:, -band:].ravel()])))
+    return noise
+
+
+def _spread(values: np.ndarray) -> float:
+    """A robust standard deviation: the median absolute deviation, scaled to a normal distribution's."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
 def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None = None,
                   faintest: float | None = None) -> float:
     """Where ink begins: half the ink's peak strength (a stroke's edge, whatever the pen and the light), and at
-    least NOISE_SIGMAS times the paper's noise (a robust spread of the whole image) above the paper.
+    least NOISE_SIGMAS times the paper's noise (`paper_noise`) above the paper.
 
     The least contrast a digit may have is `least` when given (a single digit on a photo passes
     `clutter.PHOTO_MIN_CONTRAST`, where the clutter is set aside first), else MIN_CONTRAST on a photo (numbers),
@@ -75,7 +88,7 @@ def ink_threshold(strength: np.ndarray, even: bool = False, least: float | None 
     pixels outnumber the ink's, and Otsu then splits the lines from the paper instead of the ink from both.
     """
     least = (EVEN_MIN_CONTRAST if even else MIN_CONTRAST) if least is None else least
-    floor = ink_floor(strength, least)
+    floor = ink_floor(strength, least, even)
     peak = float(strength.max())
     lowest = max(least, BLANK_FLOORS * floor) if faintest is None else max(faintest, FAINT_SIGMAS * paper_noise(strength))
     if peak < lowest:  # nothing stands out from the paper's texture and noise
