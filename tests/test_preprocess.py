@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 from scipy import ndimage
 
 from conftest import ARTIFACTS
@@ -129,6 +129,31 @@ def test_widening_a_thin_stroke_keeps_a_loop_open(top, width):
     pixel of widening narrows the loop from all sides. An 8's upper loop a fifth of its height or more stays
     open at any stroke width here (a smaller one closes at 28 x 28 whatever the widening)."""
     assert loops(ink_to_mnist(thin_eight(top, width))) == 2
+
+
+POINT = st.tuples(st.integers(0, 279), st.integers(0, 279))
+
+
+@settings(max_examples=40, deadline=None)
+@given(points=st.lists(POINT, min_size=2, max_size=4), edge=POINT, width=st.integers(10, 36),
+       levels=st.sampled_from([(255, 0), (230, 40), (0, 255), (30, 200)]))
+@example(points=[(280, 0), (100, 280)], edge=(0, 0), width=28, levels=(255, 0))  # a 7 drawn to the canvas's edges
+def test_a_digit_drawn_to_the_canvas_edge_reads_as_it_does_with_a_margin(points, edge, width, levels):
+    """A stroke on a drawing app's canvas (one paper level, dark on light or light on dark) that runs to the
+    frame's edge: the canvas is still even, so it reads exactly as the same canvas with a margin of its paper
+    around it, where the photo rules (the desk beyond the sheet, a strip at the frame) would refuse it. The pen is
+    wider than a printed line (`ink.RULING_WIDTH` of the frame): a thin line across the frame is a ruling."""
+    paper, ink = levels
+    canvas = Image.new("L", (280, 280), paper)
+    ImageDraw.Draw(canvas).line([edge, *points], fill=ink, width=width, joint="curve")
+    pixels = np.asarray(canvas)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    assume((border != paper).any() and np.mean(border != paper) <= 0.3)  # to the edge, with paper beside it
+    try:
+        margin = preprocess(encode(ImageOps.expand(canvas, 60, fill=paper)))
+    except PreprocessError:
+        assume(False)  # a speck or a line no digit rule reads wherever it lies
+    assert np.array_equal(preprocess(encode(canvas)), margin)
 
 
 def test_widening_a_thin_stroke_leaves_an_open_4_open():

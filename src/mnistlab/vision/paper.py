@@ -23,6 +23,9 @@ BACKGROUND_KERNEL = 1 / 4  # of that copy's longest side; wider than any pen str
 BACKGROUND_ROWS = 40  # px; about the copy's shortest side at least, where the image has them (past 4:1: larger)
 UNIFORM_SPREAD = 0.04  # gray levels; a background map flatter than this is replaced by its median (a clean canvas)
 EVEN_BORDER = 0.02  # gray levels; a border (2 px of that copy) spread less than this is an even sheet all round
+CANVAS_LEVEL = 0.004  # gray levels; a canvas's paper is one level within this (a photo's is spread wider)
+CANVAS_SHARE = 0.5  # of the border; a canvas whose ink crosses its border has at least this much paper there
+CANVAS_INK = 0.5  # gray levels; what crosses a canvas's border departs this far from the paper (ink, not shade)
 LIGHT_INK_SKEW = 0.5  # skewness above which the ink is lighter than the paper; dark ink is the default
 DARKEST_PAPER = 0.05  # gray level; dark ink's strength is measured against paper at least this bright
 SHADOW_SIZE = 1 / 10  # of that copy's longest side; darkening wider than this every way is shade, not a stroke
@@ -57,6 +60,8 @@ def estimate_background(gray: np.ndarray) -> Paper:
     computed on a copy area-averaged to BACKGROUND_SIZE px, or longer for a strip (fast, and it averages out sensor
     noise). The polarity comes first, from the skewness of the departures from a Gaussian blur: ink is a sparse
     tail on the dark side (dark ink) or on the light side; gradients, noise and shadow edges are nearly symmetric.
+    On a canvas whose strokes cross the border, the paper is its lightest or darkest level (`even_border`), which
+    says the polarity instead: heavy strokes are no sparse tail.
     """
     # a strip (a number cropped tight) keeps about BACKGROUND_ROWS across (shrink divides by a whole number: 25-40),
     # and the window stays within half of that: a window taller than the strip would take its ink for the paper's
@@ -73,16 +78,38 @@ def estimate_background(gray: np.ndarray) -> Paper:
     residual = small - ndimage.gaussian_filter(small, sigma=max(size / 4, 5.0))  # polarity-neutral: ink is the sparse tail
     spread = max(float(residual.std()), 1e-6)
     dark_ink = float(np.mean(residual ** 3)) / spread ** 3 < LIGHT_INK_SKEW
-    background = ndimage.uniform_filter(closed if dark_ink else opened, size=3)
-    border = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
+    level, even, canvas_ink = even_border(small, gray)
+    dark_ink = dark_ink if canvas_ink is None else canvas_ink
     # a dark frame (paper under DARKEST_PAPER with dark ink) is darkness, not a sheet: its noise is no faint ink
-    even = float(np.ptp(border)) < EVEN_BORDER and not (dark_ink and float(np.median(border)) < DARKEST_PAPER)
+    even = even and not (dark_ink and level < DARKEST_PAPER)
+    background = ndimage.uniform_filter(closed if dark_ink else opened, size=3)
     flat = float(np.ptp(background)) < UNIFORM_SPREAD
     if even:  # an even sheet all round (a scan): its border is the paper, under soft, wide strokes too
-        background = np.full_like(background, float(np.median(border)))
+        background = np.full_like(background, level)
     elif flat:  # an even canvas: one level is exact, a map only adds error
         background = np.full_like(background, float(np.median(background)))
     return Paper(small, background, dark_ink, even, flat)
+
+
+def even_border(small: np.ndarray, gray: np.ndarray) -> tuple[float, bool, bool | None]:
+    """The paper's level on the border of `small` (the small copy of `gray`); whether the sheet is even, its
+    border one level there (a scan or a drawing app's canvas, not a photo); and, for a canvas whose border strokes
+    cross, whether its ink is dark (None otherwise: the ink's polarity is found from the image).
+
+    Strokes may cross a canvas's border (a digit drawn to the edge, or cropped tight). Its border is then even if
+    at least CANVAS_SHARE of `gray`'s outermost pixels lie within CANVAS_LEVEL of their lightest value (dark ink)
+    or darkest (light ink), the paper, and what crosses them reaches CANVAS_INK from the paper somewhere: ink, not
+    shade. A photo's paper is never one level so exactly (noise, grain, light). Only the outermost pixels are
+    read: the work is bounded by the image's perimeter."""
+    border = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
+    if float(np.ptp(border)) < EVEN_BORDER:
+        return float(np.median(border)), True, None
+    ring = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    for level, dark_ink in ((float(ring.max()), True), (float(ring.min()), False)):
+        paper = np.abs(ring - level) <= CANVAS_LEVEL
+        if paper.mean() >= CANVAS_SHARE and (paper.all() or float(np.abs(ring[~paper] - level).max()) >= CANVAS_INK):
+            return level, True, dark_ink
+    return float(np.median(border)), False, None
 
 
 def ink_strength(gray: np.ndarray, paper: Paper | None = None) -> tuple[np.ndarray, bool]:
