@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from mnistlab.data import registry
 from mnistlab.data.registry import FILE_NAMES, DatasetFile, DatasetSpec
@@ -23,6 +24,13 @@ from mnistlab.data.idx import encode_idx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+# Property tests draw the same examples on every run, so a red run means the code changed, not the draw; a
+# failure found by exploring (HYPOTHESIS_PROFILE=explore) is kept as an @example beside the test.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 MARKERS_BY_FIXTURE = {  # a test that uses the fixture gets the marker: `make test-fast` deselects all three
