@@ -10,6 +10,7 @@ memory are linear in the pixels whatever the image holds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,23 +94,29 @@ def estimate_background(gray: np.ndarray) -> Paper:
 
 def even_border(small: np.ndarray, gray: np.ndarray) -> tuple[float, bool, bool | None]:
     """The paper's level on the border of `small` (the small copy of `gray`); whether the sheet is even, its
-    border one level there (a scan or a drawing app's canvas, not a photo); and, for a canvas whose border strokes
-    cross, whether its ink is dark (None otherwise: the ink's polarity is found from the image).
+    border one level (a scan or a drawing app's canvas, not a photo); and, for a canvas, whether its ink is dark
+    (None otherwise: the ink's polarity is found from the image's skewness).
 
-    Strokes may cross a canvas's border (a digit drawn to the edge, or cropped tight). Its border is then even if
-    at least CANVAS_SHARE of `gray`'s outermost pixels lie within CANVAS_LEVEL of their lightest value (dark ink)
-    or darkest (light ink), the paper, and what crosses them reaches CANVAS_INK from the paper somewhere: ink, not
-    shade. A photo's paper is never one level so exactly (noise, grain, light). Only the outermost pixels are
-    read: the work is bounded by the image's perimeter."""
+    A canvas's paper is one level exactly: `gray`'s border (as deep as the small copy's two border pixels) lies
+    within CANVAS_LEVEL of one value, and the ink is what departs from it most (heavy strokes are no sparse tail,
+    and their skewness can point the wrong way). Strokes may cross its border (a digit drawn to the edge, or cropped tight): it is still a canvas if at
+    least CANVAS_SHARE of those pixels lie within CANVAS_LEVEL of their lightest value (dark ink) or darkest (light
+    ink), the paper, and what crosses them reaches CANVAS_INK from it somewhere: ink, not shade. A photo's paper is
+    never one level so exactly (noise, grain, light). Otherwise the sheet is even if the small copy's border
+    spreads less than EVEN_BORDER. The work is bounded by that border's pixels and the small copy's."""
+    depth = math.ceil(2 * max(gray.shape) / max(small.shape))  # the small copy's two border pixels, at full size
+    ring = np.concatenate([gray[:depth].ravel(), gray[-depth:].ravel(), gray[:, :depth].ravel(),
+                           gray[:, -depth:].ravel()])
     border = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
-    if float(np.ptp(border)) < EVEN_BORDER:
-        return float(np.median(border)), True, None
-    ring = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    for level, dark_ink in ((float(ring.max()), True), (float(ring.min()), False)):
-        paper = np.abs(ring - level) <= CANVAS_LEVEL
-        if paper.mean() >= CANVAS_SHARE and (paper.all() or float(np.abs(ring[~paper] - level).max()) >= CANVAS_INK):
-            return level, True, dark_ink
-    return float(np.median(border)), False, None
+    level = float(np.median(border))
+    if float(np.ptp(ring)) <= CANVAS_LEVEL:  # exactly one level all round: the ink is what departs from it most
+        departures = small - level
+        return level, True, float(-departures[departures < 0].sum()) >= float(departures[departures > 0].sum())
+    for paper_level, dark_ink in ((float(ring.max()), True), (float(ring.min()), False)):
+        paper = np.abs(ring - paper_level) <= CANVAS_LEVEL
+        if paper.mean() >= CANVAS_SHARE and float(np.abs(ring[~paper] - paper_level).max()) >= CANVAS_INK:
+            return paper_level, True, dark_ink
+    return level, float(np.ptp(border)) < EVEN_BORDER, None
 
 
 def ink_strength(gray: np.ndarray, paper: Paper | None = None) -> tuple[np.ndarray, bool]:
