@@ -21,7 +21,7 @@ from scipy import ndimage
 from mnistlab.common.errors import PreprocessError
 from mnistlab.vision.clutter import PHOTO_FAINTEST, PHOTO_MIN_CONTRAST, photo_digit, smooth_grain
 from mnistlab.vision.lines import erase_lines
-from mnistlab.vision.paper import estimate_background, ink_strength, shaded_strength
+from mnistlab.vision.paper import estimate_background, frame_band, ink_strength, shaded_strength
 from mnistlab.vision.sheet import Desk, find_desk, read_beside_desk
 
 MIN_CONTRAST = 0.25  # of the paper's brightness; ink must darken (or lighten) the paper by this much somewhere
@@ -62,8 +62,7 @@ def paper_noise(strength: np.ndarray, even: bool = False) -> float:
     noise = _spread(strength[::4, ::4])
     if even:
         band = max(1, math.ceil(EVEN_BAND * max(strength.shape)))
-        noise = min(noise, _spread(np.concatenate([strength[:band].ravel(), strength[-band:].ravel(),
-                                                   strength[:, :band].ravel(), strength[:, -band:].ravel()])))
+        noise = min(noise, _spread(frame_band(strength, band)))
     return noise
 
 

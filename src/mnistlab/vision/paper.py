@@ -105,9 +105,8 @@ def even_border(small: np.ndarray, gray: np.ndarray) -> tuple[float, bool, bool 
     never one level so exactly (noise, grain, light). Otherwise the sheet is even if the small copy's border
     spreads less than EVEN_BORDER. The work is bounded by that border's pixels and the small copy's."""
     depth = math.ceil(2 * max(gray.shape) / max(small.shape))  # the small copy's two border pixels, at full size
-    ring = np.concatenate([gray[:depth].ravel(), gray[-depth:].ravel(), gray[:, :depth].ravel(),
-                           gray[:, -depth:].ravel()])
-    border = np.concatenate([small[:2].ravel(), small[-2:].ravel(), small[:, :2].ravel(), small[:, -2:].ravel()])
+    ring = frame_band(gray, depth)
+    border = frame_band(small, 2)
     level = float(np.median(border))
     if float(np.ptp(ring)) <= CANVAS_LEVEL:  # exactly one level all round: the ink is what departs from it most
         departures = small - level
@@ -117,6 +116,12 @@ def even_border(small: np.ndarray, gray: np.ndarray) -> tuple[float, bool, bool 
         if paper.mean() >= CANVAS_SHARE and float(np.abs(ring[~paper] - paper_level).max()) >= CANVAS_INK:
             return paper_level, True, dark_ink
     return level, float(np.ptp(border)) < EVEN_BORDER, None
+
+
+def frame_band(values: np.ndarray, depth: int) -> np.ndarray:
+    """The pixels of (H, W) `values` within `depth` of the frame, flat (the corners counted twice)."""
+    return np.concatenate([values[:depth].ravel(), values[-depth:].ravel(), values[:, :depth].ravel(),
+                           values[:, -depth:].ravel()])
 
 
 def ink_strength(gray: np.ndarray, paper: Paper | None = None) -> tuple[np.ndarray, bool]:
