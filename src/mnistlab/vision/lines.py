@@ -82,8 +82,7 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
             continue
         if found != (start + low, start + high):  # a second line beside it: the band covers both
             distance = (bins[found[0]] + bins[found[1]]) / 2
-        across_line = np.abs(cols * math.cos(angle) + rows * math.sin(angle) - distance)
-        on = across_line <= (found[1] - found[0] + 1) / 2 + 1.5
+        on = _band(rows, cols, angle, distance, (found[1] - found[0] + 1) / 2 + 1.5)
         if _stroke_inside(rows[on], cols[on], angle, across, widest, strength.shape):
             continue
         keep &= ~on | (values > LINE_KEEP * float(np.median(values[on])))
@@ -92,6 +91,22 @@ def erase_lines(strength: np.ndarray, level: float, lines: np.ndarray | None = N
     cleaned = strength.copy()
     cleaned[rows[~keep], cols[~keep]] = 0.0
     return cleaned
+
+
+def _band(rows: np.ndarray, cols: np.ndarray, angle: float, distance: float, half: float) -> np.ndarray:
+    """Which of the pixels (`rows`, `cols`) lie on the line found at `angle` and `distance`: within `half` px of
+    it once it is fitted to them. The angle found is one of those tried (or a step of `_at_own_angle`), up to
+    half a step off the line's own, so a long line drifts across its band and its far ends fall outside a band
+    drawn at that angle. The offsets across it of the pixels within `half` are fitted as a straight line along it
+    (least squares), and the band is drawn along that fit, taking in pixels up to LINE_BINS farther out than the
+    first. Work: the pixels once."""
+    across = cols * math.cos(angle) + rows * math.sin(angle) - distance
+    near, core = np.abs(across) <= half + LINE_BINS, np.abs(across) <= half
+    along = rows * math.cos(angle) - cols * math.sin(angle)
+    if np.count_nonzero(core) > 1 and np.ptp(along[core]) > 0:
+        slope, offset = np.polyfit(along[core], across[core], 1)
+        across = across - (slope * along + offset)
+    return near & (np.abs(across) <= half)
 
 
 def _at_own_angle(rows: np.ndarray, cols: np.ndarray, angle: float, distance: float, reach: float,
