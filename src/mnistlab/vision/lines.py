@@ -98,15 +98,16 @@ def _band(rows: np.ndarray, cols: np.ndarray, angle: float, distance: float, hal
     it once it is fitted to them. The angle found is one of those tried (or a step of `_at_own_angle`), up to
     half a step off the line's own, so a long line drifts across its band and its far ends fall outside a band
     drawn at that angle. The offsets across it of the pixels within `half` are fitted as a straight line along it
-    (least squares), and the band is drawn along that fit, taking in pixels up to LINE_BINS farther out than the
-    first. Work: the pixels once."""
+    (least squares), and the pixels within `half` of that fit (up to LINE_BINS farther out) are added to the band:
+    added, not swapped for it, as clutter beside the line (the sheet's edge, a shadow) can tilt the fit at one
+    end. Work: the pixels once."""
     across = cols * math.cos(angle) + rows * math.sin(angle) - distance
     near, core = np.abs(across) <= half + LINE_BINS, np.abs(across) <= half
     along = rows * math.cos(angle) - cols * math.sin(angle)
     if np.count_nonzero(core) > 1 and np.ptp(along[core]) > 0:
         slope, offset = np.polyfit(along[core], across[core], 1)
-        across = across - (slope * along + offset)
-    return near & (np.abs(across) <= half)
+        core |= near & (np.abs(across - (slope * along + offset)) <= half)
+    return core
 
 
 def _at_own_angle(rows: np.ndarray, cols: np.ndarray, angle: float, distance: float, reach: float,
