@@ -258,6 +258,32 @@ def test_a_digit_written_in_a_hard_edged_shadow_is_read(side):
     assert similarity(image, reference) > 0.95
 
 
+def desk_going_on_lighter(bottom: float, turns: int, grained: float = 0.05) -> np.ndarray:
+    """A 600x450 blank sheet (0.7) with a wood desk (grain `grained` deep) along its left edge: dark (0.49) and
+    50 px wide for 260 rows, then past a bright band lighter (`bottom`) and narrowing from 40 to 34 px; turned by
+    `turns` quarter turns."""
+    rows, cols = np.mgrid[0:600, 0:450].astype(np.float32)
+    width = np.where(rows < 260, 50, np.where(rows < 300, 40, 40 - 6 * (rows - 300) / 300))
+    level = np.where(rows < 260, 0.49, np.where(rows < 300, 0.62, bottom)) + grained * np.sin(cols * 1.2)
+    gray = np.where(cols < width, level, 0.7) + np.random.default_rng(1).normal(0, 0.01, rows.shape)
+    return np.rot90(gray.astype(np.float32), turns)
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+@pytest.mark.parametrize("bottom", [0.54, 0.57])
+def test_the_desk_going_on_in_lighter_wood_is_desk(bottom, turns):
+    """Where the desk beside the sheet turns lighter (brighter light, paler wood) it is too little darker than the
+    paper to be desk by itself, and its grain is darker than its own level, like writing; beside the darker desk
+    it is the desk going on (a blank sheet's wood strip read as a 1, a tuning photo). Alone it is not desk."""
+    gray = desk_going_on_lighter(bottom, turns)
+    found = find_desk(estimate_background(gray), gray.shape)
+    lighter = np.rot90(np.pad(np.ones((260, 30), bool), ((320, 20), (0, 420))), turns)
+    assert found is not None and found.desk[lighter].mean() > 0.9 and found.desk[np.rot90(
+        np.pad(np.ones((600, 300), bool), ((0, 0), (120, 30))), turns)].mean() < 0.01
+    alone = np.where(np.rot90(np.mgrid[0:600, 0:450][0] < 300, turns), 0.7, gray)  # the darker desk taken away
+    assert find_desk(estimate_background(alone), alone.shape) is None
+
+
 def test_a_shadow_reaching_the_frame_is_not_taken_for_the_desk():
     """A hand's shadow as dark as a desk but with a soft edge: shade, so nothing is set aside as desk."""
     gray = np.full((600, 800), 0.8, dtype=np.float32)

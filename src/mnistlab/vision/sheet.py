@@ -16,7 +16,10 @@ bounded whatever the photo's size):
    brightness climbs most of the way to the paper's within a pixel or two. A shadow's
    edge (a hand's, a phone's, a gradient of light) is a slope over many pixels, so
    shade is never taken for the desk; nor is a region with writing in it (pixels far
-   darker than its own level), which is the sheet in shade;
+   darker than its own level), which is the sheet in shade. A region down to half as
+   dark (LIGHTER_DESK) that ends in a step is the desk going on (lighter wood, brighter
+   light) where it lies within DESK_REACH of the desk found, its grain judged against
+   the desk's darker level;
 3. the desk grows back over what the opening took off its edge and its narrow strips,
    through pixels at the desk's own brightness only (not ink, which is darker, nor
    paper), DESK_REACH at most;
@@ -42,6 +45,7 @@ from mnistlab.vision.clutter import TIGHT_CROP
 from mnistlab.vision.paper import Paper
 
 DESK_CONTRAST = 0.25  # of the paper's brightness; a darker region that touches the frame may be the desk
+LIGHTER_DESK = 0.5  # of DESK_CONTRAST; a region this dark that ends in a step may be desk where it adjoins the desk
 DESK_LEAST = 0.01  # of the small copy; smaller dark regions (a digit at the border, a corner's shade) are not desk
 DESK_MOST = 0.7  # of the small copy; a dark part larger than this is the paper in shade or a dark page, not a desk
 DESK_LARGEST = 0.4  # of the small copy; a larger dark region is the sheet half in a hard shadow, not the desk
@@ -83,28 +87,41 @@ def find_desk(paper: Paper, shape: tuple[int, int]) -> Desk | None:
     candidates = [label for label in np.unique(regions[frame])
                   if label and DESK_LEAST * small.size <= sizes[label] <= DESK_LARGEST * small.size]
     steepness = np.hypot(ndimage.sobel(small, 0), ndimage.sobel(small, 1)) / 8  # gray levels per px
-    desk = np.zeros(small.shape, dtype=bool)
+    desk, lighter = np.zeros(small.shape, dtype=bool), []
     for label in candidates:  # at most 1 / DESK_LEAST of them, each on the small copy: bounded work
         region = regions == label
         level = float(np.median(small[region]))
         contrast = paper_level - level
-        if contrast < DESK_CONTRAST * paper_level:
+        if contrast < LIGHTER_DESK * DESK_CONTRAST * paper_level:
             continue
-        if np.count_nonzero(region & (small < level - DESK_INK * contrast)) >= WRITING:
-            continue  # writing on it: the sheet in shade, with the digit, not the desk beyond the sheet
         edge = ndimage.binary_dilation(region, iterations=EDGE_WIDTH) & ~ndimage.binary_erosion(
             region, iterations=EDGE_WIDTH) & ~frame
-        if edge.any() and float(np.percentile(steepness[edge], STEEPEST)) >= STEP * contrast:
+        if not edge.any() or float(np.percentile(steepness[edge], STEEPEST)) < STEP * contrast:
+            continue  # no step at its edge: shade
+        if contrast < DESK_CONTRAST * paper_level:
+            lighter.append(region)  # perhaps more of the desk, in lighter wood or brighter light: judged below
+        elif not _written_on(region, small, level, contrast):
             desk |= region
     if not desk.any():
         return None
     desk_level = float(np.median(small[desk]))
+    near = ndimage.binary_dilation(desk, iterations=DESK_REACH)
+    for region in lighter:  # the desk going on where the opening took a narrow strip of it away: its grain is
+        # judged against the desk's darker level, or it would pass for writing on a region so little darker
+        if (region & near).any() and not _written_on(region, small, desk_level, paper_level - desk_level):
+            desk |= region
     like_desk = np.abs(small - desk_level) < DESK_LEVEL * (paper_level - desk_level)
     desk = ndimage.binary_dilation(desk, iterations=DESK_REACH, mask=like_desk)
     desk = ndimage.binary_dilation(desk, iterations=DESK_MARGIN)
     edge = ndimage.binary_dilation(desk, iterations=EDGE_BAND) & ~desk
     # every pixel of the photo that the small copy's mask covers in part
     return Desk(paper.at(shape, desk) > 0.01, paper.at(shape, edge) > 0.01)
+
+
+def _written_on(region: np.ndarray, small: np.ndarray, level: float, contrast: float) -> bool:
+    """Whether a dark region at `level`, `contrast` under the paper, has writing on it (WRITING pixels or more
+    DESK_INK of the contrast darker than its level): the sheet in shade with the digit, not the desk."""
+    return np.count_nonzero(region & (small < level - DESK_INK * contrast)) >= WRITING
 
 
 def read_beside_desk(read: Callable, strength: np.ndarray, desk: Desk):
