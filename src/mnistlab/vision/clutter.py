@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from mnistlab.common.errors import PreprocessError
+from mnistlab.vision.paper import frame_band
 
 GRAIN_SIGMA = 1.0  # px at work scale; a photo's ink strength is averaged this wide (pencil grain, sensor noise)
 PHOTO_MIN_CONTRAST = 0.12  # of the paper's brightness; where a photo's ink begins, at least half this
@@ -252,6 +253,6 @@ def hole_sizes(mask: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.intp)
     background, _ = ndimage.label(~mask)
     sizes = np.bincount(background.ravel())
-    sizes[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = 0  # around it
+    sizes[frame_band(background, 1)] = 0  # around it
     sizes[0] = 0  # the ink itself
     return sizes[sizes > 0]

@@ -44,6 +44,7 @@ from mnistlab.data.registry import IMAGE_SIDE
 from mnistlab.data.decode import MAX_FILE_PIXELS, check_shape, decode_image, image_to_gray, read_image_bytes
 from mnistlab.vision.clutter import hole_sizes
 from mnistlab.vision.ink import crop_to_ink, isolate_ink, stroke_width
+from mnistlab.vision.paper import frame_band
 
 STROKE_SIZE = 80  # px; the cropped ink is resampled to this longest side to measure and fix stroke width
 MIN_STROKE, MAX_STROKE = 7.5, 14.5  # px at STROKE_SIZE; the middle 80% of MNIST test digits lie in this range
@@ -150,7 +151,7 @@ def preprocess_plain(image: Image.Image, background: str = "dark") -> np.ndarray
     inverted when its border is on the other side of half-gray from the training images' `background`.
     A 28x28 image with a background like the training images' comes back pixel for pixel."""
     gray = image_to_gray(image)
-    border = float(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
+    border = float(np.median(frame_band(gray, 1)))
     height, width = gray.shape
     if height != width:  # centred on a square of the border's level: the objects keep their aspect ratio
         side = max(height, width)
