@@ -30,9 +30,10 @@ $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 compare: $(VENV)/.installed
 	$(BIN)/mnistlab compare $(ARGS)
 
-# --durations lists the slowest tests, so a run shows where the suite's time goes.
+# Two processes share the cores, each taking a whole test file at a time, so a file's costly fixtures are built
+# once (under 20 minutes on 2 cores). --durations lists the slowest tests, to show where the time goes.
 test: $(VENV)/.installed-test browser
-	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 # The fast suite: no real dataset, no browser, no Ray cluster, spread over two
 # processes (under 2 minutes on 2 cores).

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+from mnistlab.common.cpu import prefer_passive_waiting
 from mnistlab.data import registry
 from mnistlab.data.registry import FILE_NAMES, DatasetFile, DatasetSpec
 from mnistlab.data.idx import encode_idx
@@ -25,6 +27,10 @@ from mnistlab.data.idx import encode_idx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
+
+# As the CLI does for its users before PyTorch loads: idle OpenMP threads sleep instead of spinning. The tests run
+# the CLI in this process, after PyTorch loaded, and `make test` runs two workers on the machine's cores.
+prefer_passive_waiting()
 
 # Property tests draw the same examples on every run, so a red run means the code changed, not the draw; a
 # failure found by exploring (HYPOTHESIS_PROFILE=explore) is kept as an @example beside the test.
@@ -180,13 +186,26 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+def shared_tmp(tmp_path_factory, worker_id: str) -> Path:
+    """The session's temporary folder that every xdist worker sees (`make test` runs two, one test file each)."""
+    return tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+
+
 @pytest.fixture(scope="session")
-def seed_protocol_run(real_data_dir, tmp_path_factory) -> Path:
-    """One full run of `mnistlab compare` with the defaults (slow: about 2 minutes), shared by the tests that need it."""
+def seed_protocol_run(real_data_dir, tmp_path_factory, worker_id) -> Path:
+    """One full run of `mnistlab compare` with the defaults (slow: about 2 minutes), shared by the tests that need it,
+    in every xdist worker: the first to need it runs it, the others wait for it."""
+    from filelock import FileLock
+
     from mnistlab.cli.main import main
 
-    out = tmp_path_factory.mktemp("seed-protocol") / "compare"
-    assert main(["--quiet", "--data-dir", str(real_data_dir), "compare", "--out", str(out)]) == 0
+    shared = shared_tmp(tmp_path_factory, worker_id)
+    out, done = shared / "seed-protocol" / "compare", shared / "seed-protocol.done"
+    with FileLock(shared / "seed-protocol.lock"):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # a worker that failed part way left it
+            assert main(["--quiet", "--data-dir", str(real_data_dir), "compare", "--out", str(out)]) == 0
+            done.touch()
     return out
 
 
@@ -214,14 +233,24 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots and other files a person
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_cluster(tmp_path_factory, worker_id):
     """A real one-node Ray cluster on 127.0.0.1 with 2 CPUs, for each test module that uses it; yields
     (address, environment for its drivers).
 
     `ray start --block` runs in a session of its own, so the end of the module (a failure
-    included) stops this cluster's processes and no other Ray on the machine.
+    included) stops this cluster's processes and no other Ray on the machine. One cluster
+    runs at a time: a second would want the same default ports (Ray's client server's
+    among them), so another xdist worker's module waits for this one's to end.
     """
     pytest.importorskip("ray", reason="Ray is a test extra: pip install -e '.[test]'")
+    from filelock import FileLock
+
+    with FileLock(shared_tmp(tmp_path_factory, worker_id) / "ray-cluster.lock"):
+        yield from _ray_cluster(tmp_path_factory)
+
+
+def _ray_cluster(tmp_path_factory):
+    """Start the cluster, yield (address, environment for its drivers), stop it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
