@@ -1,5 +1,6 @@
 """Preprocessing: any reasonable image -> MNIST-style 28x28, and the trained CNN reads digits drawn by users."""
 
+import io
 import json
 
 import numpy as np
@@ -417,6 +418,25 @@ def test_photo_set_is_seeded_and_its_parts_are_disjoint():
     assert all(5000 <= photo.index < 10_000 for photo in first)
 
 
+def thumbnail(data: bytes) -> np.ndarray:
+    """A stand-in for `preprocess` that is quick: the photo shrunk to 28x28, refused where its middle is dark."""
+    image = np.asarray(Image.open(io.BytesIO(data)).convert("L").resize((28, 28)))
+    if image[10:18, 10:18].mean() < 200:
+        raise PreprocessError("no digit found (a stand-in's refusal)")
+    return image
+
+
+@pytest.mark.slow  # starts two processes
+def test_a_part_scored_in_two_processes_is_the_part_scored_photo_by_photo():
+    digits, labels = np.random.default_rng(1).integers(0, 256, (10_000, 28, 28), dtype=np.uint8), np.arange(10_000) % 10
+    classify = lambda images: images.reshape(len(images), -1).astype(np.int64).sum(axis=1) % 10  # noqa: E731
+    one_by_one = photo_eval.score_photos(photo_eval.photo_set(digits, labels, "tuning", per_condition=1), thumbnail, classify)
+    shared = photo_eval.score_part(digits, labels, "tuning", thumbnail, classify, workers=2, per_condition=1)
+    assert shared == one_by_one and list(shared) == list(photo_eval.CONDITIONS)
+    refused = [row for rows in shared.values() for row in rows if row[2] is None]
+    assert 0 < len(refused) < sum(map(len, shared.values()))  # both kinds of row went through
+
+
 @pytest.mark.parametrize("blank", [
     Image.new("L", (400, 300), 255),
     Image.new("RGB", (400, 300), (128, 128, 128)),
@@ -465,6 +485,7 @@ def test_missing_file_names_the_path(tmp_path):
 @pytest.mark.slow
 def test_cnn_reads_digits_drawn_by_users(seed_protocol_run, real_data_dir):
     """300 MNIST test digits rendered as users make them -> preprocess -> the seed-protocol CNN gets >= 97% right."""
+    from mnistlab.common.cpu import available_cores
     from mnistlab.data.datasets import load_dataset
     from mnistlab.vision.loading import load_model
     from mnistlab.vision.predict import predict_probabilities
@@ -494,14 +515,16 @@ def test_cnn_reads_digits_drawn_by_users(seed_protocol_run, real_data_dir):
 def held_out_photos(seed_protocol_run, real_data_dir) -> dict:
     """The held-out part of the photo set (MNIST test digits 5000-9999 on paper, photographed under every
     condition of issue 13) -> preprocess -> the seed-protocol CNN; per-condition accuracy, written to test-artifacts."""
+    from mnistlab.common.cpu import available_cores
     from mnistlab.data.datasets import load_dataset
     from mnistlab.vision.loading import load_model
     from mnistlab.vision.predict import predict_probabilities
 
     dataset = load_dataset("mnist", real_data_dir, progress=False)
     cnn = load_model(seed_protocol_run / "cnn.pt")
-    photos = photo_eval.photo_set(dataset.test_images, dataset.test_labels, "held-out")
-    scores = photo_eval.score_photos(photos, preprocess, lambda images: predict_probabilities(cnn.model, images).argmax(axis=1))
+    scores = photo_eval.score_part(dataset.test_images, dataset.test_labels, "held-out", preprocess,
+                                   lambda images: predict_probabilities(cnn.model, images).argmax(axis=1),
+                                   workers=available_cores())
     table = photo_eval.accuracy_table(scores)
     clean = [table[condition] for condition in ("clean", "rgba", "thick", "thin")]
     clean_right, clean_images = sum(right for right, _ in clean), sum(images for _, images in clean)

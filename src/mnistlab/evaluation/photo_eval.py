@@ -23,8 +23,11 @@ numpy and Pillow versions.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -86,21 +89,54 @@ def score_photos(photos: Iterator[Photo], preprocess, classify) -> dict[str, lis
     `preprocess` maps image bytes to a (28, 28) uint8 image or raises `MnistlabError` ("no digit found" counts
     as wrong); `classify` maps (N, 28, 28) uint8 images to N predicted labels.
     """
+    rows: dict[str, list] = {}
+    for photo in photos:
+        rows.setdefault(photo.condition, []).append(_preprocessed(photo, preprocess))
+    return _classified(rows, classify)
+
+
+def score_part(images: np.ndarray, labels: np.ndarray, part: str, preprocess, classify, workers: int = 1,
+               per_condition: int | None = None) -> dict[str, list]:
+    """`score_photos` over `part`'s photo set, its conditions shared among `workers` processes.
+
+    Each condition draws from a seed of its own, so every photo is the one `photo_set` yields, whichever process
+    renders it; `preprocess` must be picklable (a module-level function). The combined share, the largest, goes
+    first, so neither process waits long for the other at the end.
+    """
+    order = sorted(CONDITIONS, key=lambda condition: condition != "combined")
+    render = functools.partial(_preprocessed_condition, images, labels, part, per_condition, preprocess)
+    if workers <= 1:
+        parts = list(map(render, order))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(render, order))
+    rows = dict(zip(order, parts))
+    return _classified({condition: rows[condition] for condition in CONDITIONS}, classify)
+
+
+def _preprocessed_condition(images, labels, part, per_condition, preprocess, condition) -> list[tuple]:
+    """One condition's photos of `part`, each as `_preprocessed` gives it."""
+    photos = photo_set(images, labels, part, per_condition, conditions=(condition,))
+    return [_preprocessed(photo, preprocess) for photo in photos]
+
+
+def _preprocessed(photo: Photo, preprocess) -> tuple:
+    """(MNIST index, label, the preprocessed image, or None where preprocessing refused the photo)."""
     from mnistlab.common.errors import MnistlabError
 
-    seen: dict[str, list] = {}
-    inputs, keys = [], []
-    for photo in photos:
-        try:
-            inputs.append(preprocess(photo.data))
-            keys.append((photo.condition, len(seen.setdefault(photo.condition, []))))
-            seen[photo.condition].append([photo.index, photo.label, None])
-        except MnistlabError:
-            seen.setdefault(photo.condition, []).append([photo.index, photo.label, None])
-    if inputs:
-        for (condition, position), predicted in zip(keys, classify(np.stack(inputs))):
-            seen[condition][position][2] = int(predicted)
-    return {condition: [tuple(row) for row in rows] for condition, rows in seen.items()}
+    try:
+        return photo.index, photo.label, preprocess(photo.data)
+    except MnistlabError:
+        return photo.index, photo.label, None
+
+
+def _classified(rows: dict[str, list], classify) -> dict[str, list]:
+    """Condition -> (index, label, image or None) rows -> (index, label, predicted label or None), one batch."""
+    images = [image for condition_rows in rows.values() for _, _, image in condition_rows if image is not None]
+    predicted = iter(classify(np.stack(images)) if images else [])
+    return {condition: [(index, label, None if image is None else int(next(predicted)))
+                        for index, label, image in condition_rows]
+            for condition, condition_rows in rows.items()}
 
 
 def accuracy_table(scores: dict[str, list]) -> dict[str, tuple[int, int]]:
