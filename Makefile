@@ -31,12 +31,12 @@ compare: $(VENV)/.installed
 	$(BIN)/mnistlab compare $(ARGS)
 
 # Two processes share the cores, each taking a whole test file at a time, so a file's costly fixtures are built
-# once (under 20 minutes on 2 cores). --durations lists the slowest tests, to show where the time goes.
+# once (18 minutes on 2 AVX2 cores). --durations lists the slowest tests, to show where the time goes.
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 # The fast suite: no real dataset, no browser, no Ray cluster, spread over two
-# processes (under 2 minutes on 2 cores).
+# processes (under 2 minutes on 2 AVX-512 cores, 3 on AVX2 ones).
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not slow and not browser and not ray" -n 2 $(PYTEST_ARGS)
 
