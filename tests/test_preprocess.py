@@ -428,9 +428,11 @@ def thumbnail(data: bytes) -> np.ndarray:
 
 @pytest.mark.slow  # starts two processes
 def test_a_part_scored_in_two_processes_is_the_part_scored_photo_by_photo():
-    digits, labels = np.random.default_rng(1).integers(0, 256, (10_000, 28, 28), dtype=np.uint8), np.arange(10_000) % 10
+    digits = np.random.default_rng(1).integers(0, 256, (10_000, 28, 28), dtype=np.uint8)
+    labels = np.arange(10_000) % 10
     classify = lambda images: images.reshape(len(images), -1).astype(np.int64).sum(axis=1) % 10  # noqa: E731
-    one_by_one = photo_eval.score_photos(photo_eval.photo_set(digits, labels, "tuning", per_condition=1), thumbnail, classify)
+    photos = photo_eval.photo_set(digits, labels, "tuning", per_condition=1)
+    one_by_one = photo_eval.score_photos(photos, thumbnail, classify)
     shared = photo_eval.score_part(digits, labels, "tuning", thumbnail, classify, workers=2, per_condition=1)
     assert shared == one_by_one and list(shared) == list(photo_eval.CONDITIONS)
     refused = [row for rows in shared.values() for row in rows if row[2] is None]
@@ -485,7 +487,6 @@ def test_missing_file_names_the_path(tmp_path):
 @pytest.mark.slow
 def test_cnn_reads_digits_drawn_by_users(seed_protocol_run, real_data_dir):
     """300 MNIST test digits rendered as users make them -> preprocess -> the seed-protocol CNN gets >= 97% right."""
-    from mnistlab.common.cpu import available_cores
     from mnistlab.data.datasets import load_dataset
     from mnistlab.vision.loading import load_model
     from mnistlab.vision.predict import predict_probabilities

@@ -97,10 +97,10 @@ def _band(rows: np.ndarray, cols: np.ndarray, angle: float, distance: float, hal
     """Which of the pixels (`rows`, `cols`) lie on the line found at `angle` and `distance`: within `half` px of
     it as found, or of the line fitted to them. The angle found is one of those tried (or a step of
     `_at_own_angle`), up to half a step off the line's own, so a long line drifts across its band and its far
-    ends fall outside a band drawn at that angle. The offsets across it of the pixels within `half` are fitted as a straight line along it
-    (least squares), and the pixels within `half` of that fit (up to LINE_BINS farther out) are added to the band:
-    added, not swapped for it, as clutter beside the line (the sheet's edge, a shadow) can tilt the fit at one
-    end. Work: the pixels once."""
+    ends fall outside a band drawn at that angle. The offsets across it of the pixels within `half` are fitted as
+    a straight line along it (least squares), and the pixels within `half` of that fit (up to LINE_BINS farther
+    out) are added to the band: added, not swapped for it, as clutter beside the line (the sheet's edge, a
+    shadow) can tilt the fit at one end. Work: the pixels once."""
     across = cols * math.cos(angle) + rows * math.sin(angle) - distance
     near, core = np.abs(across) <= half + LINE_BINS, np.abs(across) <= half
     along = rows * math.cos(angle) - cols * math.sin(angle)
