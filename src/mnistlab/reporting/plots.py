@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.image import imsave
 
 from mnistlab.common.atomic import atomic_path
 
 DPI = 120
+PAD_INCHES = 0.1  # white margin around what a figure draws (savefig's default pad)
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> None:
-    """Write `figure` to `path` as a PNG cropped to what it draws; whole or not at all (see `atomic_path`)."""
+    """Write `figure` to `path` as a PNG cropped to what it draws, with a margin; whole or not at all (see
+    `atomic_path`).
+
+    The figure is drawn once and the image cropped to its tight box: `savefig(bbox_inches="tight")` would lay
+    every text out twice, once to measure the box and once to draw, and text is most of a figure's cost. Where
+    the margin reaches past the figure's edge it is filled with the figure's background, as savefig fills it; a
+    figure that draws past its own edges is left to savefig, which widens the image to take that in.
+    """
+    figure.set_dpi(DPI)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    drawn = np.asarray(canvas.buffer_rgba())
+    height, width = drawn.shape[:2]
+    tight = figure.get_tightbbox(canvas.get_renderer())
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight")
+        reach = np.array([-tight.x0 * DPI, -tight.y0 * DPI, tight.x1 * DPI - width, tight.y1 * DPI - height])
+        if reach.max() >= 1:  # a whole pixel past an edge is not in the image (its size in pixels is rounded down)
+            figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES)
+            return
+        box = tight.padded(PAD_INCHES)
+        left, right = math.floor(box.x0 * DPI), math.ceil(box.x1 * DPI)
+        top, bottom = math.floor(height - box.y1 * DPI), math.ceil(height - box.y0 * DPI)  # rows count down
+        image = np.empty((bottom - top, right - left, 4), np.uint8)
+        image[:] = np.round(np.array(figure.get_facecolor()) * 255)
+        inside = drawn[max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
+        image[max(-top, 0):, max(-left, 0):][:inside.shape[0], :inside.shape[1]] = inside
+        imsave(temporary, image, format="png", dpi=DPI)
 
 
 def plot_validation_accuracy(histories: dict[str, list[dict]], path: str | os.PathLike) -> None:
