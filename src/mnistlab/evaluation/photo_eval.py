@@ -234,7 +234,8 @@ def _paper(height: int, width: int, factors: set[str], rng: np.random.Generator)
     else:
         colour = np.full(3, rng.uniform(0.8, 1.0) if factors & {"clean", "thick", "thin"} else rng.uniform(0.9, 1.0))
     shade = np.ones((height, width), dtype=np.float32)
-    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    patterned = bool(factors & {"ruled", "squared", "crease"})  # only these need each pixel's row and column
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32) if patterned else (None, None)
     if "texture" in factors:  # fibres and blotches: noise smoothed at two scales
         blotches = ndimage.zoom(rng.normal(0, 1, (height // 16 + 2, width // 16 + 2)), 16, order=1)[:height, :width]
         shade += rng.uniform(0.02, 0.05) * blotches + rng.uniform(0.01, 0.03) * ndimage.gaussian_filter(
@@ -258,12 +259,16 @@ def _paper(height: int, width: int, factors: set[str], rng: np.random.Generator)
         lines = np.maximum(lines, rng.uniform(0.1, 0.25) * np.exp(-(distance / rng.uniform(1.0, 2.5)) ** 2))
     line_colour = np.array([0.5, 0.3, 0.0]) if rng.random() < 0.5 else np.full(3, 0.6)  # how much each channel darkens
     paper = colour.astype(np.float32) * shade[..., None]
-    return np.clip(paper * (1 - lines[..., None] * line_colour.astype(np.float32) / 0.6), 0, 1)
+    if patterned:  # a plain sheet has no lines to darken it (times 1: the same numbers)
+        paper = paper * (1 - lines[..., None] * line_colour.astype(np.float32) / 0.6)
+    return np.clip(paper, 0, 1)
 
 
 def _illumination(height: int, width: int, ink_box: tuple, factors: set[str], rng: np.random.Generator) -> np.ndarray:
     """Light falling on the sheet (H, W), 1 = full: a linear or radial gradient, or a soft shadow over the digit."""
     light = np.full((height, width), rng.uniform(0.85, 1.0), dtype=np.float32)
+    if not factors & {"linear-light", "radial-light", "shadow"}:
+        return light  # even light: no need for each pixel's row and column
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
     if "linear-light" in factors:
         angle = rng.uniform(0, 2 * math.pi)
