@@ -330,9 +330,6 @@ def test_a_point_or_a_comma_between_digits_is_refused_not_read_as_a_digit(mark):
     assert 60 + 170 < int(re.search(r"x=(\d+)", str(error.value)).group(1)) < 60 + 2 * 170  # after the 7, before the 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 is open: a point is refused only where it stands far from both "
-                   "digits; a small one is dropped as a speck (the number read without it) and one nearer a digit is "
-                   "grouped with that digit (docs/preprocessing.md, numbers)")
 @settings(max_examples=25, deadline=None)
 @given(size=st.integers(20, 50), lift=st.integers(0, 80), place=st.floats(0.35, 0.65))
 def test_any_point_between_digits_is_refused(size, lift, place):

@@ -5,7 +5,8 @@ a component wide enough to be a touching pair at its thinnest columns). A digit 
 run of consecutive pieces. Each possible run costs what makes it unlike a digit:
 
 - shorter than the number's digits (the bar of a 5 alone, half of a broken 4);
-- wider than a digit is tall (two digits as one), or with empty columns inside;
+- wider than a digit is tall (two digits as one), or with empty columns inside (more than MAX_GAP of the
+  height, and the pieces are not one digit at all: a point standing apart is its own);
 - read without confidence, when a classifier is given (-log of its top probability);
 - cut from the slice beside it (more when the cut crosses more than one stroke);
 
@@ -24,6 +25,7 @@ import numpy as np
 
 MAX_RUN = 8  # pieces in one digit, at most
 MAX_WIDTH = 1.6  # of the digit height; wider runs of several pieces are not considered
+MAX_GAP = 0.35  # of the digit height; runs whose pieces leave a wider empty stretch between them are not considered
 SHORT = 0.65  # of the digit height; a shorter digit pays up to SHORT_COST, in proportion to its shortfall
 SHORT_COST = 6.0
 WIDE = 1.0  # of the digit height; a wider digit pays WIDE_COST a digit height beyond it
@@ -51,16 +53,28 @@ class Piece:
 
 def candidate_runs(pieces: list[Piece], height: float) -> list[tuple[int, ...]]:
     """The runs of consecutive pieces (indices into `pieces`, in reading order) that may be one digit: each piece
-    alone, and up to MAX_RUN together when no wider than MAX_WIDTH digit heights."""
+    alone, and up to MAX_RUN together when no wider than MAX_WIDTH digit heights and with no empty stretch wider
+    than MAX_GAP digit heights between their pieces (a point or a mark standing apart is no part of a digit)."""
     runs = []
     for start in range(len(pieces)):
         for end in range(start + 1, min(start + MAX_RUN, len(pieces)) + 1):
-            left = min(pieces[k].box[1] for k in range(start, end))
-            right = max(pieces[k].box[3] for k in range(start, end))
+            run = tuple(range(start, end))
+            left, right = _span(pieces, run)
             if end > start + 1 and right - left > MAX_WIDTH * height:
                 break
-            runs.append(tuple(range(start, end)))
+            if _widest_gap(pieces, run) <= MAX_GAP * height:
+                runs.append(run)
     return runs
+
+
+def _widest_gap(pieces: list[Piece], run: tuple[int, ...]) -> int:
+    """The widest stretch of columns between a run's pieces that none of them covers."""
+    widest, reach = 0, None
+    for left, right in sorted((pieces[k].box[1], pieces[k].box[3]) for k in run):
+        if reach is not None:
+            widest = max(widest, left - reach)
+        reach = right if reach is None else max(reach, right)
+    return widest
 
 
 def best_grouping(pieces: list[Piece], runs: list[tuple[int, ...]], height: float,
