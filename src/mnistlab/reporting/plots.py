@@ -22,30 +22,35 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> None:
     `atomic_path`).
 
     The figure is drawn once and the image cropped to its tight box: `savefig(bbox_inches="tight")` would lay
-    every text out twice, once to measure the box and once to draw, and text is most of a figure's cost. Where
-    the margin reaches past the figure's edge it is filled with the figure's background, as savefig fills it; a
+    every text out twice, once to measure the box and once to draw, and text is most of a figure's cost. A
     figure that draws past its own edges is left to savefig, which widens the image to take that in.
     """
     figure.set_dpi(DPI)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     drawn = np.asarray(canvas.buffer_rgba())
-    height, width = drawn.shape[:2]
     tight = figure.get_tightbbox(canvas.get_renderer())
+    height, width = drawn.shape[0] / DPI, drawn.shape[1] / DPI  # inches
+    past_edge = max(-tight.x0, -tight.y0, tight.x1 - width, tight.y1 - height) * DPI  # pixels
     with atomic_path(path) as temporary:
-        reach = np.array([-tight.x0 * DPI, -tight.y0 * DPI, tight.x1 * DPI - width, tight.y1 * DPI - height])
-        if reach.max() >= 1:  # a whole pixel past an edge is not in the image (its size in pixels is rounded down)
+        if past_edge >= 1:  # a whole pixel past an edge is not in the image (its size in pixels is rounded down)
             figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES,
                            pil_kwargs=PNG_OPTIONS)
-            return
-        box = tight.padded(PAD_INCHES)
-        left, right = math.floor(box.x0 * DPI), math.ceil(box.x1 * DPI)
-        top, bottom = math.floor(height - box.y1 * DPI), math.ceil(height - box.y0 * DPI)  # rows count down
-        image = np.empty((bottom - top, right - left, 4), np.uint8)
-        image[:] = np.round(np.array(figure.get_facecolor()) * 255)
-        inside = drawn[max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
-        image[max(-top, 0):, max(-left, 0):][:inside.shape[0], :inside.shape[1]] = inside
-        imsave(temporary, image, format="png", dpi=DPI, pil_kwargs=PNG_OPTIONS)
+        else:
+            image = _cropped(drawn, tight.padded(PAD_INCHES), figure.get_facecolor())
+            imsave(temporary, image, format="png", dpi=DPI, pil_kwargs=PNG_OPTIONS)
+
+
+def _cropped(drawn: np.ndarray, box, background) -> np.ndarray:
+    """The part of a drawn RGBA image (H, W, 4) inside `box` (inches, from the bottom left), where the box
+    reaches past the image filled with `background` (RGBA in [0, 1]), as savefig fills its margin."""
+    left, right = math.floor(box.x0 * DPI), math.ceil(box.x1 * DPI)
+    top, bottom = math.floor(drawn.shape[0] - box.y1 * DPI), math.ceil(drawn.shape[0] - box.y0 * DPI)  # rows down
+    image = np.empty((bottom - top, right - left, 4), np.uint8)
+    image[:] = np.round(np.array(background) * 255)
+    inside = drawn[max(top, 0):bottom, max(left, 0):right]
+    image[max(-top, 0):, max(-left, 0):][:inside.shape[0], :inside.shape[1]] = inside
+    return image
 
 
 def plot_validation_accuracy(histories: dict[str, list[dict]], path: str | os.PathLike) -> None:
