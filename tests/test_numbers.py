@@ -247,6 +247,40 @@ def test_numbers_are_read_exactly(seed_protocol_run, real_data_dir):
     assert right["clean"][0] >= 0.95 * right["clean"][1] and right["photo"][0] >= 0.90 * right["photo"][1], right
 
 
+def heavy_number(pen: int, point: tuple[int, int] | None = None) -> Image.Image:
+    """00 1 written with a heavy pen (160-px digits, a touching pair of 0s, the 1 1.7 digit heights after them),
+    and a round point of `point` = (size, centre column) on the baseline."""
+    image = Image.new("L", (1000, 300), 255)
+    draw = ImageDraw.Draw(image)
+    for left in (60, 155):  # the second 0 touches the first
+        draw.ellipse([left, 70, left + 100, 230], outline=20, width=pen)
+    draw.line([(527 + pen // 2, 70), (527 + pen // 2, 230)], fill=20, width=pen)
+    if point:
+        size, centre = point
+        draw.ellipse([centre - size // 2, 230 - size, centre + size // 2, 230], fill=20)
+    return image
+
+
+@settings(max_examples=15, deadline=None)
+@given(size=st.integers(20, 24), pen=st.integers(30, 36), place=st.floats(0.4, 0.6))
+def test_a_point_beside_heavy_digits_is_refused(size, pen, place):
+    """00.1: a point an eighth of the digits' height in the gap. The pair of 0s carries over 30 times the point's
+    ink, so by ink alone the point is a speck; it is refused as a mark, not dropped (which would read 001)."""
+    centre = round(255 + place * 272)
+    image = heavy_number(pen, (size, centre))
+    pixels = np.asarray(image) < 128
+    assert pixels[:, centre - size:centre + size].sum() < 0.03 * pixels[:, :260].sum()  # a speck by ink alone
+    with pytest.raises(PreprocessError, match="mark much smaller than the digits"):
+        segment_number(decode_image(encode(image)))
+
+
+@pytest.mark.parametrize("centre", [25, 620, 900])
+def test_a_speck_beyond_the_first_or_last_digit_is_no_point(centre):
+    """The same speck in the margin before or after the number (a crumb, a blot) stands between no digits: the
+    number is read without it, not refused."""
+    assert len(segment_number(decode_image(encode(heavy_number(32, (22, centre)))))) == 3
+
+
 def test_serve_reads_a_number_with_boxes(tmp_path):
     from fastapi.testclient import TestClient
 

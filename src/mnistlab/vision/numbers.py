@@ -3,7 +3,8 @@
 The ink is found as `preprocess` finds it (paper estimated per pixel, threshold
 at half the ink's peak), then split into digits instead of keeping one:
 
-1. connected components of the ink; specks (under SPECK_SHARE of the heaviest),
+1. connected components of the ink; specks (under SPECK_SHARE of the heaviest,
+   unless a solid point standing apart between digits: `_dots`),
    printed lines and strokes too flat and long for a digit (an underline) are
    dropped, and components touching the frame unless they are the size of the
    number's digits (a tight crop) or nothing else is left; digits under
@@ -40,7 +41,7 @@ from mnistlab.data.decode import (MAX_FILE_PIXELS, check_shape, decode_image, fi
                                   read_image_bytes)
 from mnistlab.vision.ink import NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_threshold
 from mnistlab.vision.paper import ink_strength
-from mnistlab.vision.number_parse import Piece, best_grouping, candidate_runs
+from mnistlab.vision.number_parse import MAX_GAP, Piece, best_grouping, candidate_runs
 from mnistlab.vision.preprocess import ink_to_mnist
 
 MAX_DIGITS = 12  # digits read at most from one image; more are refused: a page of writing, a texture, noise
@@ -50,6 +51,8 @@ SMALLEST_DIGIT = 8  # px of the work copy; a number whose digits are shorter is 
 READABLE_SHARE = 0.5  # of the ink; components at least SMALLEST_DIGIT tall must carry more than this
 FLAT_HEIGHT, FLAT_WIDTH = 0.25, 1.5  # of the digits' height: a stroke flatter and longer than this is no digit's
 MARK_SHARE = 0.4  # of the digit height; a digit chosen smaller both ways is a mark (a point, a comma)
+DOT_SIZE, DOT_PIXELS, DOT_FILL = 0.1, 3, 0.5  # a speck this big both ways (of the digit height, and in px of the
+# work copy) and this solid (ink in its box) is a point, where it stands apart between digits
 LINE_GAP = 0.25  # of the digit height; components farther apart than this vertically are on different lines
 MAX_PIECES = 40  # pieces (components and slices) grouped at most; the lightest beyond are dropped as specks
 OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit's height
@@ -151,6 +154,7 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
     if (~touches).any():  # the sheet's edge or the desk beyond it, unless the size of a digit (a tight crop)
         keep = keep[~touches | digit_sized]
         height = _digit_height(starts[keep], stops[keep], mass[keep])
+    keep = np.concatenate([keep, _dots(labels, starts, stops, mass, keep, height)[:MAX_PIECES - len(keep)]])
     _check_one_line(starts[keep, 0], stops[keep, 0], mass[keep])
     lookup = np.zeros(count + 1, dtype=np.int32)
     lookup[keep + 1] = np.arange(1, len(keep) + 1)
@@ -174,6 +178,31 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
                     float(ink[number]), float(centres[number] / ink[number]), spans[number][1])
               for number, box in enumerate(boxes) if box is not None and ink[number] > 0]
     return sorted(pieces, key=lambda piece: piece.centre), piece_map, height
+
+
+def _dots(labels: np.ndarray, starts: np.ndarray, stops: np.ndarray, mass: np.ndarray, keep: np.ndarray,
+          height: float) -> np.ndarray:
+    """The components dropped as specks that are points standing apart between the digits: solid (ink over
+    DOT_FILL of their box), at least DOT_SIZE of the digit height (and DOT_PIXELS) both ways and at most
+    MARK_SHARE, on the digits' line, and more than MAX_GAP of the height clear of the digits, with digits on both
+    sides. Written with a heavy pen's digits, a point carries under SPECK_SHARE of the heaviest digit's ink, and
+    dropped, 7.14 would read as 714; kept, it is refused as a mark. A speck near a digit, or beyond the first or
+    the last, stays dropped. At most MAX_PIECES candidates, the heaviest, are measured against the digits."""
+    sizes = stops - starts
+    pixels = np.bincount(labels.ravel(), minlength=len(mass) + 1)[1:]
+    candidates = np.flatnonzero((pixels >= DOT_FILL * sizes.prod(axis=1))
+                                & (sizes.min(axis=1) >= max(DOT_SIZE * height, DOT_PIXELS))
+                                & (sizes.max(axis=1) <= MARK_SHARE * height)
+                                & (starts[:, 0] >= starts[keep, 0].min())
+                                & (stops[:, 0] <= stops[keep, 0].max() + LINE_GAP * height) & (mass > 0))
+    candidates = candidates[~np.isin(candidates, keep)]
+    candidates = candidates[np.argsort(-mass[candidates], kind="stable")][:MAX_PIECES]
+    clear = MAX_GAP * height
+    lefts, rights = starts[candidates, 1, None], stops[candidates, 1, None]  # (C, 1) against the digits' (K,)
+    digit_lefts, digit_rights = starts[keep, 1], stops[keep, 1]
+    near = (digit_lefts <= rights + clear) & (digit_rights >= lefts - clear)
+    between = (digit_rights < lefts).any(axis=1) & (digit_lefts > rights).any(axis=1)
+    return candidates[between & ~near.any(axis=1)]
 
 
 def _typical_height(heights: np.ndarray) -> float:
