@@ -1,6 +1,7 @@
 """Numbers (issue 22): the digits of a handwritten number found left to right, read and returned with boxes."""
 
 import json
+import math
 import re
 
 import numpy as np
@@ -245,6 +246,24 @@ def test_numbers_are_read_exactly(seed_protocol_run, real_data_dir):
         right[item.condition][1] += 1
     print(f"\nheld-out 4-digit numbers read exactly: {right}")
     assert right["clean"][0] >= 0.95 * right["clean"][1] and right["photo"][0] >= 0.90 * right["photo"][1], right
+
+
+@settings(max_examples=25, deadline=None)
+@given(length=st.integers(40, 75), slant=st.floats(5, 35), place=st.floats(0.35, 0.65), head=st.booleans())
+def test_a_long_comma_between_digits_is_refused(length, slant, place, head):
+    """7,14 with a comma a quarter to nearly half the digits' 160-px height: a stroke from the baseline down and
+    to the left, with or without a round head, in the middle third of a gap 1.7 digit heights wide. Taller than a
+    point, it is still no digit: refused as a mark, not read as a 1."""
+    image = write_number([SEVEN, ONE, ONE, FOUR], step=170, size=(900, 340))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([60 + 100 + 8, 0, 60 + 2 * 170 + 50 - 8, 339], fill=255)  # the first 1 taken out: a gap
+    x = 167 + place * (444 - 167)
+    end = (x - length * math.sin(math.radians(slant)), 225 + length * math.cos(math.radians(slant)))
+    draw.line([(x, 225), end], fill=20, width=12)
+    if head:
+        draw.ellipse([x - 9, 215, x + 9, 233], fill=20)
+    with pytest.raises(PreprocessError, match="mark much smaller than the digits"):
+        segment_number(decode_image(encode(image)))
 
 
 def heavy_number(pen: int, point: tuple[int, int] | None = None) -> Image.Image:

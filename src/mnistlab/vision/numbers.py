@@ -19,7 +19,8 @@ at half the ink's peak), then split into digits instead of keeping one:
 4. each digit is cropped with its own gray levels (the faint ink nearest its
    strokes, none of a neighbour's) and normalised like a single digit (stroke
    width, 20-px box, centre of mass). More than MAX_DIGITS digits are refused, not cut, and so is a
-   digit chosen under MARK_SHARE of the digit height both ways (a point or a comma standing apart).
+   digit chosen under MARK_SHARE of the digit height both ways (a point) or a short stroke hanging low
+   between two digits, clear of both (a comma): `_marks`.
 
     >>> from mnistlab.vision.numbers import segment_number
     >>> digits = segment_number(image)   # [(box (left, top, right, bottom), (28, 28) uint8), ...] left to right
@@ -51,6 +52,7 @@ SMALLEST_DIGIT = 8  # px of the work copy; a number whose digits are shorter is 
 READABLE_SHARE = 0.5  # of the ink; components at least SMALLEST_DIGIT tall must carry more than this
 FLAT_HEIGHT, FLAT_WIDTH = 0.25, 1.5  # of the digits' height: a stroke flatter and longer than this is no digit's
 MARK_SHARE = 0.4  # of the digit height; a digit chosen smaller both ways is a mark (a point, a comma)
+COMMA_SHARE = 0.6  # of the digit height; a shorter stroke hanging low between two digits, clear of both, is a comma
 DOT_SIZE, DOT_PIXELS, DOT_FILL = 0.1, 3, 0.5  # a speck this big both ways (of the digit height, and in px of the
 # work copy) and this solid (ink in its box) is a point, where it stands apart between digits
 LINE_GAP = 0.25  # of the digit height; components farther apart than this vertically are on different lines
@@ -94,15 +96,27 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
     if len(chosen) > MAX_DIGITS:  # a page of writing, a texture or noise: refused, not cut to a guess
         raise PreprocessError(f"found more digit-like marks than the {MAX_DIGITS} digits a number is read up to; "
                               f"crop the image to one number")
-    digits = []
-    for index in chosen:
-        (top, left, bottom, right), image_28 = crops[index]
-        if max(bottom - top, right - left) < MARK_SHARE * height:  # read as a digit, a point would change the number
+    boxes = [crops[index][0] for index in chosen]
+    for (top, left, bottom, right), mark in zip(boxes, _marks(boxes, height)):
+        if mark:  # read as a digit, a point or a comma would change the number
             raise PreprocessError(f"found a mark much smaller than the digits (a point or a comma?) at "
                                   f"x={round(left * scale)} (in the file's pixels); only digits are read: cover the "
                                   f"mark, or read the digits on either side of it separately")
-        digits.append((tuple(round(value * scale) for value in (left, top, right, bottom)), image_28))
-    return digits
+    return [(tuple(round(value * scale) for value in (left, top, right, bottom)), crops[index][1])
+            for index, (top, left, bottom, right) in zip(chosen, boxes)]
+
+
+def _marks(boxes: list[tuple[int, int, int, int]], height: float) -> list[bool]:
+    """Which of the chosen digits' boxes (top, left, bottom, right), left to right, are marks: smaller than
+    MARK_SHARE of the digit height both ways (a point), or a short stroke hanging low between two digits and
+    clear of both by MAX_GAP (a comma): under COMMA_SHARE of the height, its top below both neighbours' middle."""
+    marks = [max(bottom - top, right - left) < MARK_SHARE * height for top, left, bottom, right in boxes]
+    for number in range(1, len(boxes) - 1):
+        before, (top, left, bottom, right), after = boxes[number - 1:number + 2]
+        clear = left - before[3] > MAX_GAP * height and after[1] - right > MAX_GAP * height
+        low = top > max((before[0] + before[2]) / 2, (after[0] + after[2]) / 2)
+        marks[number] |= clear and low and bottom - top < COMMA_SHARE * height
+    return marks
 
 
 def read_number(loaded, source: bytes | str, max_pixels: int = MAX_FILE_PIXELS) -> dict:
