@@ -31,7 +31,7 @@ compare: $(VENV)/.installed
 	$(BIN)/mnistlab compare $(ARGS)
 
 # Two processes share the cores, each taking a whole test file at a time, so a file's costly fixtures are built
-# once (18 minutes on 2 AVX2 cores). --durations lists the slowest tests, to show where the time goes.
+# once (18-20 minutes on 2 AVX2 cores). --durations lists the slowest tests, to show where the time goes.
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)
 
