@@ -60,6 +60,42 @@ def test_shift_sweep_averages_over_directions():
     np.testing.assert_allclose(accuracy, [1.0, 0.5, 0.5])
 
 
+def test_models_sharing_variants_score_the_same_and_each_variant_is_made_once(monkeypatch):
+    """The jobs of one process share the corrupted and rotated images: the scores are those of fresh copies, and
+    each corruption and rotation is computed once however many models are scored."""
+    from mnistlab.evaluation import assessment, geometry
+
+    first, second = memorising_logits_fn(IMAGES, LABELS), dot_column_logits_fn
+    fresh = [assessment.robustness_record(logits_fn, IMAGES, LABELS) for logits_fn in (first, second)]
+    made = []
+
+    def counted(function, key):
+        def making(images, argument):
+            made.append(key(argument))
+            return function(images, argument)
+        return making
+
+    monkeypatch.setattr(corruptions, "CORRUPTIONS", {name: counted(function, lambda seed, name=name: name)
+                                                     for name, function in corruptions.CORRUPTIONS.items()})
+    monkeypatch.setattr(geometry, "rotate", counted(geometry.rotate, lambda degrees: degrees))
+    variants = assessment.variants_for(IMAGES)
+    shared = [assessment.robustness_record(logits_fn, IMAGES, LABELS, variants) for logits_fn in (first, second)]
+    for (fresh_record, fresh_rows), (shared_record, shared_rows) in zip(fresh, shared):
+        assert shared_record == fresh_record
+        np.testing.assert_array_equal(shared_rows, fresh_rows)
+    assert sorted(made, key=str) == sorted([*corruptions.CORRUPTIONS, *robustness.ROTATION_DEGREES], key=str)
+    with pytest.raises(ValueError):  # the kept copies are shared: nobody may draw on them
+        variants.corrupted("fog")[0, 0, 0] = 1
+
+
+def test_variants_of_other_images_or_another_seed_are_refused():
+    variants = robustness.ImageVariants(IMAGES, seed=4)
+    with pytest.raises(ValueError, match="other images or with another seed"):
+        robustness.corruption_correctness(dot_column_logits_fn, IMAGES.copy(), LABELS, seed=4, variants=variants)
+    with pytest.raises(ValueError, match="other images or with another seed"):
+        robustness.corruption_correctness(dot_column_logits_fn, IMAGES, LABELS, seed=5, variants=variants)
+
+
 def test_model_logits_fn_is_infer_on_the_images():
     model = build_model("ann").eval()
     logits = robustness.model_logits_fn(model)(IMAGES)

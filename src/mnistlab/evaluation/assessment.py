@@ -70,15 +70,24 @@ def calibration_record(test_log_probabilities: np.ndarray, test_labels: np.ndarr
     }
 
 
-def robustness_record(logits_fn: robustness.LogitsFunction, images: np.ndarray,
-                      labels: np.ndarray) -> tuple[dict, np.ndarray]:
-    """(JSON-ready accuracies on each corruption and along both sweeps, per-image correctness (K, N) bool)."""
-    correct = robustness.corruption_correctness(logits_fn, images, labels, seed=CORRUPTION_SEED)
+def variants_for(images: np.ndarray) -> robustness.ImageVariants:
+    """The corrupted and rotated copies of `images` that every model and seed is scored on, made as first used."""
+    return robustness.ImageVariants(images, CORRUPTION_SEED)
+
+
+def robustness_record(logits_fn: robustness.LogitsFunction, images: np.ndarray, labels: np.ndarray,
+                      variants: robustness.ImageVariants | None = None) -> tuple[dict, np.ndarray]:
+    """(JSON-ready accuracies on each corruption and along both sweeps, per-image correctness (K, N) bool).
+
+    `variants` (`variants_for(images)`) shares the corrupted and rotated images between models.
+    """
+    variants = variants_for(images) if variants is None else variants
+    correct = robustness.corruption_correctness(logits_fn, images, labels, seed=CORRUPTION_SEED, variants=variants)
     record = {
         "corruptions": list(correct),
         "corruption_accuracy": {name: float(rows.mean()) for name, rows in correct.items()},
         "shift_accuracy": robustness.shift_sweep(logits_fn, images, labels).tolist(),
-        "rotation_accuracy": robustness.rotation_sweep(logits_fn, images, labels).tolist(),
+        "rotation_accuracy": robustness.rotation_sweep(logits_fn, images, labels, variants=variants).tolist(),
     }
     return record, np.stack(list(correct.values()))
 
@@ -101,8 +110,9 @@ def non_digit_sets(dataset_name: str, data_dir: str | os.PathLike | None) -> dic
 
 
 def assess_job(model: nn.Module, dataset: Dataset, config: TrainConfig, test_logits: np.ndarray,
-               with_robustness: bool = False, non_digits: dict[str, np.ndarray] | None = None) -> JobAssessment:
-    """Assess a freshly trained model whose test logits are `test_logits` (N, C)."""
+               with_robustness: bool = False, non_digits: dict[str, np.ndarray] | None = None,
+               variants: robustness.ImageVariants | None = None) -> JobAssessment:
+    """Assess a freshly trained model whose test logits are `test_logits` (N, C); `variants` as `robustness_record`."""
     logits_fn = robustness.model_logits_fn(model, config.precision)
     labels = dataset.test_labels.astype(np.int64)
     validation, validation_labels = validation_logits(logits_fn, dataset, config)
@@ -116,5 +126,5 @@ def assess_job(model: nn.Module, dataset: Dataset, config: TrainConfig, test_log
                                                    non_digits)
     if with_robustness:
         record["robustness"], outputs["corruption_correct"] = robustness_record(logits_fn, dataset.test_images,
-                                                                                labels)
+                                                                                labels, variants)
     return JobAssessment(record, outputs, threshold)

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from mnistlab.evaluation.analysis import STATISTICS_METHODS, compare_models, summarise_model
-from mnistlab.evaluation.assessment import non_digit_sets, robustness_record
+from mnistlab.evaluation.assessment import non_digit_sets, robustness_record, variants_for
 from mnistlab.evaluation.assessment_summary import summarise_model_assessment, summarise_robustness
 from mnistlab.training.checkpoint import library_versions, load_checkpoint, write_checkpoint
 from mnistlab.training.config import SEED_LIMIT, TrainConfig
@@ -185,7 +185,8 @@ def run_jobs(jobs: list[Job | JobGroup], dataset: Dataset, placement: Placement,
         return
     in_process = placement.workers == 1 and not placement.ray_address
     context = {"dataset": dataset, "device": placement.device, "progress": progress and in_process,
-               "non_digits": non_digit_sets(dataset.name, data_dir) if placement.workers == 1 else {}}
+               "non_digits": non_digit_sets(dataset.name, data_dir) if placement.workers == 1 else {},
+               "variants": variants_for(dataset.test_images) if in_process else None}
     loader = ContextLoader(load_job_context, (jobs[0].config.dataset, data_dir))  # a name or the user's folder
     tracker = JobProgress(len(jobs), placement.workers, progress and not in_process)
     with open_executor(placement, context, loader, "finished jobs are kept, continue with --resume") as executor:
@@ -274,12 +275,12 @@ def add_robustness(run_dir: str | os.PathLike, data_dir: str | os.PathLike | Non
         metrics = read_metrics(run_dir)
         dataset = open_recorded_dataset(metrics["dataset"], run_dir, data_dir, progress)
         names, seeds, labels = list(metrics["models"]), metrics["seeds"], dataset.test_labels.astype(np.int64)
-        correct = {name: [] for name in names}
+        correct, variants = {name: [] for name in names}, variants_for(dataset.test_images)
         for name in names:
             for record in tqdm(metrics["models"][name]["seeds"], desc=f"robustness {name}", disable=not progress):
                 model, state = load_checkpoint(run_dir / record["checkpoint"], trust_code=trust_code)
                 logits_fn = model_logits_fn(model.to(resolve_device(device)), state["config"].get("precision", "fp32"))
-                record["robustness"], rows = robustness_record(logits_fn, dataset.test_images, labels)
+                record["robustness"], rows = robustness_record(logits_fn, dataset.test_images, labels, variants)
                 correct[name].append(rows)
         metrics["robustness"] = summarise_robustness(
             names, seeds, {name: [record["robustness"] for record in metrics["models"][name]["seeds"]] for name in names},

@@ -21,13 +21,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mnistlab.evaluation.assessment import assess_job, non_digit_sets
+from mnistlab.evaluation.assessment import assess_job, non_digit_sets, variants_for
 from mnistlab.training.checkpoint import checkpoint_contents
 from mnistlab.training.config import TrainConfig
 from mnistlab.data.folders import open_dataset
 from mnistlab.data.datasets import Dataset, dataset_record
 from mnistlab.common.errors import MnistlabError, first_line
 from mnistlab.evaluation.evaluate import evaluate
+from mnistlab.evaluation.robustness import ImageVariants
 from mnistlab.models import count_parameters
 from mnistlab.models.spec import ModelSpec
 from mnistlab.runs.folder import PLAN_FILE, STATE_DIR, load_epoch_state, save_epoch_state
@@ -62,27 +63,30 @@ class JobResult:
 
 
 def execute_job(job: Job, dataset: Dataset, device: str = "cpu", run_dir: str | os.PathLike | None = None,
-                progress: bool = False, non_digits: dict[str, np.ndarray] | None = None) -> JobResult:
+                progress: bool = False, non_digits: dict[str, np.ndarray] | None = None,
+                variants: ImageVariants | None = None) -> JobResult:
     """Train, test and assess one job; with `run_dir`, save each epoch's state there and continue from a saved one.
 
-    `non_digits` maps a name to test images that are not digits (see `assessment.non_digit_sets`).
+    `non_digits` maps a name to test images that are not digits (see `assessment.non_digit_sets`); `variants`
+    (`assessment.variants_for`) shares the corrupted and rotated test images between the jobs of a process.
     """
     name, seed = job.model_name, job.config.seed
     resume_state = load_epoch_state(run_dir, name, seed) if run_dir is not None else None
     save = (lambda state: save_epoch_state(run_dir, name, seed, state)) if run_dir is not None else None
     result = train(job.model, dataset, job.config, progress=progress, on_epoch_end=save, resume_state=resume_state,
                    device=device)
-    return finish_job(job, result, dataset, non_digits)
+    return finish_job(job, result, dataset, non_digits, variants)
 
 
-def finish_job(job: Job, result: TrainResult, dataset: Dataset,
-               non_digits: dict[str, np.ndarray] | None = None) -> JobResult:
+def finish_job(job: Job, result: TrainResult, dataset: Dataset, non_digits: dict[str, np.ndarray] | None = None,
+               variants: ImageVariants | None = None) -> JobResult:
     """Test and assess a job's trained model; its record, per-image outputs and checkpoint contents."""
     seed = job.config.seed
     start = time.perf_counter()
     evaluation = evaluate(result.model, dataset.test_images, dataset.test_labels, dataset.class_names,
                           precision=job.config.precision)
-    assessed = assess_job(result.model, dataset, job.config, evaluation.logits, job.robustness, non_digits)
+    assessed = assess_job(result.model, dataset, job.config, evaluation.logits, job.robustness, non_digits,
+                          variants)
     evaluate_seconds = time.perf_counter() - start  # testing and assessing, the imports they need included
     scores = {"params": count_parameters(result.model), "train_seconds": result.train_seconds,
               **evaluation.metrics, "history": result.history, "not_sure_threshold": assessed.not_sure_threshold}
@@ -125,10 +129,11 @@ class JobProgress:
 
 
 def load_job_context(dataset_name: str, data_dir) -> dict:
-    """What every job of a comparison reads, built once in each local worker process: the dataset, verified, and
-    the non-digit sets (see `assessment.non_digit_sets`)."""
-    return {"dataset": open_dataset(dataset_name, data_dir, progress=False),
-            "non_digits": non_digit_sets(dataset_name, data_dir)}
+    """What every job of a comparison reads, built once in each local worker process: the dataset, verified, the
+    non-digit sets (see `assessment.non_digit_sets`) and the test images' variants, made as first used."""
+    dataset = open_dataset(dataset_name, data_dir, progress=False)
+    return {"dataset": dataset, "non_digits": non_digit_sets(dataset_name, data_dir),
+            "variants": variants_for(dataset.test_images)}
 
 
 def run_job(context: dict, job: Job, run_dir: str) -> JobResult:
@@ -139,7 +144,8 @@ def run_job(context: dict, job: Job, run_dir: str) -> JobResult:
     """
     reachable = (Path(run_dir) / STATE_DIR / PLAN_FILE).is_file()
     return execute_job(job, context["dataset"], context["device"], run_dir if reachable else None,
-                       progress=context.get("progress", False), non_digits=context.get("non_digits"))
+                       progress=context.get("progress", False), non_digits=context.get("non_digits"),
+                       variants=context.get("variants"))
 
 
 def job_failed(job: Job, error: BaseException) -> MnistlabError:

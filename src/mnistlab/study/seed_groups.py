@@ -163,6 +163,6 @@ def run_group(context: dict, group: JobGroup, run_dir: str) -> list[JobResult]:
     results = train_together(group.jobs[0].model, dataset, [job.config for job in group.jobs],
                              progress=context.get("progress", False), on_epoch_end=save,
                              resume_states=resume_states, device=context["device"])
-    return [finish_job(job, result, dataset, context.get("non_digits"))
+    return [finish_job(job, result, dataset, context.get("non_digits"), context.get("variants"))
             for job, result in zip(group.jobs, results)]
 
