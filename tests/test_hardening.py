@@ -469,11 +469,10 @@ def test_any_damage_to_metrics_json_gives_a_report_or_a_one_line_error(data, fin
 
     The figures are not drawn (a second each): their inputs are computed and checked all the same.
     """
-    from mnistlab.reporting import report
-    from mnistlab.reporting import assessment as report_assessment
+    from mnistlab.reporting import assessment as report_assessment, cost, explain_report, report
     from mnistlab.common.errors import MnistlabError
 
-    for module in (report, report_assessment):
+    for module in (report, report_assessment, cost, explain_report):  # every module whose figures a report draws
         for name in dir(module):
             if name.startswith("plot_"):
                 monkeypatch.setattr(module, name, lambda *args, **kwargs: None)
@@ -489,8 +488,10 @@ def test_any_damage_to_metrics_json_gives_a_report_or_a_one_line_error(data, fin
     else:
         parent[path[-1]] = data.draw(JSON_VALUES)
     (run / "metrics.json").write_text(json.dumps(metrics))
+    figures = {figure: figure.stat().st_mtime_ns for figure in run.glob("*.png")}
     try:
         report.rebuild_report(run)
     except MnistlabError as error:
         assert str(error).startswith((str(run / "metrics.json"), str(run / "predictions.npz"))), error
         assert "\n" not in str(error)
+    assert {figure: figure.stat().st_mtime_ns for figure in run.glob("*.png")} == figures  # none drawn
