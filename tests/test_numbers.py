@@ -266,6 +266,28 @@ def test_a_long_comma_between_digits_is_refused(length, slant, place, head):
         segment_number(decode_image(encode(image)))
 
 
+@settings(max_examples=30, deadline=None)
+@given(comma=st.booleans(), size=st.integers(20, 40), length=st.integers(40, 70), slant=st.floats(5, 35),
+       clear=st.floats(0.13, 0.33), beside_first=st.booleans())
+def test_a_point_or_a_comma_close_to_a_digit_is_refused(comma, size, length, slant, clear, beside_first):
+    """7.14 or 7,14 written as decimals are: the mark 0.13-0.33 of the digits' height (174 px with the pen) clear
+    of the digit before or after it (nearer than a point standing apart), a point on the baseline or a comma
+    hanging below it. It is refused as a mark, not taken into the digit beside it (7.14 read as 714)."""
+    image = write_number([SEVEN, ONE, ONE, FOUR], step=170, size=(900, 340))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([60 + 100 + 8, 0, 60 + 2 * 170 + 50 - 8, 339], fill=255)  # the first 1 taken out: a gap
+    across = round(length * math.sin(math.radians(slant)))
+    reach = across + 12 if comma else size  # the mark's width, a 12-px pen's included
+    left = round(167 + clear * 174) if beside_first else round(443 - clear * 174) - reach  # 7's right, 1's left
+    if comma:  # from the baseline down and to the left
+        x = left + 6 + across
+        draw.line([(x, 225), (x - across, 225 + length * math.cos(math.radians(slant)))], fill=20, width=12)
+    else:
+        draw.ellipse([left, 230 - size, left + size, 230], fill=20)
+    with pytest.raises(PreprocessError, match="mark much smaller than the digits"):
+        segment_number(decode_image(encode(image)))
+
+
 def heavy_number(pen: int, point: tuple[int, int] | None = None) -> Image.Image:
     """00 1 written with a heavy pen (160-px digits, a touching pair of 0s, the 1 1.7 digit heights after them),
     and a round point of `point` = (size, centre column) on the baseline."""

@@ -49,18 +49,20 @@ class Piece:
     ink: float
     centre: float
     cut: int = 0
+    point: bool = False  # a point standing apart between digits: a digit of its own, never part of another
 
 
 def candidate_runs(pieces: list[Piece], height: float) -> list[tuple[int, ...]]:
     """The runs of consecutive pieces (indices into `pieces`, in reading order) that may be one digit: each piece
     alone, and up to MAX_RUN together when no wider than MAX_WIDTH digit heights and with no empty stretch wider
-    than MAX_GAP digit heights between their pieces (a point or a mark standing apart is no part of a digit)."""
+    than MAX_GAP digit heights between their pieces (a point or a mark standing apart is no part of a digit), and
+    with no piece that is a point (`Piece.point`)."""
     runs = []
     for start in range(len(pieces)):
         for end in range(start + 1, min(start + MAX_RUN, len(pieces)) + 1):
             run = tuple(range(start, end))
             left, right = _span(pieces, run)
-            if end > start + 1 and right - left > MAX_WIDTH * height:
+            if end > start + 1 and (right - left > MAX_WIDTH * height or any(pieces[k].point for k in run)):
                 break
             if _widest_gap(pieces, run) <= MAX_GAP * height:
                 runs.append(run)

@@ -4,7 +4,7 @@ The ink is found as `preprocess` finds it (paper estimated per pixel, threshold
 at half the ink's peak), then split into digits instead of keeping one:
 
 1. connected components of the ink; specks (under SPECK_SHARE of the heaviest,
-   unless a solid point standing apart between digits: `_dots`),
+   unless a solid point standing apart between digits: `_dots`, `_points`),
    printed lines and strokes too flat and long for a digit (an underline) are
    dropped, and components touching the frame unless they are the size of the
    number's digits (a tight crop) or nothing else is left; digits under
@@ -16,6 +16,8 @@ at half the ink's peak), then split into digits instead of keeping one:
    grouping of least cost (dynamic programming, `vision.number_parse`): a
    digit as tall as the number's digits and no wider, little overlap between
    neighbours, and, when a classifier is given, each run read with confidence;
+   a point or comma standing apart between digits, even close to one, is a digit
+   of its own (`_points`);
 4. each digit is cropped with its own gray levels (the faint ink nearest its
    strokes, none of a neighbour's) and normalised like a single digit (stroke
    width, 20-px box, centre of mass). More than MAX_DIGITS digits are refused, not cut, and so is a
@@ -55,6 +57,8 @@ MARK_SHARE = 0.4  # of the digit height; a digit chosen smaller both ways is a m
 COMMA_SHARE = 0.6  # of the digit height; a shorter stroke hanging low between two digits, clear of both, is a comma
 DOT_SIZE, DOT_PIXELS, DOT_FILL = 0.1, 3, 0.5  # a speck this big both ways (of the digit height, and in px of the
 # work copy) and this solid (ink in its box) is a point, where it stands apart between digits
+NEAR_GAP = 0.1  # of the digit height; a point low on the line, or a comma hanging below it, this far from the
+HANG = 0.1  # digits stands apart (a decimal point or comma); hanging: the bottom this far below the digits' bottoms
 LINE_GAP = 0.25  # of the digit height; components farther apart than this vertically are on different lines
 MAX_PIECES = 40  # pieces (components and slices) grouped at most; the lightest beyond are dropped as specks
 OVERLAP_SHARE = 0.5  # of the narrower component's width; components overlapping this much are one digit's height
@@ -109,12 +113,15 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
 def _marks(boxes: list[tuple[int, int, int, int]], height: float) -> list[bool]:
     """Which of the chosen digits' boxes (top, left, bottom, right), left to right, are marks: smaller than
     MARK_SHARE of the digit height both ways (a point), or a short stroke hanging low between two digits and
-    clear of both by MAX_GAP (a comma): under COMMA_SHARE of the height, its top below both neighbours' middle."""
+    clear of both (a comma): under COMMA_SHARE of the height, its top below both neighbours' middle, clear of them
+    by MAX_GAP, or by NEAR_GAP where it hangs HANG below their bottoms."""
     marks = [max(bottom - top, right - left) < MARK_SHARE * height for top, left, bottom, right in boxes]
     for number in range(1, len(boxes) - 1):
         before, (top, left, bottom, right), after = boxes[number - 1:number + 2]
-        clear = left - before[3] > MAX_GAP * height and after[1] - right > MAX_GAP * height
+        clearance = min(left - before[3], after[1] - right)
+        hangs = bottom > max(before[2], after[2]) + HANG * height
         low = top > max((before[0] + before[2]) / 2, (after[0] + after[2]) / 2)
+        clear = clearance > MAX_GAP * height or (hangs and clearance > NEAR_GAP * height)
         marks[number] |= clear and low and bottom - top < COMMA_SHARE * height
     return marks
 
@@ -168,8 +175,10 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
     if (~touches).any():  # the sheet's edge or the desk beyond it, unless the size of a digit (a tight crop)
         keep = keep[~touches | digit_sized]
         height = _digit_height(starts[keep], stops[keep], mass[keep])
-    keep = np.concatenate([keep, _dots(labels, starts, stops, mass, keep, height)[:MAX_PIECES - len(keep)]])
+    pixels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    keep = np.concatenate([keep, _dots(pixels, starts, stops, mass, keep, height)[:MAX_PIECES - len(keep)]])
     _check_one_line(starts[keep, 0], stops[keep, 0], mass[keep])
+    points = _points(pixels, starts, stops, keep, keep, height, commas=True)  # each a digit of its own: a mark
     lookup = np.zeros(count + 1, dtype=np.int32)
     lookup[keep + 1] = np.arange(1, len(keep) + 1)
     components = lookup[labels]  # 0 = dropped, k = the k-th kept component
@@ -189,34 +198,59 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
     centres = np.bincount(piece_map[inked], weights=strength[inked] * columns, minlength=len(spans) + 1)[1:]
     boxes = ndimage.find_objects(piece_map, max_label=len(spans))
     pieces = [Piece(number, spans[number][0], (box[0].start, box[1].start, box[0].stop, box[1].stop),
-                    float(ink[number]), float(centres[number] / ink[number]), spans[number][1])
+                    float(ink[number]), float(centres[number] / ink[number]), spans[number][1],
+                    point=bool(points[spans[number][0] - 1]))
               for number, box in enumerate(boxes) if box is not None and ink[number] > 0]
     return sorted(pieces, key=lambda piece: piece.centre), piece_map, height
 
 
-def _dots(labels: np.ndarray, starts: np.ndarray, stops: np.ndarray, mass: np.ndarray, keep: np.ndarray,
+def _dots(pixels: np.ndarray, starts: np.ndarray, stops: np.ndarray, mass: np.ndarray, keep: np.ndarray,
           height: float) -> np.ndarray:
-    """The components dropped as specks that are points standing apart between the digits: solid (ink over
-    DOT_FILL of their box), at least DOT_SIZE of the digit height (and DOT_PIXELS) both ways and at most
-    MARK_SHARE, on the digits' line, and more than MAX_GAP of the height clear of the digits, with digits on both
-    sides. Written with a heavy pen's digits, a point carries under SPECK_SHARE of the heaviest digit's ink, and
-    dropped, 7.14 would read as 714; kept, it is refused as a mark. A speck near a digit, or beyond the first or
-    the last, stays dropped. At most MAX_PIECES candidates, the heaviest, are measured against the digits."""
-    sizes = stops - starts
-    pixels = np.bincount(labels.ravel(), minlength=len(mass) + 1)[1:]
-    candidates = np.flatnonzero((pixels >= DOT_FILL * sizes.prod(axis=1))
-                                & (sizes.min(axis=1) >= max(DOT_SIZE * height, DOT_PIXELS))
-                                & (sizes.max(axis=1) <= MARK_SHARE * height)
-                                & (starts[:, 0] >= starts[keep, 0].min())
-                                & (stops[:, 0] <= stops[keep, 0].max() + LINE_GAP * height) & (mass > 0))
+    """The components dropped as specks that are points standing apart between the digits (`_points`). Written
+    with a heavy pen's digits, a point carries under SPECK_SHARE of the heaviest digit's ink, and dropped, 7.14
+    would read as 714; kept, it is refused as a mark. A speck near a digit, or beyond the first or the last, stays
+    dropped. At most MAX_PIECES point-shaped specks, the heaviest, are measured against the digits."""
+    candidates = np.flatnonzero(mass > 0)
     candidates = candidates[~np.isin(candidates, keep)]
+    candidates = candidates[_mark_shapes(pixels, starts, stops, candidates, keep, height)[0]]
     candidates = candidates[np.argsort(-mass[candidates], kind="stable")][:MAX_PIECES]
-    clear = MAX_GAP * height
+    return candidates[_points(pixels, starts, stops, candidates, keep, height)]
+
+
+def _points(pixels: np.ndarray, starts: np.ndarray, stops: np.ndarray, candidates: np.ndarray, digits: np.ndarray,
+            height: float, commas: bool = False) -> np.ndarray:
+    """Which `candidates` (component indices) are marks standing apart between the `digits` (component indices;
+    a candidate among them is not measured against itself), (C,) bool: a point or, with `commas`, a comma
+    (`_mark_shapes`) with digits on both sides, clear of every digit by more than MAX_GAP of the height, or by more
+    than NEAR_GAP where written as decimal points and commas are, nearer a digit: a point low on the line, a comma
+    hanging below it. A piece of a broken digit does neither."""
+    shaped, close = _mark_shapes(pixels, starts, stops, candidates, digits, height, commas)
     lefts, rights = starts[candidates, 1, None], stops[candidates, 1, None]  # (C, 1) against the digits' (K,)
-    digit_lefts, digit_rights = starts[keep, 1], stops[keep, 1]
-    near = (digit_lefts <= rights + clear) & (digit_rights >= lefts - clear)
+    digit_lefts, digit_rights = starts[digits, 1], stops[digits, 1]
+    gaps = np.maximum(digit_lefts - rights, lefts - digit_rights).astype(np.float64)  # empty columns between
+    gaps[candidates[:, None] == digits[None, :]] = np.inf
+    clearance = gaps.min(axis=1, initial=np.inf)
     between = (digit_rights < lefts).any(axis=1) & (digit_lefts > rights).any(axis=1)
-    return candidates[between & ~near.any(axis=1)]
+    return shaped & between & ((clearance > MAX_GAP * height) | (close & (clearance > NEAR_GAP * height)))
+
+
+def _mark_shapes(pixels: np.ndarray, starts: np.ndarray, stops: np.ndarray, candidates: np.ndarray,
+                 digits: np.ndarray, height: float, commas: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) bool twice: which `candidates` are shaped as a point or, with `commas`, a comma on the `digits`' line,
+    and which of those may stand nearer a digit than MAX_GAP (a point whose top is below the digits' middle, a
+    comma hanging HANG of the height below their median bottom). A point is solid (`pixels` of ink over DOT_FILL
+    of its box), at least DOT_SIZE of the digit height (and DOT_PIXELS) both ways and at most MARK_SHARE; a comma
+    is at most MARK_SHARE wide and under COMMA_SHARE tall, with its top below the digits' middle."""
+    sizes = stops[candidates] - starts[candidates]
+    tops, bottoms = starts[candidates, 0], stops[candidates, 0]
+    line_top, line_bottom = starts[digits, 0].min(), stops[digits, 0].max()
+    low = tops > (line_top + line_bottom) / 2
+    point = ((pixels[candidates] >= DOT_FILL * sizes.prod(axis=1))
+             & (sizes.min(axis=1) >= max(DOT_SIZE * height, DOT_PIXELS)) & (sizes.max(axis=1) <= MARK_SHARE * height))
+    comma = commas & low & (sizes[:, 0] < COMMA_SHARE * height) & (sizes[:, 1] <= MARK_SHARE * height)
+    hangs = bottoms > np.median(stops[digits, 0]) + HANG * height
+    on_line = (tops >= line_top) & (bottoms <= line_bottom + LINE_GAP * height)
+    return on_line & (point | comma), (point & low) | (comma & hangs)
 
 
 def _typical_height(heights: np.ndarray) -> float:
