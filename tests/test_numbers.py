@@ -248,15 +248,22 @@ def test_numbers_are_read_exactly(seed_protocol_run, real_data_dir):
     assert right["clean"][0] >= 0.95 * right["clean"][1] and right["photo"][0] >= 0.90 * right["photo"][1], right
 
 
+def seven_gap_one_four(height: int) -> Image.Image:
+    """7 1 4 with a gap 1.7 digit heights wide after the 7 (160-px digits, 174 px with the pen): its right edge at
+    x = 167, the 1's left edge at x = 443; an image 900 px wide and `height` tall, for a mark drawn in the gap."""
+    image = write_number([SEVEN, ONE, ONE, FOUR], step=170, size=(900, height))
+    ImageDraw.Draw(image).rectangle([60 + 100 + 8, 0, 60 + 2 * 170 + 50 - 8, height - 1], fill=255)  # a 1 taken out
+    return image
+
+
 @settings(max_examples=25, deadline=None)
 @given(length=st.integers(40, 75), slant=st.floats(5, 35), place=st.floats(0.35, 0.65), head=st.booleans())
 def test_a_long_comma_between_digits_is_refused(length, slant, place, head):
     """7,14 with a comma a quarter to nearly half the digits' 160-px height: a stroke from the baseline down and
     to the left, with or without a round head, in the middle third of a gap 1.7 digit heights wide. Taller than a
     point, it is still no digit: refused as a mark, not read as a 1."""
-    image = write_number([SEVEN, ONE, ONE, FOUR], step=170, size=(900, 340))
+    image = seven_gap_one_four(height=340)
     draw = ImageDraw.Draw(image)
-    draw.rectangle([60 + 100 + 8, 0, 60 + 2 * 170 + 50 - 8, 339], fill=255)  # the first 1 taken out: a gap
     x = 167 + place * (444 - 167)
     end = (x - length * math.sin(math.radians(slant)), 225 + length * math.cos(math.radians(slant)))
     draw.line([(x, 225), end], fill=20, width=12)
@@ -273,9 +280,8 @@ def test_a_point_or_a_comma_close_to_a_digit_is_refused(comma, size, length, sla
     """7.14 or 7,14 written as decimals are: the mark 0.13-0.33 of the digits' height (174 px with the pen) clear
     of the digit before or after it (nearer than a point standing apart), a point on the baseline or a comma
     hanging below it. It is refused as a mark, not taken into the digit beside it (7.14 read as 714)."""
-    image = write_number([SEVEN, ONE, ONE, FOUR], step=170, size=(900, 340))
+    image = seven_gap_one_four(height=340)
     draw = ImageDraw.Draw(image)
-    draw.rectangle([60 + 100 + 8, 0, 60 + 2 * 170 + 50 - 8, 339], fill=255)  # the first 1 taken out: a gap
     across = round(length * math.sin(math.radians(slant)))
     reach = across + 12 if comma else size  # the mark's width, a 12-px pen's included
     left = round(167 + clear * 174) if beside_first else round(443 - clear * 174) - reach  # 7's right, 1's left
@@ -410,9 +416,8 @@ def test_a_point_or_a_comma_between_digits_is_refused_not_read_as_a_digit(mark):
 def test_any_point_between_digits_is_refused(size, lift, place):
     """Any round mark 20-50 px across (an eighth to a third of the digits' 160-px height), from the baseline to the
     middle, in the middle third of a 1.7-digit-height gap between a 7 and a 1: refused as a mark."""
-    image = write_number([SEVEN, ONE, ONE, FOUR], step=170, size=(900, 300))
+    image = seven_gap_one_four(height=300)
     draw = ImageDraw.Draw(image)
-    draw.rectangle([60 + 100 + 8, 0, 60 + 2 * 170 + 50 - 8, 299], fill=255)  # the first 1 taken out: a gap
     left = round(167 + place * (444 - 167) - size / 2)  # the gap runs from the 7's right edge to the 1's stroke
     draw.ellipse([left, 230 - lift - size, left + size, 230 - lift], fill=20)
     with pytest.raises(PreprocessError, match="mark much smaller than the digits"):
