@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image, ImageDraw
 
 from mnistlab.evaluation import number_eval
@@ -14,6 +14,7 @@ from mnistlab.cli.main import main
 from mnistlab.common.errors import PreprocessError
 from mnistlab.data.decode import decode_image
 from mnistlab.vision.numbers import segment_number
+from photo_support import DESK_CASES, SHADOW_CASES, shadow_on_a_sheet, sheet_on_a_desk
 from serve_support import encode, save_untrained_checkpoints
 
 
@@ -92,6 +93,51 @@ def test_digits_touching_the_frame_of_a_tight_crop_are_kept():
 def test_blank_page_has_no_number():
     with pytest.raises(PreprocessError, match="no digit found"):
         segment_number(decode_image(encode(Image.new("L", (600, 300), 250))))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**DESK_CASES)
+def test_a_blank_sheet_beside_the_desk_is_no_number(side, share, tilt, desk, paper, shade):
+    """The desk beyond a photo's sheet, its edge and its grain, is no digit, however wide, tilted, dark or grained."""
+    with pytest.raises(PreprocessError, match="no digit found"):
+        segment_number(decode_image(encode(Image.fromarray(sheet_on_a_desk(side, share, tilt, desk, paper, shade)))))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**SHADOW_CASES)
+def test_a_soft_shadow_on_a_blank_sheet_is_no_number(centre, radius, depth, soft, paper):
+    """A hand's or a phone's shadow on a blank sheet, wherever it falls, however large, deep or soft, is no digit."""
+    with pytest.raises(PreprocessError, match="no digit found"):
+        segment_number(decode_image(encode(Image.fromarray(shadow_on_a_sheet(centre, radius, depth, soft, paper)))))
+
+
+def on_a_photo(sheet: np.ndarray, contrast: float = 0.9, left: int = 250, top: int = 230) -> np.ndarray:
+    """7 1 4 written on a photo's sheet (H, W) uint8, darkening it by `contrast` of its brightness: 100-px digits
+    (108 with the pen) 100 px apart, the 7's box from (`left`, `top`)."""
+    pen = Image.new("L", (sheet.shape[1], sheet.shape[0]), 0)
+    draw = ImageDraw.Draw(pen)
+    for number, points in enumerate([SEVEN, ONE, FOUR]):
+        draw.line([(left + number * 100 + x * 0.62, top + y * 0.62) for x, y in points], fill=255, width=8,
+                  joint="curve")
+    return np.round(sheet * (1 - contrast * np.asarray(pen, dtype=np.float64) / 255)).astype(np.uint8)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**{**DESK_CASES, "share": st.floats(0.04, 0.2)})
+def test_a_number_beside_the_desk_is_read_digit_for_digit(side, share, tilt, desk, paper, shade):
+    """The same photos with 7 1 4 written clear of the desk: the three digits are found, nothing of the desk."""
+    photo = on_a_photo(sheet_on_a_desk(side, share, tilt, desk, paper, shade))
+    boxes = [box for box, _ in segment_number(decode_image(encode(Image.fromarray(photo))))]
+    assert len(boxes) == 3 and all(250 <= box[0] and box[2] <= 520 for box in boxes), boxes
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contrast=st.floats(0.17, 0.3), paper=st.floats(170, 235), seed=st.integers(0, 3))
+def test_a_number_in_a_faint_pen_on_a_photo_is_read(contrast, paper, seed):
+    """A faint pen (a sixth to a third of the paper's brightness) on a photo with uneven light is read digit for
+    digit, not taken for a blank sheet."""
+    photo = on_a_photo(shadow_on_a_sheet((0.5, 0.5), 0.0, 0.0, 0.05, paper, seed), contrast)
+    assert len(segment_number(decode_image(encode(Image.fromarray(photo))))) == 3
 
 
 def test_predict_number_prints_each_digit_and_box(tmp_path, capsys):

@@ -17,6 +17,7 @@ from mnistlab.vision.clutter import hole_sizes
 from mnistlab.vision.paper import estimate_background
 from mnistlab.vision.preprocess import ink_to_mnist, preprocess
 from mnistlab.vision.sheet import find_desk
+from photo_support import DESK_CASES, sheet_on_a_desk
 from serve_support import draw_seven, encode, png_header_only, render_like_a_user
 
 # The pipeline before issue 13 (commit 7b955ff) with the seed-protocol cnn on the held-out part's clean renderings
@@ -202,26 +203,6 @@ def test_the_table_beside_the_sheet_is_not_the_digit(reference_seven, side):
     sheet += np.random.default_rng(5).normal(0, 3, sheet.shape)
     image = preprocess(encode(Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8))))
     assert similarity(image, reference_seven) > 0.95
-
-
-def sheet_on_a_desk(side: str, share: float, tilt: float, desk: float, paper: float, shade: bool,
-                    seed: int = 0) -> np.ndarray:
-    """A 600x800 photo of a blank sheet (gray `paper`, sensor noise) with the desk beyond its edge along `side`:
-    `share` of the frame at the edge's middle, the edge tilted `tilt` degrees, the desk `desk` gray with a grain;
-    with `shade`, the sheet darkens softly toward the edge by up to 10%, as where it curls."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:600, 0:800].astype(np.float32)
-    along, across = {"left": (rows / 600, cols / 800), "right": (rows / 600, 1 - cols / 800),
-                     "top": (cols / 800, rows / 600), "bottom": (cols / 800, 1 - rows / 600)}[side]
-    beyond = share + np.tan(np.radians(tilt)) * (along - 0.5) - across  # > 0 on the desk
-    grain = 12 * np.sin(across * 400 + 3 * np.sin(along * 20))  # a wood-like grain along the edge
-    sheet = paper * (1 - (0.1 * np.exp(beyond / 0.03) if shade else 0) * (beyond < 0))
-    values = np.where(beyond > 0, desk + grain, sheet) + rng.normal(0, 3, rows.shape)
-    return np.clip(values, 0, 255).astype(np.uint8)
-
-
-DESK_CASES = dict(side=st.sampled_from(["left", "right", "top", "bottom"]), share=st.floats(0.04, 0.3),
-                  tilt=st.floats(-8, 8), desk=st.floats(30, 120), paper=st.floats(170, 235), shade=st.booleans())
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,7 +20,7 @@ peak is the desk's, and the pencil stays under half of it. So:
    not a piece of a texture with more of itself all around (a desk's grain beyond the sheet), and not all on
    the printed lines found (what a dark spot left of them).
 
-Numbers (`vision.numbers`) take none of this yet.
+Numbers (`vision.numbers`) use some of these findings per component instead (`vision.number_photo`).
 """
 
 from __future__ import annotations

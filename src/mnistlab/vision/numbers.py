@@ -9,6 +9,8 @@ at half the ink's peak), then split into digits instead of keeping one:
    dropped, and components touching the frame unless they are the size of the
    number's digits (a tight crop) or nothing else is left; digits under
    SMALLEST_DIGIT px are no number, and writing on more than one line is refused;
+   on a photo, the desk, shadows, printed lines and creases are set aside too
+   (`vision.number_photo`);
 2. the pieces: each component, and a component wide enough to hold two digits
    (a touching pair) cut at the columns with the least ink (candidate cuts);
 3. the digits: the pieces, in order, are grouped into runs (a 5 whose bar is
@@ -42,8 +44,9 @@ from scipy import ndimage
 from mnistlab.common.errors import ConfigError, PreprocessError
 from mnistlab.data.decode import (MAX_FILE_PIXELS, check_shape, decode_image, file_size, image_to_gray,
                                   read_image_bytes)
+from mnistlab.vision.clutter import FRAME_GAP, TIGHT_CROP
 from mnistlab.vision.ink import NOISE_SIGMAS, SPECK_SHARE, _bounding_boxes, _drop_rulings, ink_threshold
-from mnistlab.vision.paper import ink_strength
+from mnistlab.vision.number_photo import LEAST_CONTRAST, PhotoClutter, photo_clutter, photo_strength, straight_line
 from mnistlab.vision.number_parse import MAX_GAP, Piece, best_grouping, candidate_runs
 from mnistlab.vision.preprocess import ink_to_mnist
 
@@ -82,11 +85,11 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
     if gray.size == 0 or gray.min() == gray.max():
         raise PreprocessError(NO_NUMBER)
     scale = max(file_size(image)) / max(gray.shape)  # the work copy may be shrunk: boxes are in the file's pixels
-    strength, even = ink_strength(gray)
-    threshold = ink_threshold(strength, even)
+    strength, even, photo = photo_strength(gray)
+    threshold = ink_threshold(strength, even, least=None if even else LEAST_CONTRAST)
     sample = strength[::4, ::4]
     noise = NOISE_SIGMAS * 1.4826 * float(np.median(np.abs(sample - np.median(sample))))  # the paper's, as in `ink`
-    pieces, piece_map, height = _pieces(strength > threshold, strength)
+    pieces, piece_map, height = _pieces(strength > threshold, strength, photo)
     faint = strength > max(FAINT_FLOOR * float(strength.max()), noise)
     owner, near = _nearest_piece(piece_map, height, faint)
     runs = candidate_runs(pieces, height)
@@ -97,6 +100,8 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
         scores = np.concatenate([classify(images[start:start + CLASSIFY_BATCH])
                                  for start in range(0, len(images), CLASSIFY_BATCH)])
     chosen = best_grouping(pieces, runs, height, scores)
+    if photo is not None and straight_line(piece_map > 0, len(chosen)):
+        raise PreprocessError(NO_NUMBER)
     if len(chosen) > MAX_DIGITS:  # a page of writing, a texture or noise: refused, not cut to a guess
         raise PreprocessError(f"found more digit-like marks than the {MAX_DIGITS} digits a number is read up to; "
                               f"crop the image to one number")
@@ -152,9 +157,12 @@ def check_reads_digits(loaded) -> None:
                           f"read a number; use a checkpoint trained on digits (e.g. mnistlab train cnn)")
 
 
-def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.ndarray, float]:
+def _pieces(mask: np.ndarray, strength: np.ndarray,
+            photo: PhotoClutter | None = None) -> tuple[list[Piece], np.ndarray, float]:
     """The thresholded ink (H, W) bool -> the pieces (left to right by their centre), a map of them (H, W) int32,
-    0 = none, piece k = k + 1, and the number's digit height in pixels."""
+    0 = none, piece k = k + 1, and the number's digit height in pixels. On a `photo`, components that fade into the
+    paper (a shadow, a desk's grain) or lie on the printed lines found (`number_photo.photo_clutter`) are dropped,
+    and those near the frame or at the sheet's edge count as touching the frame."""
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         raise PreprocessError(NO_NUMBER)
@@ -168,14 +176,27 @@ def _pieces(mask: np.ndarray, strength: np.ndarray) -> tuple[list[Piece], np.nda
     sizes = stops[keep] - starts[keep]
     typical = _typical_height(sizes[:, 0])  # an underline, a line struck through: no part of one digit
     keep = keep[~((sizes[:, 0] < FLAT_HEIGHT * typical) & (sizes[:, 1] > FLAT_WIDTH * typical))]
+    pixels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    if photo is not None:
+        keep = keep[~photo_clutter(labels, keep, pixels, strength, photo.lines)]
+        if keep.size == 0:
+            raise PreprocessError(NO_NUMBER)
     height = _digit_height(starts[keep], stops[keep], mass[keep])
-    touches = (starts[keep] == 0).any(axis=1) | (stops[keep] == np.array(mask.shape)).any(axis=1)
+    near = 0 if photo is None else round(FRAME_GAP * max(mask.shape))  # a photo's frame: a sliver of paper beyond
+    touches = (starts[keep] <= near).any(axis=1) | (stops[keep] >= np.array(mask.shape) - near).any(axis=1)
     sizes = stops[keep] - starts[keep]
     digit_sized = (sizes[:, 0] <= 1.5 * height) & (sizes[:, 1] <= 3 * height)  # a digit, or a touching pair
+    if photo is not None:  # on a photo, also at the sheet's edge; and a digit cropped tight is as tall as the others
+        touches |= np.isin(keep + 1, np.unique(labels[photo.edge]))
+        digit_sized &= sizes[:, 0] >= 0.5 * height
     if (~touches).any():  # the sheet's edge or the desk beyond it, unless the size of a digit (a tight crop)
         keep = keep[~touches | digit_sized]
         height = _digit_height(starts[keep], stops[keep], mass[keep])
-    pixels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    elif photo is not None:  # all at the frame: on a photo, a number cropped tight fills the frame with digits;
+        # the sheet's edge, the desk's or a shadow's cut by the threshold does not
+        extent = stops[keep].max(axis=0) - starts[keep].min(axis=0)
+        if not digit_sized.all() or extent.prod() < TIGHT_CROP * mask.size:
+            raise PreprocessError(NO_NUMBER)
     keep = np.concatenate([keep, _dots(pixels, starts, stops, mass, keep, height)[:MAX_PIECES - len(keep)]])
     _check_one_line(starts[keep, 0], stops[keep, 0], mass[keep])
     points = _points(pixels, starts, stops, keep, keep, height, commas=True)  # each a digit of its own: a mark
