@@ -43,14 +43,15 @@ class PhotoClutter:
     lines: np.ndarray
 
 
-def photo_strength(gray: np.ndarray) -> tuple[np.ndarray, bool, PhotoClutter | None]:
-    """Gray (H, W) -> the ink's strength (H, W), whether the sheet is even, and on a photo (None on an even sheet)
-    its clutter. On a photo, as for a single digit (`vision.ink.isolate_ink`): the strength is taken against paper
-    that follows a large shadow, is nothing beyond the sheet (the desk) and has its printed lines erased."""
+def photo_strength(gray: np.ndarray) -> tuple[np.ndarray, PhotoClutter | None]:
+    """Gray (H, W) -> the ink's strength (H, W) and, on a photo, its clutter (None on an even sheet: a scan or a
+    drawing app's canvas). On a photo, as for a single digit (`vision.ink.isolate_ink`): the strength is taken
+    against paper that follows a large shadow, is nothing beyond the sheet (the desk) and has its printed lines
+    erased."""
     paper = estimate_background(gray)
     strength, even = ink_strength(gray, paper)
     if even:
-        return strength, even, None
+        return strength, None
     shaded = shaded_strength(gray, paper)
     strength = strength if shaded is None else shaded
     desk = find_desk(paper, gray.shape) if paper.dark_ink else None
@@ -59,7 +60,7 @@ def photo_strength(gray: np.ndarray) -> tuple[np.ndarray, bool, PhotoClutter | N
         strength = np.where(desk.desk, 0.0, strength)
     lines = np.zeros(gray.shape, dtype=bool)
     strength = erase_lines(strength, ink_floor(strength, LEAST_CONTRAST), lines)
-    return strength, even, PhotoClutter(edge, lines)
+    return strength, PhotoClutter(edge, lines)
 
 
 def photo_clutter(labels: np.ndarray, components: np.ndarray, pixels: np.ndarray, strength: np.ndarray,
@@ -76,7 +77,7 @@ def photo_clutter(labels: np.ndarray, components: np.ndarray, pixels: np.ndarray
     stroke = min(max(EDGE_RING[1], round(stroke_width(kept))), EDGE_RING[2])
     ring = (distances > max(EDGE_RING[0], stroke // 2)) & (distances <= stroke)
     index = components + 1
-    inside = np.asarray(ndimage.median(strength, np.where(kept, labels, 0), index), dtype=np.float64)
+    inside = np.asarray(ndimage.median(strength, labels, index), dtype=np.float64)
     around = np.asarray(ndimage.median(strength, np.where(ring, labels[rows, cols], 0), index), dtype=np.float64)
     around = np.where(np.isnan(around), 0.0, around)  # no paper around it in the frame
     return on_lines | (inside < EDGE_CONTRAST * np.maximum(around, 1e-6))

@@ -85,7 +85,8 @@ def segment_number(image: Image.Image, classify: Classify | None = None) -> list
     if gray.size == 0 or gray.min() == gray.max():
         raise PreprocessError(NO_NUMBER)
     scale = max(file_size(image)) / max(gray.shape)  # the work copy may be shrunk: boxes are in the file's pixels
-    strength, even, photo = photo_strength(gray)
+    strength, photo = photo_strength(gray)
+    even = photo is None  # a scan or a drawing app's canvas
     threshold = ink_threshold(strength, even, least=None if even else LEAST_CONTRAST)
     sample = strength[::4, ::4]
     noise = NOISE_SIGMAS * 1.4826 * float(np.median(np.abs(sample - np.median(sample))))  # the paper's, as in `ink`
